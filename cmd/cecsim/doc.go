@@ -1,0 +1,8 @@
+// Command cecsim runs the CEC simulator (package poller/cec/cecsim) as a
+// standalone server on loopback with a lively default workload, and prints
+// the base URL, the test credentials and the paths to use.
+//
+//	go run ./cmd/cecsim -addr 127.0.0.1:8090 -agents 200 -seed 1 -auth dynamic
+//
+// It stops on SIGINT or SIGTERM.
+package main

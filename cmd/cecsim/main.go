@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// run parses args, starts the simulator and serves until ctx ends. ready, if
+// non-nil, receives the simulator once it listens (tests use it).
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	return runWith(ctx, args, stdout, nil)
+}
+
+func runWith(ctx context.Context, args []string, stdout io.Writer, ready func(*cecsim.Sim)) error {
+	fs := flag.NewFlagSet("cecsim", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	addr := fs.String("addr", "127.0.0.1:8090", "listen address")
+	agents := fs.Int("agents", 200, "roster size")
+	seed := fs.Int64("seed", 1, "workload seed")
+	auth := fs.String("auth", "dynamic", "gateway auth mode: static or dynamic")
+	perVDN := fs.Int("agents-per-vdn", 0, "agents per VDN (0 = one VDN)")
+	hold := fs.Duration("long-poll-hold", 10*time.Second, "hold of an empty event poll")
+	noPoll := fs.Duration("no-poll-timeout", 120*time.Second, "session reaped after this long without a request")
+	guidInterval := fs.Duration("guid-interval", 60*time.Second, "dynamic GUID rotation period")
+	guidTimeout := fs.Duration("guid-timeout", 120*time.Second, "validity of a superseded GUID")
+	calls := fs.Float64("calls-per-agent-hour", 30, "call arrivals per signed-in agent per hour")
+	noWorkload := fs.Bool("static-world", false, "disable the workload (world changes only by scripts)")
+	loose := fs.Bool("loose-types", false, "randomly swap numbers and strings where the vendor is loose")
+	debug := fs.Bool("debug", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: level}))
+
+	cfg := cecsim.Config{
+		Seed: *seed, Agents: *agents, AgentsPerVDN: *perVDN, Addr: *addr,
+		LongPollHold: *hold, NoPollTimeout: *noPoll,
+		GUIDInterval: *guidInterval, GUIDTimeout: *guidTimeout,
+		LooseTypes: *loose, Logger: log,
+		Workload: cecsim.Workload{
+			Enabled:                 !*noWorkload,
+			CallsPerAgentHour:       *calls,
+			SignInOutPerHour:        float64(*agents) * 2,
+			SoftphoneChangesPerHour: float64(*agents) / 2,
+			PhoneFlapsPerHour:       float64(*agents) / 2,
+			RosterChangesPerHour:    60,
+		},
+	}
+	switch *auth {
+	case "dynamic":
+		cfg.AuthMode = cecsim.AuthDynamic
+	case "static":
+		cfg.AuthMode = cecsim.AuthStatic
+	default:
+		return fmt.Errorf("cecsim: -auth must be static or dynamic, not %q", *auth)
+	}
+	sim, err := cecsim.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := sim.Start(ctx); err != nil {
+		return err
+	}
+	first := 1001
+	log.Info("cecsim ready",
+		"url", sim.URL(),
+		"app_key", "app-key", "app_secret", "app-secret", // test values, printed on purpose
+		"agent_password", "agent-pass",
+		"agents", fmt.Sprintf("%d..%d", first, first+*agents-1),
+		"auth", *auth)
+	log.Info("paths",
+		"token", "POST /apigovernance/api/oauth/tokenByAkSk",
+		"fabric", "/apiaccess/CC-Management/v1/queryAgentInfo, /apiaccess/CC-Management/v2/mobileAgent/queryPhone, /apiaccess/rest/CC-Management/v1/queryAgentInfoByAccount",
+		"gateway", "/agentgateway/resource/{onlineagent,agentevent,calldata}/...",
+		"control", "/cecsim/{truth,faults,script,revoke-tokens,kick/{id},invalidate-guid/{id},counters,agents/{workNo},phones}")
+	if ready != nil {
+		ready(sim)
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	return sim.Close()
+}

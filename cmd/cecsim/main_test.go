@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+)
+
+// syncBuffer lets the test read the log while run writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRunServesAndStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	ready := make(chan *cecsim.Sim, 1)
+	errc := make(chan error, 1)
+	go func() {
+		errc <- runWith(ctx, []string{"-addr", "127.0.0.1:0", "-agents", "20", "-auth", "static"}, &out,
+			func(s *cecsim.Sim) { ready <- s })
+	}()
+	var sim *cecsim.Sim
+	select {
+	case sim = <-ready:
+	case err := <-errc:
+		t.Fatalf("run returned early: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("simulator never became ready")
+	}
+	resp, err := http.Post(sim.URL()+"/apigovernance/api/oauth/tokenByAkSk", "application/json",
+		strings.NewReader(`{"app_key":"app-key","app_secret":"app-secret"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("token: %d", resp.StatusCode)
+	}
+	for _, want := range []string{sim.URL(), "app_key=app-key", "/cecsim/"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("startup log lacks %q:\n%s", want, out.String())
+		}
+	}
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Errorf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop after cancel")
+	}
+}
+
+func TestRunRejectsBadAuth(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-auth", "maybe"}, &out); err == nil {
+		t.Error("run accepted -auth maybe")
+	}
+}

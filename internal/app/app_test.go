@@ -1,0 +1,440 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cecbridge/cecbridge/configs"
+	"github.com/cecbridge/cecbridge/internal/app"
+	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/schemas"
+	"github.com/cecbridge/cecbridge/schemas/schematest"
+)
+
+const tenant = "acme"
+
+// stored is one event as JetStream holds it.
+type stored struct {
+	seq     uint64
+	subject string
+	ev      schemas.Event
+	body    []byte
+}
+
+// streamReader follows CEC_EVENTS from the start with an ordered consumer.
+type streamReader struct {
+	mu     sync.Mutex
+	events []stored
+}
+
+func readStream(t *testing.T, js jetstream.JetStream) *streamReader {
+	t.Helper()
+	r := &streamReader{}
+	ctx := t.Context()
+	var cons jetstream.Consumer
+	eventually(t, "the events stream", func() bool {
+		c, err := js.OrderedConsumer(ctx, "CEC_EVENTS", jetstream.OrderedConsumerConfig{})
+		cons = c
+		return err == nil
+	})
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		md, err := m.Metadata()
+		if err != nil {
+			return
+		}
+		var ev schemas.Event
+		if err := json.Unmarshal(m.Data(), &ev); err != nil {
+			t.Errorf("undecodable event on %s: %v", m.Subject(), err)
+			return
+		}
+		r.mu.Lock()
+		r.events = append(r.events, stored{seq: md.Sequence.Stream, subject: m.Subject(), ev: ev, body: slices.Clone(m.Data())})
+		r.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cc.Stop)
+	return r
+}
+
+func (r *streamReader) on(subject string) []stored {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []stored
+	for _, s := range r.events {
+		if s.subject == subject {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (r *streamReader) all() []stored {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
+func (r *streamReader) calls(t *testing.T, workNo int) [][]string {
+	t.Helper()
+	var out [][]string
+	for _, s := range r.on(schemas.AgentCallsSubject(tenant, workNo)) {
+		var ch schemas.Change[schemas.AgentCalls]
+		if err := json.Unmarshal(s.ev.Data, &ch); err != nil {
+			t.Fatal(err)
+		}
+		if ch.After == nil {
+			out = append(out, nil)
+		} else {
+			out = append(out, ch.After.CallIDs)
+		}
+	}
+	return out
+}
+
+func (r *streamReader) visibility(t *testing.T, state, scope string) int {
+	n := 0
+	for _, s := range r.on(schemas.BridgeSubject(tenant, schemas.BridgeVisibility)) {
+		var v schemas.Visibility
+		if err := json.Unmarshal(s.ev.Data, &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.State == state && v.Scope == scope {
+			n++
+		}
+	}
+	return n
+}
+
+// checkHistory validates every event and checks the per-subject rules: seq
+// from 1 with no holes or repeats, prev_id chained, no event ID twice.
+func (r *streamReader) checkHistory(t *testing.T) {
+	t.Helper()
+	seen := map[string]bool{}
+	last := map[string]schemas.Event{}
+	lastSeq := map[string]uint64{}
+	for _, s := range r.all() {
+		schematest.ValidateEvent(t, s.body)
+		if seen[s.ev.ID] {
+			t.Errorf("event %s stored twice", s.ev.ID)
+		}
+		seen[s.ev.ID] = true
+		var d struct {
+			Seq    uint64 `json:"seq"`
+			PrevID string `json:"prev_id"`
+		}
+		if err := json.Unmarshal(s.ev.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		if d.Seq != lastSeq[s.subject]+1 {
+			t.Errorf("%s: seq %d after %d", s.subject, d.Seq, lastSeq[s.subject])
+		}
+		if prev, ok := last[s.subject]; ok && d.PrevID != prev.ID {
+			t.Errorf("%s seq %d: prev_id %s, want %s", s.subject, d.Seq, d.PrevID, prev.ID)
+		}
+		lastSeq[s.subject], last[s.subject] = d.Seq, s.ev
+	}
+}
+
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type env struct {
+	srv    *natstest.Server
+	sim    *cecsim.Sim
+	cfg    configs.Bridge
+	js     jetstream.JetStream
+	nc     *nats.Conn
+	events *streamReader
+}
+
+func newEnv(t *testing.T, agents int) *env {
+	t.Helper()
+	srv := natstest.RunServer(t)
+	sim, err := cecsim.New(cecsim.Config{
+		Agents:        agents,
+		LongPollHold:  100 * time.Millisecond,
+		GUIDInterval:  500 * time.Millisecond,
+		GUIDTimeout:   2 * time.Second,
+		NoPollTimeout: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start(context.WithoutCancel(t.Context())); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	cfg := configs.WithDefaults(configs.Bridge{
+		NATS: configs.NATS{URLs: []string{srv.URL()}, ReconnectWait: 50 * time.Millisecond},
+		Tenants: []configs.Tenant{{
+			Name: tenant, FabricURL: sim.URL(), GatewayURL: sim.URL(),
+			AppKey: "app-key", AppSecret: "app-secret",
+			Timeout:  2 * time.Second,
+			Monitors: []configs.Monitor{{AgentID: 1001, Password: "agent-pass"}},
+			Intervals: configs.Intervals{
+				Calls: 50 * time.Millisecond, Idle: 200 * time.Millisecond,
+				Roster: 100 * time.Millisecond, Phones: 100 * time.Millisecond, Heartbeat: 500 * time.Millisecond,
+			},
+		}},
+	})
+	nc := srv.Connect(t)
+	js := natstest.JetStream(t, nc)
+	e := &env{srv: srv, sim: sim, cfg: cfg, js: js, nc: nc}
+	return e
+}
+
+// start runs a bridge on its own connection until the returned stop is
+// called (or the test ends).
+func (e *env) start(t *testing.T) (stop func()) {
+	t.Helper()
+	nc := e.srv.Connect(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Serve(ctx, e.cfg, nc, slog.New(slog.DiscardHandler)) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("bridge: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func (e *env) waitSnapshots(t *testing.T) {
+	t.Helper()
+	eventually(t, "snapshots of every agent", func() bool {
+		for _, w := range e.sim.Agents() {
+			if len(e.events.on(schemas.AgentCallsSubject(tenant, w))) == 0 ||
+				len(e.events.on(schemas.AgentSoftphoneSubject(tenant, w))) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// Scripted changes come out as exactly the expected events, in order; the
+// injected faults produce visibility events and no false event; a NATS
+// restart mid-run loses and doubles nothing; lookups agree with the truth.
+func TestBridgeEndToEnd(t *testing.T) {
+	e := newEnv(t, 12)
+	e.start(t)
+	e.events = readStream(t, e.js)
+	e.waitSnapshots(t)
+
+	// Scripted calls.
+	id1, err := e.sim.StartCall(1003)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "call 1 seen", func() bool { return len(e.events.calls(t, 1003)) == 2 })
+	id2, err := e.sim.StartCall(1003)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "call 2 seen", func() bool { return len(e.events.calls(t, 1003)) == 3 })
+	if err := e.sim.EndCall(1003, id1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "call 1 ended", func() bool { return len(e.events.calls(t, 1003)) == 4 })
+	both := []string{id1, id2}
+	slices.Sort(both)
+	want := [][]string{{}, {id1}, both, {id2}}
+	if got := e.events.calls(t, 1003); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("agent 1003 calls history = %v, want %v", got, want)
+	}
+
+	// Lookups answer from the state view, consistent with the stream.
+	last := e.events.on(schemas.AgentCallsSubject(tenant, 1003))
+	var resp schemas.AgentCallsResponse
+	lookup(t, e.nc, "cec.lookup."+tenant+".agent.calls", schemas.AgentCallsRequest{
+		WorkNo: 1003, ReadOptions: schemas.ReadOptions{MinSeq: last[len(last)-1].seq},
+	}, &resp)
+	if !slices.Equal(resp.CallIDs, []string{id2}) || resp.Seq != 4 {
+		t.Fatalf("lookup answered %+v, want [%s] at seq 4", resp, id2)
+	}
+
+	// Faults: no false event; visibility lost and restored.
+	callsBefore := len(e.events.calls(t, 1003))
+	for _, f := range []cecsim.Fault{
+		{Endpoint: "allcallinfoEx", Kind: cecsim.FaultHTTPStatus, Status: 502},
+		{Endpoint: "allcallinfoEx", Kind: cecsim.FaultGarbled},
+	} {
+		lost := e.events.visibility(t, schemas.VisibilityLost, schemas.ScopeCalls)
+		restored := e.events.visibility(t, schemas.VisibilityRestored, schemas.ScopeCalls)
+		e.sim.Inject(f)
+		eventually(t, "visibility lost", func() bool { return e.events.visibility(t, schemas.VisibilityLost, schemas.ScopeCalls) > lost })
+		e.sim.ClearFaults()
+		eventually(t, "visibility restored", func() bool {
+			return e.events.visibility(t, schemas.VisibilityRestored, schemas.ScopeCalls) > restored
+		})
+	}
+	// A kicked-out session signs in again by itself (it may be back before
+	// any poll noticed, so visibility events are not required here) and a
+	// token revoked behind the bridge's back is replaced.
+	e.sim.KickOut(1001)
+	e.sim.RevokeTokens()
+	softphoneBefore := len(e.events.on(schemas.AgentSoftphoneSubject(tenant, 1004)))
+	if err := e.sim.SetSoftphone(1004, "99990001", "acct-new"); err != nil {
+		t.Fatal(err)
+	}
+	idK, err := e.sim.StartCall(1006)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "changes seen after kick-out and token revocation", func() bool {
+		c := e.events.calls(t, 1006)
+		return len(e.events.on(schemas.AgentSoftphoneSubject(tenant, 1004))) == softphoneBefore+1 &&
+			len(c) == 2 && slices.Equal(c[1], []string{idK})
+	})
+	eventually(t, "every agent visible again", func() bool {
+		return e.events.visibility(t, schemas.VisibilityRestored, schemas.ScopeCalls) == e.events.visibility(t, schemas.VisibilityLost, schemas.ScopeCalls)
+	})
+	if got := len(e.events.calls(t, 1003)); got != callsBefore {
+		t.Fatalf("faults produced %d call events for 1003", got-callsBefore)
+	}
+
+	// A NATS server restart mid-run: changes made while it is down arrive
+	// exactly once, in order.
+	e.srv.Shutdown()
+	id3, err := e.sim.StartCall(1005)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.SetPhoneStatus(e.sim.Phones()[2].PhoneNum, 1); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Start()
+	eventually(t, "changes made during the outage", func() bool {
+		c := e.events.calls(t, 1005)
+		return len(c) == 2 && slices.Equal(c[1], []string{id3})
+	})
+	if err := e.sim.EndCall(1005, id3); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the call ending after the outage", func() bool { return len(e.events.calls(t, 1005)) == 3 })
+
+	// Nothing false anywhere: every call event matches the truth.
+	truth := map[string]bool{}
+	for _, c := range e.sim.Truth(0) {
+		if c.Kind == cecsim.KindCallAdded || c.Kind == cecsim.KindCallRemoved {
+			truth[fmt.Sprintf("%s %d %s", c.Kind, c.WorkNo, c.CallID)] = true
+		}
+	}
+	for _, s := range e.events.all() {
+		if s.ev.Type != schemas.TypeAgentCalls {
+			continue
+		}
+		var ch schemas.Change[schemas.AgentCalls]
+		_ = json.Unmarshal(s.ev.Data, &ch)
+		if ch.Op == schemas.OpSnapshot {
+			continue
+		}
+		var before, after []string
+		if ch.Before != nil {
+			before = ch.Before.CallIDs
+		}
+		if ch.After != nil {
+			after = ch.After.CallIDs
+		}
+		for _, id := range after {
+			if !slices.Contains(before, id) && !truth[fmt.Sprintf("%s %d %s", cecsim.KindCallAdded, ch.Key.WorkNo, id)] {
+				t.Errorf("false call start %s on %d", id, ch.Key.WorkNo)
+			}
+		}
+		for _, id := range before {
+			if !slices.Contains(after, id) && !truth[fmt.Sprintf("%s %d %s", cecsim.KindCallRemoved, ch.Key.WorkNo, id)] {
+				t.Errorf("false call end %s on %d", id, ch.Key.WorkNo)
+			}
+		}
+	}
+	e.events.checkHistory(t)
+}
+
+// A bridge restarted on an existing stream re-announces nothing that did
+// not change and continues every sequence.
+func TestRestartEmitsOnlyRealChanges(t *testing.T) {
+	e := newEnv(t, 8)
+	stop := e.start(t)
+	e.events = readStream(t, e.js)
+	e.waitSnapshots(t)
+	eventually(t, "phones", func() bool {
+		for _, p := range e.sim.Phones() {
+			if len(e.events.on(schemas.PhoneStateSubject(tenant, p.PhoneNum))) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	stop()
+	before := len(e.events.all())
+	id, err := e.sim.StartCall(1002)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.start(t)
+	eventually(t, "the call made while the bridge was down", func() bool { return len(e.events.calls(t, 1002)) == 2 })
+	eventually(t, "a heartbeat from the new bridge", func() bool {
+		n := 0
+		for _, s := range e.events.all()[before:] {
+			if s.ev.Type == schemas.TypeBridgeHeartbeat {
+				n++
+			}
+		}
+		return n >= 2
+	})
+	for _, s := range e.events.all()[before:] {
+		if s.ev.Type == schemas.TypeBridgeHeartbeat || s.ev.Type == schemas.TypeBridgeVisibility {
+			continue
+		}
+		if s.subject != schemas.AgentCallsSubject(tenant, 1002) {
+			t.Errorf("restart re-announced %s", s.subject)
+		}
+	}
+	if got := e.events.calls(t, 1002); !slices.Equal(got[1], []string{id}) {
+		t.Fatalf("after restart: %v", got)
+	}
+	e.events.checkHistory(t)
+}
+
+func lookup(t *testing.T, nc *nats.Conn, subject string, req, resp any) {
+	t.Helper()
+	data, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := nc.Request(subject, data, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := msg.Header.Get("Nats-Service-Error-Code"); code != "" {
+		t.Fatalf("lookup %s: error %s %s", subject, code, msg.Header.Get("Nats-Service-Error"))
+	}
+	if err := json.Unmarshal(msg.Data, resp); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,135 @@
+// Package natstest runs an embedded nats-server with JetStream for tests:
+// random port, store in t.TempDir(), no logging, no signal handlers, and a
+// Restart that comes back on the same port and store directory so that
+// clients with reconnect enabled find it again.
+//
+//	s := natstest.RunServer(t)
+//	nc := s.Connect(t)          // closed at test end
+//	js := natstest.JetStream(t, nc)
+//	s.Restart()                 // same port, same store dir
+package natstest
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Option adjusts the server options before the first start.
+type Option func(*server.Options)
+
+// WithOptions lets a test change any server option (for example
+// SyncAlways or MaxPayload).
+func WithOptions(f func(*server.Options)) Option { return Option(f) }
+
+// Server is a running embedded server. Its methods fail the test on error.
+type Server struct {
+	t    testing.TB
+	opts server.Options
+	srv  *server.Server
+}
+
+// RunServer starts a JetStream-enabled server and shuts it down at the end
+// of the test.
+func RunServer(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	o := server.Options{
+		Host:      "127.0.0.1",
+		Port:      -1,
+		JetStream: true,
+		StoreDir:  t.TempDir(),
+		NoLog:     true,
+		NoSigs:    true,
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	s := &Server{t: t, opts: o}
+	s.start()
+	// Pin the chosen port so that Restart comes back where clients expect it.
+	s.opts.Port = s.srv.Addr().(*net.TCPAddr).Port
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+func (s *Server) start() {
+	s.t.Helper()
+	o := s.opts // the server keeps a pointer; give each run its own copy
+	srv, err := server.NewServer(&o)
+	if err != nil {
+		s.t.Fatalf("natstest: new server: %v", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		s.t.Fatalf("natstest: server not ready")
+	}
+	s.srv = srv
+}
+
+// URL is the client URL of the server.
+func (s *Server) URL() string { return s.srv.ClientURL() }
+
+// StoreDir is the JetStream store directory, kept across restarts.
+func (s *Server) StoreDir() string { return s.opts.StoreDir }
+
+// Server returns the underlying server (for example to inspect JetStream).
+func (s *Server) Server() *server.Server { return s.srv }
+
+// Shutdown stops the server and waits for it. Calling it twice is fine.
+func (s *Server) Shutdown() {
+	if s.srv == nil {
+		return
+	}
+	s.srv.Shutdown()
+	s.srv.WaitForShutdown()
+	s.srv = nil
+}
+
+// Restart shuts the server down (if running) and starts it again on the
+// same port with the same store directory.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Shutdown()
+	s.start()
+}
+
+// Start starts a stopped server again (see Shutdown); same as Restart.
+func (s *Server) Start() {
+	s.t.Helper()
+	if s.srv == nil {
+		s.start()
+	}
+}
+
+// Connect opens a client connection that reconnects forever with a short
+// wait, so that it survives Restart, and closes it at the end of the test.
+// Extra options are applied after those defaults.
+func (s *Server) Connect(t testing.TB, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	base := []nats.Option{
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(50 * time.Millisecond),
+		nats.ReconnectJitter(0, 0),
+	}
+	nc, err := nats.Connect(s.URL(), append(base, opts...)...)
+	if err != nil {
+		t.Fatalf("natstest: connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// JetStream returns a JetStream context on nc.
+func JetStream(t testing.TB, nc *nats.Conn, opts ...jetstream.JetStreamOpt) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(nc, opts...)
+	if err != nil {
+		t.Fatalf("natstest: jetstream: %v", err)
+	}
+	return js
+}

@@ -1,0 +1,204 @@
+package cecsim
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// ErrInvalidConfig wraps every validation failure reported by [New].
+var ErrInvalidConfig = errors.New("cecsim: invalid config")
+
+// AuthMode selects the CC-Gateway authentication mode (AUTHMODE).
+type AuthMode int
+
+// The gateway authentication modes. Dynamic is the vendor default.
+const (
+	AuthDynamic AuthMode = iota // GUID rotates every GUIDInterval
+	AuthStatic                  // GUID fixed for the whole session
+)
+
+// NoCallMode selects what allcallinfoEx answers for an agent without calls,
+// a point the vendor documents nowhere.
+type NoCallMode int
+
+// The no-call answers.
+const (
+	NoCallEmpty NoCallMode = iota // retcode "0", result []
+	NoCallOmit                    // retcode "0", no result key
+	NoCallError                   // retcode NoCallCode, no result key
+)
+
+// EmptyPollMode selects the body of a long poll that ended without an event.
+type EmptyPollMode int
+
+// The empty-poll bodies.
+const (
+	EmptyPollAbsent      EmptyPollMode = iota // no "event" key
+	EmptyPollNull                             // "event": null
+	EmptyPollEmptyObject                      // "event": {}
+)
+
+// Config describes the simulated tenant. The zero value of every field means
+// its documented default.
+type Config struct {
+	Seed         int64 // deterministic workload and roster for a given seed (default 1)
+	Agents       int   // roster size (default 200)
+	FirstWorkNo  int   // first agent ID (default 1001)
+	AgentsPerVDN int   // 0 = all agents in VDN 1, else consecutive blocks of this size
+
+	AppKey        string // default "app-key"
+	AppSecret     string // default "app-secret"
+	AgentPassword string // password every agent signs in with (default "agent-pass")
+
+	AuthMode     AuthMode
+	GUIDInterval time.Duration // dynamic rotation period (default 60s)
+	GUIDTimeout  time.Duration // validity of a superseded GUID after rotation (default 120s)
+
+	NoPollTimeout time.Duration // session signed out after this long without a request (default 120s)
+	LongPollHold  time.Duration // how long an empty event poll is held (default 10s)
+
+	TokenDefaultLifetime time.Duration // when X-Token-Expire is absent (default 600s)
+	TokenMaxLifetime     time.Duration // cap for X-Token-Expire (default 3600s)
+
+	NoCallMode    NoCallMode
+	NoCallCode    string // retcode for NoCallError (default "900-002")
+	EmptyPollMode EmptyPollMode
+
+	ExpiredTokenStatus int    // HTTP status for a bad Bearer token (default 401)
+	ExpiredTokenBody   string // body for a bad Bearer token (default {"error":"token expired"})
+
+	LooseTypes  bool // randomly send numbers as strings and vice versa where the vendor is loose
+	FlatRegServ bool // queryPhone: regIPAddress/regPort directly under result, as in the seed example
+
+	Addr     string // listen address for Start (default "127.0.0.1:0")
+	Workload Workload
+	Logger   *slog.Logger // nil discards
+}
+
+// Workload is the random model that moves the world when Enabled. All rates
+// are per hour of wall time; all draws come from the seeded generator.
+type Workload struct {
+	Enabled bool
+	// SignedInShare is the share of agents signed in at start. Default 0.6
+	// with the workload on; with it off every agent starts signed in so that
+	// scripts can place calls at once.
+	SignedInShare           float64
+	CallsPerAgentHour       float64       // Poisson arrivals per signed-in agent (default 30)
+	MeanCallDuration        time.Duration // exponential (default 60s)
+	SignInOutPerHour        float64       // tenant-wide (default 120)
+	SoftphoneChangesPerHour float64       // tenant-wide (default 30)
+	PhoneFlapsPerHour       float64       // tenant-wide (default 60)
+	RosterChangesPerHour    float64       // tenant-wide (default 6)
+	MaxCallsPerAgent        int           // default 2
+}
+
+func (c Config) withDefaults() Config {
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.Agents == 0 {
+		c.Agents = 200
+	}
+	if c.FirstWorkNo == 0 {
+		c.FirstWorkNo = 1001
+	}
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defD := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.AppKey, "app-key")
+	def(&c.AppSecret, "app-secret")
+	def(&c.AgentPassword, "agent-pass")
+	def(&c.NoCallCode, "900-002")
+	def(&c.ExpiredTokenBody, `{"error":"token expired"}`)
+	def(&c.Addr, "127.0.0.1:0")
+	defD(&c.GUIDInterval, 60*time.Second)
+	defD(&c.GUIDTimeout, 120*time.Second)
+	defD(&c.NoPollTimeout, 120*time.Second)
+	defD(&c.LongPollHold, 10*time.Second)
+	defD(&c.TokenDefaultLifetime, 600*time.Second)
+	defD(&c.TokenMaxLifetime, 3600*time.Second)
+	if c.ExpiredTokenStatus == 0 {
+		c.ExpiredTokenStatus = 401
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	w := &c.Workload
+	if w.SignedInShare == 0 {
+		if w.Enabled {
+			w.SignedInShare = 0.6
+		} else {
+			w.SignedInShare = 1
+		}
+	}
+	if w.CallsPerAgentHour == 0 {
+		w.CallsPerAgentHour = 30
+	}
+	defD(&w.MeanCallDuration, 60*time.Second)
+	if w.SignInOutPerHour == 0 {
+		w.SignInOutPerHour = 120
+	}
+	if w.SoftphoneChangesPerHour == 0 {
+		w.SoftphoneChangesPerHour = 30
+	}
+	if w.PhoneFlapsPerHour == 0 {
+		w.PhoneFlapsPerHour = 60
+	}
+	if w.RosterChangesPerHour == 0 {
+		w.RosterChangesPerHour = 6
+	}
+	if w.MaxCallsPerAgent == 0 {
+		w.MaxCallsPerAgent = 2
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	bad := func(field, why string) error {
+		return fmt.Errorf("%w: %s %s", ErrInvalidConfig, field, why)
+	}
+	switch {
+	case c.Agents < 0:
+		return bad("Agents", "must not be negative")
+	case c.FirstWorkNo < 101 || c.FirstWorkNo+c.Agents-1 > 999999:
+		return bad("FirstWorkNo", "agent IDs must lie in 101..999999")
+	case c.AgentsPerVDN < 0:
+		return bad("AgentsPerVDN", "must not be negative")
+	case c.AuthMode != AuthDynamic && c.AuthMode != AuthStatic:
+		return bad("AuthMode", "unknown")
+	case c.GUIDInterval < 0 || c.GUIDTimeout < 0 || c.NoPollTimeout < 0 || c.LongPollHold < 0:
+		return bad("timers", "must not be negative")
+	case c.AuthMode == AuthDynamic && c.GUIDInterval >= c.GUIDTimeout:
+		return bad("GUIDInterval", "must be shorter than GUIDTimeout")
+	case c.TokenDefaultLifetime <= 0 || c.TokenMaxLifetime < time.Second:
+		return bad("TokenMaxLifetime", "must be at least 1s")
+	case c.NoCallMode < NoCallEmpty || c.NoCallMode > NoCallError:
+		return bad("NoCallMode", "unknown")
+	case c.EmptyPollMode < EmptyPollAbsent || c.EmptyPollMode > EmptyPollEmptyObject:
+		return bad("EmptyPollMode", "unknown")
+	case c.ExpiredTokenStatus < 100 || c.ExpiredTokenStatus > 599:
+		return bad("ExpiredTokenStatus", "is not an HTTP status")
+	}
+	w := c.Workload
+	switch {
+	case w.SignedInShare < 0 || w.SignedInShare > 1:
+		return bad("Workload.SignedInShare", "must lie in 0..1")
+	case w.CallsPerAgentHour < 0 || w.SignInOutPerHour < 0 || w.SoftphoneChangesPerHour < 0 ||
+		w.PhoneFlapsPerHour < 0 || w.RosterChangesPerHour < 0:
+		return bad("Workload rates", "must not be negative")
+	case w.MeanCallDuration < 0:
+		return bad("Workload.MeanCallDuration", "must not be negative")
+	case w.MaxCallsPerAgent < 0:
+		return bad("Workload.MaxCallsPerAgent", "must not be negative")
+	}
+	return nil
+}

@@ -1,0 +1,481 @@
+package cecsim
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Errors returned by the scripting methods; match them with errors.Is.
+var (
+	ErrUnknownAgent = errors.New("cecsim: unknown agent")
+	ErrAgentExists  = errors.New("cecsim: agent already exists")
+	ErrNotSignedIn  = errors.New("cecsim: agent not signed in")
+	ErrCallLimit    = errors.New("cecsim: agent holds the maximum number of calls")
+	ErrUnknownCall  = errors.New("cecsim: unknown call")
+	ErrUnknownPhone = errors.New("cecsim: unknown phone")
+	ErrBadValue     = errors.New("cecsim: bad value")
+)
+
+// Change kinds recorded in the ground truth.
+const (
+	KindCallAdded    = "call_added"
+	KindCallRemoved  = "call_removed"
+	KindSoftphone    = "softphone"
+	KindPhoneStatus  = "phone_status"
+	KindAgentAdded   = "agent_added"
+	KindAgentRemoved = "agent_removed"
+	KindSignedIn     = "signed_in"
+	KindSignedOut    = "signed_out"
+	KindPhoneAdded   = "phone_added"
+	KindPhoneRemoved = "phone_removed"
+)
+
+// Change is one true change of the simulated world, recorded at the instant
+// the simulator applies it (from then on every API answer reflects it).
+// Softphone changes carry "sipAccount|accountCode" in Before/After, phone
+// status changes "0"/"1".
+type Change struct {
+	Seq      uint64    `json:"seq"`
+	At       time.Time `json:"at"`
+	Kind     string    `json:"kind"`
+	WorkNo   int       `json:"work_no,omitempty"`
+	PhoneNum string    `json:"phone_num,omitempty"`
+	CallID   string    `json:"call_id,omitempty"`
+	Before   string    `json:"before,omitempty"`
+	After    string    `json:"after,omitempty"`
+}
+
+// agent is one roster entry; kept small because a tenant may hold 60,000.
+type agent struct {
+	workNo      int32
+	vdn         int32
+	rosterIdx   int32 // position in world.roster
+	signedIdx   int32 // position in world.signed, -1 when signed out
+	sipAccount  string
+	accountCode string
+	calls       []string
+}
+
+type phone struct {
+	num    string
+	id     int64
+	status int8
+}
+
+type call struct {
+	id     string
+	workNo int32
+	caller int64
+	called int64
+	begin  time.Time
+}
+
+// AgentInfo is the current truth about one roster agent.
+type AgentInfo struct {
+	WorkNo      int      `json:"work_no"`
+	VDN         int      `json:"vdn"`
+	SignedIn    bool     `json:"signed_in"`
+	SIPAccount  string   `json:"sip_account"`
+	AccountCode string   `json:"account_code,omitempty"`
+	Calls       []string `json:"calls"`
+}
+
+// PhoneInfo is the current truth about one softphone number.
+type PhoneInfo struct {
+	PhoneNum string `json:"phone_num"`
+	ID       int64  `json:"id"`
+	Status   int    `json:"status"`
+}
+
+// All world mutators below run with s.mu held for writing.
+
+func (s *Sim) record(c Change) {
+	s.truthSeq++
+	c.Seq = s.truthSeq
+	c.At = time.Now()
+	s.truth = append(s.truth, c)
+}
+
+func (s *Sim) vdnOf(workNo int) int32 {
+	if s.cfg.AgentsPerVDN == 0 || workNo < s.cfg.FirstWorkNo {
+		return 1
+	}
+	return int32(1 + (workNo-s.cfg.FirstWorkNo)/s.cfg.AgentsPerVDN)
+}
+
+func defaultSIP(workNo int) string { return "8888" + strconv.Itoa(workNo) }
+
+// addAgentLocked inserts an agent; rec says whether to record truth (false
+// while building the initial world).
+func (s *Sim) addAgentLocked(workNo int, withAccount, signedIn, rec bool) *agent {
+	a := &agent{
+		workNo:     int32(workNo),
+		vdn:        s.vdnOf(workNo),
+		rosterIdx:  int32(len(s.roster)),
+		signedIdx:  -1,
+		sipAccount: defaultSIP(workNo),
+	}
+	if withAccount {
+		a.accountCode = "acct" + strconv.Itoa(workNo)
+		s.byAccount[a.accountCode] = a.workNo
+	}
+	s.agents[a.workNo] = a
+	s.roster = append(s.roster, a.workNo)
+	if workNo >= s.nextWorkNo {
+		s.nextWorkNo = workNo + 1
+	}
+	if rec {
+		s.record(Change{Kind: KindAgentAdded, WorkNo: workNo})
+	}
+	s.ensurePhoneLocked(a.sipAccount, rec)
+	if signedIn {
+		s.signInLocked(a, rec)
+	}
+	return a
+}
+
+func (s *Sim) ensurePhoneLocked(num string, rec bool) {
+	if _, ok := s.phones[num]; ok {
+		return
+	}
+	s.phoneSeq++
+	p := &phone{num: num, id: s.phoneSeq}
+	s.phones[num] = p
+	s.phoneList = append(s.phoneList, p)
+	if rec {
+		s.record(Change{Kind: KindPhoneAdded, PhoneNum: num, After: "0"})
+	}
+}
+
+func (s *Sim) removePhoneLocked(num string) {
+	p, ok := s.phones[num]
+	if !ok {
+		return
+	}
+	delete(s.phones, num)
+	// phoneList is ordered by id, so the position is found by binary search.
+	i, found := slices.BinarySearchFunc(s.phoneList, p.id, func(q *phone, id int64) int {
+		switch {
+		case q.id < id:
+			return -1
+		case q.id > id:
+			return 1
+		}
+		return 0
+	})
+	if found {
+		s.phoneList = slices.Delete(s.phoneList, i, i+1)
+	}
+	s.record(Change{Kind: KindPhoneRemoved, PhoneNum: num, Before: strconv.Itoa(int(p.status))})
+}
+
+func (s *Sim) signInLocked(a *agent, rec bool) {
+	if a.signedIdx >= 0 {
+		return
+	}
+	a.signedIdx = int32(len(s.signed))
+	s.signed = append(s.signed, a.workNo)
+	if rec {
+		s.record(Change{Kind: KindSignedIn, WorkNo: int(a.workNo)})
+	}
+}
+
+func (s *Sim) signOutLocked(a *agent) {
+	if a.signedIdx < 0 {
+		return
+	}
+	for len(a.calls) > 0 {
+		s.endCallLocked(a, a.calls[0])
+	}
+	last := s.signed[len(s.signed)-1]
+	s.signed[a.signedIdx] = last
+	s.agents[last].signedIdx = a.signedIdx
+	s.signed = s.signed[:len(s.signed)-1]
+	a.signedIdx = -1
+	s.record(Change{Kind: KindSignedOut, WorkNo: int(a.workNo)})
+}
+
+func (s *Sim) removeAgentLocked(a *agent) {
+	s.signOutLocked(a)
+	last := s.roster[len(s.roster)-1]
+	s.roster[a.rosterIdx] = last
+	s.agents[last].rosterIdx = a.rosterIdx
+	s.roster = s.roster[:len(s.roster)-1]
+	delete(s.agents, a.workNo)
+	if a.accountCode != "" && s.byAccount[a.accountCode] == a.workNo {
+		delete(s.byAccount, a.accountCode)
+	}
+	s.record(Change{Kind: KindAgentRemoved, WorkNo: int(a.workNo)})
+	// The agent's softphone number is released with it unless another agent
+	// is bound to it.
+	if !s.phoneBoundLocked(a.sipAccount) {
+		s.removePhoneLocked(a.sipAccount)
+	}
+}
+
+func (s *Sim) phoneBoundLocked(num string) bool {
+	for _, wn := range s.roster {
+		if s.agents[wn].sipAccount == num {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Sim) startCallLocked(a *agent) string {
+	s.callSeq++
+	id := strconv.FormatInt(time.Now().Unix(), 10) + "-" + strconv.FormatUint(s.callSeq, 10)
+	c := &call{
+		id:     id,
+		workNo: a.workNo,
+		caller: 13800000000 + int64(s.callSeq%100000000),
+		called: 4000000 + int64(a.workNo),
+		begin:  time.Now(),
+	}
+	s.calls[id] = c
+	a.calls = append(a.calls, id)
+	s.record(Change{Kind: KindCallAdded, WorkNo: int(a.workNo), CallID: id})
+	s.sessionCallEventLocked(a.workNo, c, true)
+	return id
+}
+
+func (s *Sim) endCallLocked(a *agent, id string) bool {
+	i := slices.Index(a.calls, id)
+	if i < 0 {
+		return false
+	}
+	a.calls = slices.Delete(a.calls, i, i+1)
+	if len(a.calls) == 0 {
+		a.calls = nil // release the backing array: most agents are idle
+	}
+	c := s.calls[id]
+	delete(s.calls, id)
+	s.record(Change{Kind: KindCallRemoved, WorkNo: int(a.workNo), CallID: id})
+	if c != nil {
+		s.sessionCallEventLocked(a.workNo, c, false)
+	}
+	return true
+}
+
+func (s *Sim) setSoftphoneLocked(a *agent, sip, acct string) {
+	before := a.sipAccount + "|" + a.accountCode
+	after := sip + "|" + acct
+	if before == after {
+		return
+	}
+	s.ensurePhoneLocked(sip, true)
+	if a.accountCode != "" && s.byAccount[a.accountCode] == a.workNo {
+		delete(s.byAccount, a.accountCode)
+	}
+	a.sipAccount, a.accountCode = sip, acct
+	if acct != "" {
+		s.byAccount[acct] = a.workNo
+	}
+	s.record(Change{Kind: KindSoftphone, WorkNo: int(a.workNo), Before: before, After: after})
+}
+
+func (s *Sim) setPhoneStatusLocked(p *phone, status int) {
+	if int(p.status) == status {
+		return
+	}
+	before := strconv.Itoa(int(p.status))
+	p.status = int8(status)
+	s.record(Change{Kind: KindPhoneStatus, PhoneNum: p.num, Before: before, After: strconv.Itoa(status)})
+}
+
+func (s *Sim) agentLocked(workNo int) (*agent, error) {
+	if workNo < 0 || workNo > 999999 {
+		return nil, fmt.Errorf("%w %d", ErrUnknownAgent, workNo)
+	}
+	a, ok := s.agents[int32(workNo)]
+	if !ok {
+		return nil, fmt.Errorf("%w %d", ErrUnknownAgent, workNo)
+	}
+	return a, nil
+}
+
+// StartCall gives a signed-in agent a new call and returns its ID
+// ("<unix>-<n>"). It fails with ErrNotSignedIn or ErrUnknownAgent; the
+// workload's MaxCallsPerAgent does not limit scripts.
+func (s *Sim) StartCall(workNo int) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := s.agentLocked(workNo)
+	if err != nil {
+		return "", err
+	}
+	if a.signedIdx < 0 {
+		return "", fmt.Errorf("%w: %d", ErrNotSignedIn, workNo)
+	}
+	return s.startCallLocked(a), nil
+}
+
+// EndCall ends one of the agent's calls; ErrUnknownCall if it holds no such call.
+func (s *Sim) EndCall(workNo int, callID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := s.agentLocked(workNo)
+	if err != nil {
+		return err
+	}
+	if !s.endCallLocked(a, callID) {
+		return fmt.Errorf("%w %q for agent %d", ErrUnknownCall, callID, workNo)
+	}
+	return nil
+}
+
+// SignIn signs the roster agent in (its modelled presence, not an API
+// session). Signing in an agent already signed in is a no-op.
+func (s *Sim) SignIn(workNo int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := s.agentLocked(workNo)
+	if err != nil {
+		return err
+	}
+	s.signInLocked(a, true)
+	return nil
+}
+
+// SignOut signs the roster agent out, ending its calls first.
+func (s *Sim) SignOut(workNo int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := s.agentLocked(workNo)
+	if err != nil {
+		return err
+	}
+	s.signOutLocked(a)
+	return nil
+}
+
+// SetSoftphone rebinds the agent's softphone number and business account. A
+// number not yet allocated is added to queryPhone's list; an empty
+// accountCode removes the account.
+func (s *Sim) SetSoftphone(workNo int, sipAccount, accountCode string) error {
+	if sipAccount == "" {
+		return fmt.Errorf("%w: empty sipAccount", ErrBadValue)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := s.agentLocked(workNo)
+	if err != nil {
+		return err
+	}
+	if other, ok := s.byAccount[accountCode]; ok && accountCode != "" && other != a.workNo {
+		return fmt.Errorf("%w: account code in use by agent %d", ErrBadValue, other)
+	}
+	s.setSoftphoneLocked(a, sipAccount, accountCode)
+	return nil
+}
+
+// SetPhoneStatus sets a softphone number's registration status (0
+// registered, 1 suspended).
+func (s *Sim) SetPhoneStatus(phoneNum string, status int) error {
+	if status != 0 && status != 1 {
+		return fmt.Errorf("%w: phone status %d", ErrBadValue, status)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.phones[phoneNum]
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownPhone, phoneNum)
+	}
+	s.setPhoneStatusLocked(p, status)
+	return nil
+}
+
+// AddAgent adds a signed-out agent with the default softphone
+// ("8888<workNo>") and account ("acct<workNo>").
+func (s *Sim) AddAgent(workNo int) error {
+	if workNo < 101 || workNo > 999999 {
+		return fmt.Errorf("%w: agent ID %d outside 101..999999", ErrBadValue, workNo)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.agents[int32(workNo)]; ok {
+		return fmt.Errorf("%w: %d", ErrAgentExists, workNo)
+	}
+	s.addAgentLocked(workNo, true, false, true)
+	return nil
+}
+
+// RemoveAgent removes the agent (signing it out and ending its calls) and
+// releases its softphone number unless another agent is bound to it.
+func (s *Sim) RemoveAgent(workNo int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, err := s.agentLocked(workNo)
+	if err != nil {
+		return err
+	}
+	s.removeAgentLocked(a)
+	return nil
+}
+
+// AgentCalls returns the agent's current call IDs, sorted (nil if none or
+// unknown).
+func (s *Sim) AgentCalls(workNo int) []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a, err := s.agentLocked(workNo)
+	if err != nil || len(a.calls) == 0 {
+		return nil
+	}
+	out := slices.Clone(a.calls)
+	slices.Sort(out)
+	return out
+}
+
+// Agents returns the work numbers of the current roster, sorted.
+func (s *Sim) Agents() []int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]int, len(s.roster))
+	for i, wn := range s.roster {
+		out[i] = int(wn)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Agent returns the current truth about one agent.
+func (s *Sim) Agent(workNo int) (AgentInfo, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a, err := s.agentLocked(workNo)
+	if err != nil {
+		return AgentInfo{}, false
+	}
+	calls := slices.Clone(a.calls)
+	slices.Sort(calls)
+	return AgentInfo{
+		WorkNo: int(a.workNo), VDN: int(a.vdn), SignedIn: a.signedIdx >= 0,
+		SIPAccount: a.sipAccount, AccountCode: a.accountCode, Calls: calls,
+	}, true
+}
+
+// Phones returns every allocated softphone number in queryPhone order.
+func (s *Sim) Phones() []PhoneInfo {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]PhoneInfo, len(s.phoneList))
+	for i, p := range s.phoneList {
+		out[i] = PhoneInfo{PhoneNum: p.num, ID: p.id, Status: int(p.status)}
+	}
+	return out
+}
+
+// Truth returns the recorded changes with Seq greater than sinceSeq.
+func (s *Sim) Truth(sinceSeq uint64) []Change {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	// Seq n sits at index n-1.
+	if sinceSeq >= uint64(len(s.truth)) {
+		return nil
+	}
+	return slices.Clone(s.truth[sinceSeq:])
+}

@@ -1,0 +1,155 @@
+package cec
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Error classes. Every error the client returns for a vendor interaction is
+// an *Error whose Unwrap yields exactly one of these.
+var (
+	// ErrUnauthorized: the API Fabric refused the token (HTTP 401/403) even
+	// after one renewal, or tokenByAkSk refused the app credentials.
+	ErrUnauthorized = errors.New("cec: unauthorized")
+	// ErrSessionLost: the CC-Gateway no longer recognises the session (GUID
+	// expired or superseded, agent signed out, DR switchover). The session
+	// signs in again by itself; the failed query must not be read as an answer.
+	ErrSessionLost = errors.New("cec: gateway session lost")
+	// ErrRateLimited: HTTP 429 from the API Fabric or retcode 000-007 from the
+	// CC-Gateway. Error.RetryAfter carries the server's hint when it gave one.
+	ErrRateLimited = errors.New("cec: rate limited")
+	// ErrBadResponse: the body was garbled, truncated, oversized or not the
+	// expected shape.
+	ErrBadResponse = errors.New("cec: bad response")
+	// ErrUpstream: HTTP 5xx, a network failure or a per-request timeout.
+	ErrUpstream = errors.New("cec: upstream failure")
+	// ErrNotFound: the vendor answered that the requested entity does not exist.
+	ErrNotFound = errors.New("cec: not found")
+	// ErrPageDrift: a paginated walk saw the data set change under it, so
+	// the pages do not add up to one consistent snapshot.
+	ErrPageDrift = errors.New("cec: pagination drift")
+	// ErrVendor: any other vendor return code.
+	ErrVendor = errors.New("cec: vendor error")
+	// ErrNotReady: the gateway session is not signed in at the moment. It
+	// also matches ErrSessionLost, since callers handle both alike.
+	ErrNotReady error = &aliasError{msg: "cec: gateway session not ready", alias: ErrSessionLost}
+)
+
+// aliasError is a sentinel that also reports itself as another sentinel.
+type aliasError struct {
+	msg   string
+	alias error
+}
+
+func (e *aliasError) Error() string        { return e.msg }
+func (e *aliasError) Is(target error) bool { return target == e.alias }
+
+// Error describes one failed vendor interaction. Its text never contains
+// credentials, tokens or GUIDs; Excerpt is scrubbed of them too.
+type Error struct {
+	Endpoint   string        // interface name, e.g. "allcallinfoEx"
+	HTTPStatus int           // 0 when no response arrived
+	Code       string        // vendor return code (retCode, returnCode or retcode)
+	Message    string        // vendor message, scrubbed
+	Excerpt    string        // at most 200 bytes of the body, scrubbed
+	RetryAfter time.Duration // server hint on throttling, 0 if none
+	Err        error         // the class sentinel
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("cec: ")
+	b.WriteString(e.Endpoint)
+	if e.HTTPStatus != 0 {
+		b.WriteString(": HTTP ")
+		b.WriteString(strconv.Itoa(e.HTTPStatus))
+	}
+	if e.Code != "" {
+		b.WriteString(": code ")
+		b.WriteString(e.Code)
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	if e.Err != nil {
+		b.WriteString(" (")
+		b.WriteString(strings.TrimPrefix(e.Err.Error(), "cec: "))
+		b.WriteString(")")
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, " retry after %s", e.RetryAfter)
+	}
+	return b.String()
+}
+
+// Unwrap returns the class sentinel.
+func (e *Error) Unwrap() error { return e.Err }
+
+// retryableCodes are gateway codes that describe a transient condition
+// (failover, internal exception, DR recovery in progress).
+var retryableCodes = map[string]bool{
+	"000-004": true, "100-003": true, "100-007": true,
+	"105-001": true, "105-002": true, "105-003": true, "105-004": true,
+}
+
+// Retryable reports whether repeating the same request later may succeed
+// without anyone changing configuration. Context cancellation is not
+// retryable; neither are not-found answers or refused credentials.
+func Retryable(err error) bool {
+	if err == nil || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrNotFound) {
+		return false
+	}
+	switch {
+	case errors.Is(err, ErrRateLimited), errors.Is(err, ErrUpstream),
+		errors.Is(err, ErrSessionLost), errors.Is(err, ErrPageDrift),
+		errors.Is(err, ErrBadResponse):
+		return true
+	}
+	var e *Error
+	if errors.As(err, &e) && errors.Is(e.Err, ErrVendor) {
+		return retryableCodes[e.Code]
+	}
+	return false
+}
+
+// sessionLostCodes are the gateway codes after which the only way forward is
+// a fresh sign-in.
+func sessionLostCode(code string) bool {
+	switch code {
+	case "000-003", "100-006", "100-008", "105-005", "105-006", "105-007":
+		return true
+	}
+	return false
+}
+
+// outcome maps an error to the small fixed label set given to Observer.
+func outcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, ErrNotReady):
+		return "not_ready"
+	case errors.Is(err, ErrSessionLost):
+		return "session_lost"
+	case errors.Is(err, ErrUnauthorized):
+		return "unauthorized"
+	case errors.Is(err, ErrRateLimited):
+		return "rate_limited"
+	case errors.Is(err, ErrBadResponse):
+		return "bad_response"
+	case errors.Is(err, ErrNotFound):
+		return "not_found"
+	case errors.Is(err, ErrPageDrift):
+		return "page_drift"
+	case errors.Is(err, ErrVendor):
+		return "vendor"
+	case errors.Is(err, ErrUpstream):
+		return "upstream"
+	default:
+		return "canceled"
+	}
+}

@@ -1,0 +1,187 @@
+package cec
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+const tokenPath = "/apigovernance/api/oauth/tokenByAkSk"
+
+// tokenSource caches the API Fabric bearer token. It renews at ~80 % of the
+// token's life in the background while the old token keeps serving, and
+// funnels every concurrent demand for a new token into a single request.
+type tokenSource struct {
+	c *Client
+
+	mu      sync.Mutex
+	tok     string
+	exp     time.Time
+	renewAt time.Time
+	call    *tokenCall // in-flight fetch, nil if none
+}
+
+type tokenCall struct {
+	done chan struct{}
+	tok  string
+	err  error
+}
+
+func newTokenSource(c *Client) *tokenSource { return &tokenSource{c: c} }
+
+func (t *tokenSource) expiry() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.exp
+}
+
+// get returns a valid token, fetching one if needed. Only the caller's ctx
+// bounds the wait; the fetch itself is detached so one impatient caller
+// cannot abort it for everybody else.
+func (t *tokenSource) get(ctx context.Context) (string, error) {
+	t.mu.Lock()
+	now := time.Now()
+	if t.tok != "" && now.Before(t.exp) {
+		tok := t.tok
+		if !now.Before(t.renewAt) && t.call == nil {
+			t.startLocked()
+		}
+		t.mu.Unlock()
+		return tok, nil
+	}
+	call := t.call
+	if call == nil {
+		call = t.startLocked()
+	}
+	t.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.tok, call.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("cec: tokenByAkSk: %w", ctx.Err())
+	}
+}
+
+// invalidate drops tok if it is still the current token, so the next get
+// fetches a new one. A token that was already replaced is left alone: many
+// callers failing with the same stale token cause one renewal, not many.
+func (t *tokenSource) invalidate(tok string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.tok == tok {
+		t.tok, t.exp, t.renewAt = "", time.Time{}, time.Time{}
+	}
+}
+
+func (t *tokenSource) startLocked() *tokenCall {
+	call := &tokenCall{done: make(chan struct{})}
+	t.call = call
+	go t.run(call)
+	return call
+}
+
+func (t *tokenSource) run(call *tokenCall) {
+	budget := 3*t.c.cfg.RequestTimeout + 5*time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
+	defer cancel()
+	bo := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(5*time.Second),
+		backoff.WithRandomizationFactor(0.5),
+		backoff.WithMaxElapsedTime(0), // bounded by ctx instead
+	)
+	var (
+		tok     string
+		life    time.Duration
+		start   time.Time
+		lastErr error
+	)
+	op := func() error {
+		start = time.Now()
+		var err error
+		tok, life, err = t.c.fetchToken(ctx)
+		if err != nil {
+			lastErr = err
+			if errors.Is(err, ErrUnauthorized) || ctx.Err() != nil {
+				return backoff.Permanent(err)
+			}
+		}
+		return err
+	}
+	_ = backoff.Retry(op, backoff.WithContext(bo, ctx))
+
+	t.mu.Lock()
+	if lastErr == nil || tok != "" {
+		lastErr = nil
+		t.tok = tok
+		t.exp = start.Add(life)
+		t.renewAt = start.Add(life * 8 / 10)
+	}
+	t.call = nil
+	t.mu.Unlock()
+	call.tok, call.err = tok, lastErr
+	if lastErr != nil {
+		call.tok = ""
+		t.c.log.LogAttrs(ctx, slogWarn, "cec token renewal failed", errAttr(lastErr))
+	}
+	close(call.done)
+}
+
+type tokenRequest struct {
+	AppKey    string `json:"app_key"`
+	AppSecret string `json:"app_secret"`
+}
+
+// fetchToken performs one tokenByAkSk request.
+func (c *Client) fetchToken(ctx context.Context) (string, time.Duration, error) {
+	const ep = "tokenByAkSk"
+	body, err := json.Marshal(tokenRequest{AppKey: c.cfg.AppKey, AppSecret: c.cfg.AppSecret.Reveal()})
+	if err != nil {
+		return "", 0, &Error{Endpoint: ep, Message: "cannot encode request", Err: ErrBadResponse}
+	}
+	requested := c.cfg.TokenLifetime
+	resp, err := c.do(ctx, request{
+		endpoint: ep, method: http.MethodPost, url: c.tokenURL + tokenPath, body: body,
+		header: map[string]string{"X-Token-Expire": strconv.Itoa(int(requested / time.Second))},
+	})
+	tok, life, err := c.finishToken(ctx, ep, resp, err)
+	if err != nil {
+		return "", 0, err
+	}
+	// Never trust a token for longer than we asked for.
+	if life <= 0 || life > requested {
+		life = requested
+	}
+	return tok, life, nil
+}
+
+func (c *Client) finishToken(ctx context.Context, ep string, resp *response, err error) (tok string, life time.Duration, _ error) {
+	var elapsed time.Duration
+	status := 0
+	defer func() {
+		c.observe(ep, err, elapsed)
+		c.logResult(ctx, ep, status, elapsed, err)
+	}()
+	if err != nil {
+		return "", 0, err
+	}
+	elapsed, status = resp.elapsed, resp.status
+	if resp.status != http.StatusOK {
+		err = c.httpError(ep, resp)
+		return "", 0, err
+	}
+	tok, life, derr := decodeToken(resp.body)
+	if derr != nil {
+		err = c.badResponse(ep, resp, derr)
+		return "", 0, err
+	}
+	c.secrets.addRotating(tok)
+	return tok, life, nil
+}

@@ -1,0 +1,439 @@
+package poller_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cecbridge/cecbridge/poller"
+	"github.com/cecbridge/cecbridge/poller/cec"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/schemas"
+	"github.com/cecbridge/cecbridge/schemas/schematest"
+)
+
+// recorder is a Sink that keeps every accepted record in order, checks the
+// per-subject sequence rules as it goes, and can be told to refuse.
+type recorder struct {
+	t       testing.TB
+	mu      sync.Mutex
+	all     []schemas.Record
+	last    map[string]uint64
+	refuse  bool
+	refused int
+}
+
+func newRecorder(t testing.TB) *recorder { return &recorder{t: t, last: map[string]uint64{}} }
+
+var errRefused = errors.New("refused by test")
+
+func (r *recorder) Emit(_ context.Context, rec schemas.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.refuse {
+		r.refused++
+		return errRefused
+	}
+	if want := r.last[rec.Subject] + 1; rec.Seq != want {
+		r.t.Errorf("%s: seq %d, want %d (holes or repeats)", rec.Subject, rec.Seq, want)
+	}
+	r.last[rec.Subject] = rec.Seq
+	r.all = append(r.all, rec)
+	return nil
+}
+
+func (r *recorder) setRefuse(v bool) {
+	r.mu.Lock()
+	r.refuse = v
+	r.mu.Unlock()
+}
+
+// on returns the decoded events recorded on subject.
+func (r *recorder) on(subject string) []schemas.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []schemas.Event
+	for _, rec := range r.all {
+		if rec.Subject == subject {
+			var ev schemas.Event
+			if err := json.Unmarshal(rec.Body, &ev); err != nil {
+				r.t.Fatalf("undecodable event: %v", err)
+			}
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func (r *recorder) records() []schemas.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.all)
+}
+
+func calls(t testing.TB, ev schemas.Event) schemas.Change[schemas.AgentCalls] {
+	t.Helper()
+	var ch schemas.Change[schemas.AgentCalls]
+	if err := json.Unmarshal(ev.Data, &ch); err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type fixture struct {
+	sim     *cecsim.Sim
+	client  *cec.Client
+	session *cec.Session
+	sink    *recorder
+	tenant  *poller.Tenant
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+const tenantName = "acme"
+
+func startFixture(t *testing.T, agents int, restore []schemas.Record) *fixture {
+	t.Helper()
+	sim, err := cecsim.New(cecsim.Config{
+		Agents:        agents,
+		LongPollHold:  100 * time.Millisecond,
+		GUIDInterval:  300 * time.Millisecond,
+		GUIDTimeout:   time.Second,
+		NoPollTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := sim.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	f := startPoller(t, sim, restore)
+	t.Cleanup(cancel)
+	return f
+}
+
+func startPoller(t *testing.T, sim *cecsim.Sim, restore []schemas.Record) *fixture {
+	t.Helper()
+	client, err := cec.New(cec.Config{FabricURL: sim.URL(), GatewayURL: sim.URL(), AppKey: "app-key", AppSecret: "app-secret", RequestTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := client.NewSession(cec.SessionConfig{AgentID: 1001, Password: "agent-pass"})
+	sink := newRecorder(t)
+	for _, rec := range restore {
+		sink.last[rec.Subject] = rec.Seq
+	}
+	tn, err := poller.New(poller.Config{
+		Tenant:            tenantName,
+		Directory:         poller.FabricDirectory{Client: client},
+		Monitors:          []poller.Monitor{{Source: sess}},
+		Sink:              sink,
+		CallsInterval:     50 * time.Millisecond,
+		IdleInterval:      200 * time.Millisecond,
+		RosterInterval:    100 * time.Millisecond,
+		PhonesInterval:    100 * time.Millisecond,
+		HeartbeatInterval: 200 * time.Millisecond,
+		VisibilityFlush:   50 * time.Millisecond,
+		RequestTimeout:    2 * time.Second,
+		Concurrency:       8,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range restore {
+		var ev schemas.Event
+		if err := json.Unmarshal(rec.Body, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if err := tn.Restore(rec.Subject, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &fixture{sim: sim, client: client, session: sess, sink: sink, tenant: tn, cancel: cancel, done: make(chan struct{})}
+	go func() { _ = sess.Run(ctx) }()
+	go func() {
+		defer close(f.done)
+		_ = tn.Run(ctx)
+	}()
+	t.Cleanup(f.stop)
+	return f
+}
+
+func (f *fixture) stop() {
+	f.cancel()
+	<-f.done
+}
+
+func (f *fixture) callsOf(workNo int) [][]string {
+	var out [][]string
+	for _, ev := range f.sink.on(schemas.AgentCallsSubject(tenantName, workNo)) {
+		ch := calls(f.sink.t, ev)
+		if ch.After == nil {
+			out = append(out, nil)
+			continue
+		}
+		out = append(out, ch.After.CallIDs)
+	}
+	return out
+}
+
+func validateAll(t *testing.T, recs []schemas.Record) {
+	t.Helper()
+	for _, rec := range recs {
+		schematest.ValidateEvent(t, rec.Body)
+	}
+}
+
+func TestSnapshotThenScriptedChanges(t *testing.T) {
+	f := startFixture(t, 10, nil)
+	agents := f.sim.Agents()
+	eventually(t, "a calls snapshot for every agent", func() bool {
+		for _, w := range agents {
+			if len(f.callsOf(w)) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, w := range agents {
+		evs := f.sink.on(schemas.AgentCallsSubject(tenantName, w))
+		if ch := calls(t, evs[0]); ch.Op != schemas.OpSnapshot || ch.Seq != 1 || ch.PrevID != "" || ch.Before != nil {
+			t.Fatalf("agent %d first event = %+v, want a snapshot with seq 1", w, ch)
+		}
+		if sp := f.sink.on(schemas.AgentSoftphoneSubject(tenantName, w)); len(sp) != 1 {
+			t.Fatalf("agent %d: %d softphone events, want 1 snapshot", w, len(sp))
+		}
+	}
+
+	const agentNo = 1003
+	id, err := f.sim.StartCall(agentNo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the call to appear", func() bool { return len(f.callsOf(agentNo)) == 2 })
+	if err := f.sim.EndCall(agentNo, id); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the call to end", func() bool { return len(f.callsOf(agentNo)) == 3 })
+	got := f.callsOf(agentNo)
+	want := [][]string{{}, {id}, {}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("calls of %d = %v, want %v", agentNo, got, want)
+	}
+	evs := f.sink.on(schemas.AgentCallsSubject(tenantName, agentNo))
+	for i := 1; i < len(evs); i++ {
+		ch := calls(t, evs[i])
+		if ch.Op != schemas.OpUpdate || ch.PrevID != evs[i-1].ID || ch.Detected.AfterPoll == nil || ch.Detected.AfterPoll.After(ch.Detected.ByPoll) {
+			t.Errorf("event %d = %+v: want an update chained to %s with after_poll <= by_poll", i, ch, evs[i-1].ID)
+		}
+	}
+
+	// Softphone, phone state, roster changes.
+	if err := f.sim.SetSoftphone(1004, "77770001", "newacct"); err != nil {
+		t.Fatal(err)
+	}
+	phones := f.sim.Phones()
+	num := phones[0].PhoneNum
+	if err := f.sim.SetPhoneStatus(num, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sim.RemoveAgent(1005); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sim.AddAgent(5000); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "softphone, phone and roster changes", func() bool {
+		return len(f.sink.on(schemas.AgentSoftphoneSubject(tenantName, 1004))) == 2 &&
+			len(f.sink.on(schemas.PhoneStateSubject(tenantName, num))) == 2 &&
+			len(f.sink.on(schemas.AgentSoftphoneSubject(tenantName, 1005))) == 2 &&
+			len(f.sink.on(schemas.AgentSoftphoneSubject(tenantName, 5000))) == 1
+	})
+	var sp schemas.Change[schemas.AgentSoftphone]
+	_ = json.Unmarshal(f.sink.on(schemas.AgentSoftphoneSubject(tenantName, 1004))[1].Data, &sp)
+	if sp.Op != schemas.OpUpdate || sp.After.SIPAccount != "77770001" || sp.After.AccountCode != "newacct" {
+		t.Errorf("softphone update = %+v", sp)
+	}
+	var gone schemas.Change[schemas.AgentSoftphone]
+	_ = json.Unmarshal(f.sink.on(schemas.AgentSoftphoneSubject(tenantName, 1005))[1].Data, &gone)
+	if gone.Op != schemas.OpDelete || gone.After != nil || gone.Before == nil {
+		t.Errorf("removed agent's softphone event = %+v, want a delete", gone)
+	}
+	var added schemas.Change[schemas.AgentSoftphone]
+	_ = json.Unmarshal(f.sink.on(schemas.AgentSoftphoneSubject(tenantName, 5000))[0].Data, &added)
+	if added.Op != schemas.OpCreate {
+		t.Errorf("added agent's first event op = %s, want create", added.Op)
+	}
+	var ph schemas.Change[schemas.PhoneState]
+	_ = json.Unmarshal(f.sink.on(schemas.PhoneStateSubject(tenantName, num))[1].Data, &ph)
+	if ph.After.Status != schemas.PhoneSuspended || ph.Before.Status != schemas.PhoneRegistered {
+		t.Errorf("phone change = %+v", ph)
+	}
+	eventually(t, "a heartbeat", func() bool {
+		return len(f.sink.on(schemas.BridgeSubject(tenantName, schemas.BridgeHeartbeat))) > 0
+	})
+	validateAll(t, f.sink.records())
+}
+
+// A failing upstream never reports calls as ended: the agents concerned are
+// marked not visible, and visible again when the upstream recovers.
+func TestFaultsProduceNoFalseEventsAndReportVisibility(t *testing.T) {
+	f := startFixture(t, 6, nil)
+	const agentNo = 1002
+	id, err := f.sim.StartCall(agentNo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the call to be seen", func() bool {
+		c := f.callsOf(agentNo)
+		return len(c) > 0 && slices.Equal(c[len(c)-1], []string{id})
+	})
+	before := len(f.callsOf(agentNo))
+
+	visibility := func(state, scope string) int {
+		n := 0
+		for _, ev := range f.sink.on(schemas.BridgeSubject(tenantName, schemas.BridgeVisibility)) {
+			var v schemas.Visibility
+			_ = json.Unmarshal(ev.Data, &v)
+			if v.State == state && v.Scope == scope {
+				n++
+			}
+		}
+		return n
+	}
+	for _, fault := range []cecsim.Fault{
+		{Endpoint: "allcallinfoEx", Kind: cecsim.FaultHTTPStatus, Status: 503},
+		{Endpoint: "allcallinfoEx", Kind: cecsim.FaultGarbled},
+		{Endpoint: "allcallinfoEx", Kind: cecsim.FaultTruncated},
+		{Endpoint: "allcallinfoEx", Kind: cecsim.FaultVendorCode, Code: "100-007"},
+	} {
+		lost, restored := visibility(schemas.VisibilityLost, schemas.ScopeCalls), visibility(schemas.VisibilityRestored, schemas.ScopeCalls)
+		f.sim.Inject(fault)
+		eventually(t, fault.Kind.String()+": agents reported not visible", func() bool {
+			return visibility(schemas.VisibilityLost, schemas.ScopeCalls) > lost
+		})
+		f.sim.ClearFaults()
+		eventually(t, fault.Kind.String()+": agents visible again", func() bool {
+			return visibility(schemas.VisibilityRestored, schemas.ScopeCalls) > restored
+		})
+	}
+	// Roster and phones failures keep the softphone and phone states.
+	f.sim.Inject(cecsim.Fault{Endpoint: "queryAgentInfo", Kind: cecsim.FaultGarbled})
+	f.sim.Inject(cecsim.Fault{Endpoint: "queryPhone", Kind: cecsim.FaultHTTPStatus, Status: 500})
+	eventually(t, "roster and phones reported not visible", func() bool {
+		return visibility(schemas.VisibilityLost, schemas.ScopeSoftphone) > 0 && visibility(schemas.VisibilityLost, schemas.ScopePhones) > 0
+	})
+	f.sim.ClearFaults()
+	// A session kicked out comes back by itself.
+	f.sim.KickOut(1001)
+	eventually(t, "roster and phones visible again and the session back", func() bool {
+		return visibility(schemas.VisibilityRestored, schemas.ScopeSoftphone) > 0 &&
+			visibility(schemas.VisibilityRestored, schemas.ScopePhones) > 0 && f.session.Ready()
+	})
+	if got := f.callsOf(agentNo); len(got) != before {
+		t.Fatalf("faults produced call events for agent %d: %v", agentNo, got)
+	}
+	for _, rec := range f.sink.records() {
+		var ev schemas.Event
+		_ = json.Unmarshal(rec.Body, &ev)
+		if ev.Type == schemas.TypeAgentSoftphone || ev.Type == schemas.TypePhoneState || ev.Type == schemas.TypeAgentCalls {
+			var ch schemas.Change[json.RawMessage]
+			_ = json.Unmarshal(ev.Data, &ch)
+			if ch.Op == schemas.OpDelete {
+				t.Errorf("false deletion on %s", rec.Subject)
+			}
+		}
+	}
+	validateAll(t, f.sink.records())
+}
+
+// A refused event leaves the old state as the baseline, so the change is
+// emitted once the sink accepts again.
+func TestRefusedEventIsDetectedAgain(t *testing.T) {
+	f := startFixture(t, 3, nil)
+	eventually(t, "snapshots", func() bool { return len(f.callsOf(1002)) == 1 })
+	f.sink.setRefuse(true)
+	id, err := f.sim.StartCall(1002)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a refusal", func() bool {
+		f.sink.mu.Lock()
+		defer f.sink.mu.Unlock()
+		return f.sink.refused > 0
+	})
+	f.sink.setRefuse(false)
+	eventually(t, "the call once accepted", func() bool { return len(f.callsOf(1002)) == 2 })
+	if got := f.callsOf(1002)[1]; !slices.Equal(got, []string{id}) {
+		t.Fatalf("after refusal got %v, want [%s]", got, id)
+	}
+}
+
+// After a restart the state comes from the stream: unchanged entities emit
+// nothing, changed ones continue their sequences.
+func TestRestoreEmitsOnlyRealChanges(t *testing.T) {
+	f := startFixture(t, 5, nil)
+	eventually(t, "snapshots", func() bool {
+		for _, w := range f.sim.Agents() {
+			if len(f.callsOf(w)) != 1 || len(f.sink.on(schemas.AgentSoftphoneSubject(tenantName, w))) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	num := f.sim.Phones()[0].PhoneNum
+	eventually(t, "phone snapshot", func() bool { return len(f.sink.on(schemas.PhoneStateSubject(tenantName, num))) == 1 })
+	f.stop()
+	last := map[string]schemas.Record{}
+	for _, rec := range f.sink.records() {
+		last[rec.Subject] = rec
+	}
+	restore := slices.Collect(func(yield func(schemas.Record) bool) {
+		for _, r := range last {
+			if !yield(r) {
+				return
+			}
+		}
+	})
+	id, err := f.sim.StartCall(1004)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := startPoller(t, f.sim, restore)
+	eventually(t, "the call after restart", func() bool { return len(g.callsOf(1004)) == 1 })
+	ch := calls(t, g.sink.on(schemas.AgentCallsSubject(tenantName, 1004))[0])
+	if ch.Op != schemas.OpUpdate || ch.Seq != 2 || !slices.Equal(ch.After.CallIDs, []string{id}) {
+		t.Fatalf("first event after restart = %+v, want update seq 2 with [%s]", ch, id)
+	}
+	// Let every agent be polled a few times, then check nothing else came.
+	eventually(t, "a heartbeat after restart", func() bool {
+		return len(g.sink.on(schemas.BridgeSubject(tenantName, schemas.BridgeHeartbeat))) >= 2
+	})
+	for _, rec := range g.sink.records() {
+		ps, _ := schemas.ParseSubject(rec.Subject)
+		if ps.Entity == "bridge" || rec.Subject == schemas.AgentCallsSubject(tenantName, 1004) {
+			continue
+		}
+		t.Errorf("restart re-announced %s (seq %d)", rec.Subject, rec.Seq)
+	}
+}

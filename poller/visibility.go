@@ -1,0 +1,189 @@
+package poller
+
+import (
+	"errors"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/cecbridge/cecbridge/schemas"
+)
+
+// visibility gathers which agents (calls scope) and which tenant-wide
+// observations (softphone and phones scopes) the bridge lost or regained
+// since the last flush. Only net transitions are reported: an agent that was
+// lost and regained between two flushes produces nothing, because nothing
+// was reported wrongly in between. Guarded by the tenant's mutex.
+type visibility struct {
+	lostSince     map[int]time.Time
+	lostReason    string
+	restoredSince map[int]time.Time
+	invisible     int
+	scopes        map[string]*scopeState
+	requeued      []schemas.Visibility
+}
+
+type scopeState struct {
+	down    bool
+	pending string // "", lost or restored
+	since   time.Time
+	reason  string
+	agents  string
+}
+
+func newVisibility() visibility {
+	return visibility{
+		lostSince:     make(map[int]time.Time),
+		restoredSince: make(map[int]time.Time),
+		scopes: map[string]*scopeState{
+			schemas.ScopeSoftphone: {},
+			schemas.ScopePhones:    {},
+		},
+	}
+}
+
+func (v *visibility) lost(a *agent, now time.Time, reason string) {
+	if !a.visible {
+		return
+	}
+	a.visible = false
+	v.invisible++
+	if _, ok := v.restoredSince[a.workNo]; ok {
+		delete(v.restoredSince, a.workNo)
+		return
+	}
+	v.lostSince[a.workNo] = now
+	if v.lostReason == "" {
+		v.lostReason = reason
+	}
+}
+
+func (v *visibility) restored(a *agent) {
+	if a.visible {
+		return
+	}
+	a.visible = true
+	v.invisible--
+	if _, ok := v.lostSince[a.workNo]; ok {
+		delete(v.lostSince, a.workNo)
+		return
+	}
+	v.restoredSince[a.workNo] = time.Now()
+}
+
+// forget drops an agent that left the roster from the books.
+func (v *visibility) forget(a *agent) {
+	if !a.visible {
+		a.visible = true
+		v.invisible--
+	}
+	delete(v.lostSince, a.workNo)
+	delete(v.restoredSince, a.workNo)
+}
+
+func (v *visibility) scopeLost(scope string, now time.Time, reason, agents string) {
+	s := v.scopes[scope]
+	if s.down {
+		return
+	}
+	s.down = true
+	if s.pending == schemas.VisibilityRestored {
+		s.pending = ""
+		return
+	}
+	s.pending, s.since, s.reason, s.agents = schemas.VisibilityLost, now, reason, agents
+}
+
+func (v *visibility) scopeRestored(scope, agents string) {
+	s := v.scopes[scope]
+	if !s.down {
+		return
+	}
+	s.down = false
+	if s.pending == schemas.VisibilityLost {
+		s.pending = ""
+		return
+	}
+	s.pending, s.since, s.reason, s.agents = schemas.VisibilityRestored, time.Now(), "", agents
+}
+
+func (v *visibility) scopeDown(scope string) bool { return v.scopes[scope].down }
+
+func (v *visibility) invisibleCount() int { return v.invisible }
+
+// drain returns the pending transitions as events (without seq) and
+// clears them.
+func (v *visibility) drain(tenant string, now time.Time) []schemas.Visibility {
+	out := v.requeued
+	v.requeued = nil
+	if len(v.lostSince) > 0 {
+		since := now
+		for _, t := range v.lostSince {
+			if t.Before(since) {
+				since = t
+			}
+		}
+		nums := slices.Collect(maps.Keys(v.lostSince))
+		out = append(out, schemas.Visibility{
+			Tenant: tenant, State: schemas.VisibilityLost, Scope: schemas.ScopeCalls,
+			Agents: schemas.FormatRanges(nums), Count: len(nums), Since: since.UTC(), Reason: v.lostReason,
+		})
+		clear(v.lostSince)
+		v.lostReason = ""
+	}
+	if len(v.restoredSince) > 0 {
+		since := now
+		for _, t := range v.restoredSince {
+			if t.Before(since) {
+				since = t
+			}
+		}
+		nums := slices.Collect(maps.Keys(v.restoredSince))
+		out = append(out, schemas.Visibility{
+			Tenant: tenant, State: schemas.VisibilityRestored, Scope: schemas.ScopeCalls,
+			Agents: schemas.FormatRanges(nums), Count: len(nums), Since: since.UTC(),
+		})
+		clear(v.restoredSince)
+	}
+	for _, scope := range []string{schemas.ScopeSoftphone, schemas.ScopePhones} {
+		s := v.scopes[scope]
+		if s.pending == "" {
+			continue
+		}
+		ev := schemas.Visibility{
+			Tenant: tenant, State: s.pending, Scope: scope, Agents: s.agents,
+			Since: s.since.UTC(), Reason: s.reason,
+		}
+		if s.agents != "" {
+			if nums, err := schemas.ParseRanges(s.agents); err == nil {
+				ev.Count = len(nums)
+			}
+		}
+		out = append(out, ev)
+		s.pending = ""
+	}
+	return out
+}
+
+// requeue puts back events the sink refused, to go first next time.
+func (v *visibility) requeue(events []schemas.Visibility) {
+	v.requeued = append(slices.Clone(events), v.requeued...)
+}
+
+// reason turns an error into a short, secret-free description for a
+// visibility event. The vendor client promises secret-free error strings;
+// the length cap keeps events small.
+func reason(err error) string {
+	if err == nil {
+		return ""
+	}
+	var target interface{ Timeout() bool }
+	if errors.As(err, &target) && target.Timeout() {
+		return "timeout"
+	}
+	s := err.Error()
+	if len(s) > 160 {
+		s = s[:160]
+	}
+	return s
+}

@@ -1,0 +1,106 @@
+package publisher_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/publisher"
+	"github.com/cecbridge/cecbridge/schemas"
+	"github.com/cecbridge/cecbridge/schemas/schematest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const benchSubjects = 10_000
+
+// benchRecords gives b.N records over benchSubjects subjects: real event
+// bodies (one per subject, reused) and the unique IDs of each subject's
+// consecutive events. Built before the timer starts.
+func benchRecords(b *testing.B) []schemas.Record {
+	bodies := make([]schemas.Record, benchSubjects)
+	for i := range bodies {
+		bodies[i] = schematest.CallsRecord("acme", 101+i, 2, fmt.Sprintf("17000000%02d-%d", i%100, i))
+	}
+	recs := make([]schemas.Record, b.N)
+	for i := range recs {
+		r := bodies[i%benchSubjects]
+		r.Seq = uint64(i/benchSubjects) + 1
+		r.ID = schemas.EventID(r.Subject, r.Seq)
+		recs[i] = r
+	}
+	return recs
+}
+
+func benchEnv(b *testing.B) (*natstest.Server, *nats.Conn, jetstream.JetStream) {
+	s := natstest.RunServer(b)
+	nc := s.Connect(b)
+	js := natstest.JetStream(b, nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := publisher.Provision(ctx, js, publisher.Config{}); err != nil {
+		b.Fatal(err)
+	}
+	return s, nc, js
+}
+
+func BenchmarkPublish(b *testing.B) {
+	_, _, js := benchEnv(b)
+	recs := benchRecords(b)
+	p, err := publisher.New(js, publisher.Config{BufferEvents: b.N + 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	b.ResetTimer()
+	start := time.Now()
+	for _, r := range recs {
+		if err := p.Emit(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	fctx, fcancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer fcancel()
+	if err := p.Flush(fctx); err != nil {
+		b.Fatal(err)
+	}
+	el := time.Since(start)
+	b.StopTimer()
+	if st := p.Stats(); st.Published != uint64(b.N) || st.Conflicts+st.Failed != 0 {
+		b.Fatalf("stats %+v", st)
+	}
+	b.ReportMetric(float64(b.N)/el.Seconds(), "msgs/s")
+}
+
+// BenchmarkBareAsync is the baseline: jetstream PublishAsync of the same
+// payloads with unique Msg-Ids, the same window (1024), no ordering or
+// expected-sequence checks.
+func BenchmarkBareAsync(b *testing.B) {
+	_, nc, _ := benchEnv(b)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(publisher.DefaultMaxInFlight))
+	if err != nil {
+		b.Fatal(err)
+	}
+	recs := benchRecords(b)
+	b.ResetTimer()
+	start := time.Now()
+	for _, r := range recs {
+		if _, err := js.PublishAsync(r.Subject, r.Body, jetstream.WithMsgID(r.ID), jetstream.WithStallWait(time.Minute)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(5 * time.Minute):
+		b.Fatal("acks did not complete")
+	}
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "msgs/s")
+}

@@ -1,0 +1,141 @@
+package publisher
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultEventsStream    = "CEC_EVENTS"
+	DefaultStateStream     = "CEC_STATE"
+	DefaultMaxAge          = 7 * 24 * time.Hour
+	DefaultDuplicateWindow = 2 * time.Minute
+	DefaultMaxInFlight     = 1024
+	DefaultAckTimeout      = 5 * time.Second
+	DefaultBufferEvents    = 100_000
+	DefaultSpoolMaxBytes   = 256 << 20
+)
+
+// Publish outcomes reported to an [Observer].
+const (
+	OutcomeOK        = "ok"
+	OutcomeDuplicate = "duplicate"
+	OutcomeConflict  = "conflict"
+	OutcomeRetry     = "retry"
+	OutcomeError     = "error"
+)
+
+// Observer receives one call per publish attempt: its outcome and how long
+// it took from send to answer. It is called from the publishing loop and
+// must return quickly.
+type Observer interface {
+	ObservePublish(outcome string, d time.Duration)
+}
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("publisher: invalid config")
+
+// Config configures [Provision] and [New]. Zero values take the defaults.
+type Config struct {
+	// EventsStream is the stream holding every event (subjects cec.evt.>).
+	EventsStream string
+	// StateStream keeps the last event of every subject, sourced from
+	// EventsStream, with no age limit.
+	StateStream string
+	// Replicas of both streams (default 1).
+	Replicas int
+	// MaxAge is the events' retention (default 7 days).
+	MaxAge time.Duration
+	// MaxBytes bounds the events stream (default -1, unlimited).
+	MaxBytes int64
+	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id
+	// (default 2 min, at most MaxAge). Retries must land within it.
+	DuplicateWindow time.Duration
+
+	// MaxInFlight bounds unacknowledged publishes (default 1024).
+	MaxInFlight int
+	// AckTimeout is how long one publish waits for its ack before it is
+	// treated as ambiguous and retried (default 5 s).
+	AckTimeout time.Duration
+	// BufferEvents bounds the records held in memory, in flight included
+	// (default 100000).
+	BufferEvents int
+	// SpoolDir, if set, is where records beyond BufferEvents are appended
+	// while NATS is slow or away. Segments left by an earlier run are
+	// published first.
+	SpoolDir string
+	// SpoolMaxBytes bounds the spool (default 256 MiB).
+	SpoolMaxBytes int64
+
+	// OnConflict is called when another writer owns a subject's history:
+	// the record and every queued record of that subject were dropped, and
+	// last is what the events stream now holds. The caller should re-read
+	// the entity (Load with the subject as filter) instead of forking it:
+	// until then, records of that subject keep conflicting and being
+	// dropped. It runs on the publishing loop: it must return quickly and
+	// must not call Load itself (it may start a goroutine that does).
+	OnConflict func(subject string, last *Latest)
+	// Observer, if set, receives per-attempt outcomes and latencies.
+	Observer Observer
+	// Logger receives warnings (refused records, conflicts, failures).
+	// Nil discards.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.EventsStream == "" {
+		c.EventsStream = DefaultEventsStream
+	}
+	if c.StateStream == "" {
+		c.StateStream = DefaultStateStream
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = DefaultMaxAge
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = -1
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = min(DefaultDuplicateWindow, c.MaxAge)
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = DefaultAckTimeout
+	}
+	if c.BufferEvents == 0 {
+		c.BufferEvents = DefaultBufferEvents
+	}
+	if c.SpoolMaxBytes == 0 {
+		c.SpoolMaxBytes = DefaultSpoolMaxBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.EventsStream == c.StateStream:
+		return c, fmt.Errorf("%w: EventsStream and StateStream are both %q", ErrConfig, c.EventsStream)
+	case c.Replicas < 1 || c.Replicas > 5:
+		return c, fmt.Errorf("%w: Replicas %d not in 1..5", ErrConfig, c.Replicas)
+	case c.MaxAge < 0:
+		return c, fmt.Errorf("%w: negative MaxAge", ErrConfig)
+	case c.DuplicateWindow < 100*time.Millisecond || c.DuplicateWindow > c.MaxAge:
+		return c, fmt.Errorf("%w: DuplicateWindow %s must be within 100ms..MaxAge (%s)", ErrConfig, c.DuplicateWindow, c.MaxAge)
+	case c.MaxInFlight < 1:
+		return c, fmt.Errorf("%w: MaxInFlight %d < 1", ErrConfig, c.MaxInFlight)
+	case c.AckTimeout < 0:
+		return c, fmt.Errorf("%w: negative AckTimeout", ErrConfig)
+	case c.BufferEvents < 1:
+		return c, fmt.Errorf("%w: BufferEvents %d < 1", ErrConfig, c.BufferEvents)
+	case c.SpoolMaxBytes < 0:
+		return c, fmt.Errorf("%w: negative SpoolMaxBytes", ErrConfig)
+	}
+	return c, nil
+}

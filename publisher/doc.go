@@ -1,0 +1,25 @@
+// Package publisher writes cecbridge events to JetStream without losing,
+// doubling or forking them.
+//
+// [Provision] lays out two streams: the events stream keeps every event for
+// the audit retention, and the state stream, sourced from it, keeps the last
+// event of every subject forever, so an entity that has not changed for
+// longer than the retention is not announced as new after a restart.
+//
+// A [Publisher] accepts records with [Publisher.Emit] without blocking and
+// publishes them from [Publisher.Run]:
+//
+//   - every message carries Nats-Msg-Id (the record's deterministic ID), so
+//     a retry after an ambiguous outcome is stored once;
+//   - every message carries Nats-Expected-Last-Subject-Sequence, so a second
+//     writer on the same subject is refused instead of forking the
+//     entity's history (see [Config.OnConflict]);
+//   - at most one message per subject is in flight, which keeps per-subject
+//     order; across subjects, publishes are asynchronous within a bounded
+//     window;
+//   - while NATS is away, records wait in memory and then in an append-only
+//     spool on disk; past both bounds Emit refuses with [ErrBufferFull].
+//
+// [Publisher.Load] rebuilds the current state of every subject at start-up
+// and primes the expected sequences.
+package publisher

@@ -1,0 +1,240 @@
+package schemas
+
+import (
+	"fmt"
+	"time"
+)
+
+// Lookup endpoint subjects, relative to LookupSubject's tenant prefix
+// "cec.lookup.<tenant>".
+const (
+	LookupAgentCalls     = "agent.calls"
+	LookupAgentSoftphone = "agent.softphone"
+	LookupAgentByAccount = "agent.by_account"
+	LookupPhoneState     = "phone.state"
+	LookupAgentsList     = "agents.list"
+	LookupPhonesList     = "phones.list"
+)
+
+// LookupSubject is the request subject of one lookup endpoint of a tenant,
+// e.g. LookupSubject("dev", LookupAgentCalls) = "cec.lookup.dev.agent.calls".
+func LookupSubject(tenant, endpoint string) string {
+	return LookupPrefix + "." + tenant + "." + endpoint
+}
+
+// LookupSchemaFile names the JSON Schema file (under json/) of an endpoint's
+// request (kind "request") or response (kind "response").
+func LookupSchemaFile(endpoint, kind string) string {
+	name := []byte(endpoint)
+	for i, c := range name {
+		if c == '.' {
+			name[i] = '_'
+		}
+	}
+	return fmt.Sprintf("lookup.%s.%s.json", name, kind)
+}
+
+// Lookup error codes, sent with micro's coded errors: the code in the
+// Nats-Service-Error-Code header and a short description in
+// Nats-Service-Error. The body of an error reply is empty. The set is
+// deliberately small so callers can switch on it.
+const (
+	// CodeBadRequest: malformed JSON, unknown fields, a key missing or out of
+	// range, an invalid token, an oversized payload. Do not retry unchanged.
+	CodeBadRequest = 400
+	// CodeNotFound: the view (or the vendor, for live lookups) has no such
+	// entity.
+	CodeNotFound = 404
+	// CodeNotVisible: the entity is known but the bridge currently cannot
+	// observe it; only returned when the request sets require_visible.
+	CodeNotVisible = 409
+	// CodeInternal: a bug on the service side (a recovered panic included).
+	CodeInternal = 500
+	// CodeUnavailable: the vendor could not be asked, the state view is not
+	// ready yet, or the service is saturated. Retry later.
+	CodeUnavailable = 503
+	// CodeTimeout: min_seq was not reached within wait, or the vendor did not
+	// answer a live lookup in time.
+	CodeTimeout = 504
+)
+
+// Lookup request limits.
+const (
+	MaxLookupPayload = 64 << 10 // bytes; larger requests get CodeBadRequest
+	DefaultWait      = 2 * time.Second
+	MaxWait          = 10 * time.Second
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+// ReadOptions are the consistency controls shared by view-backed requests.
+//
+// MinSeq asks the service to answer only once its view has applied that
+// CEC_EVENTS sequence (read-your-write after a publish ack), waiting at most
+// Wait (a Go duration string, default 2s, at most 10s); RequireVisible turns
+// an answer about an entity the bridge cannot currently observe into
+// CodeNotVisible.
+type ReadOptions struct {
+	MinSeq         uint64 `json:"min_seq,omitempty"`
+	Wait           string `json:"wait,omitempty"`
+	RequireVisible bool   `json:"require_visible,omitempty"`
+}
+
+// Meta is carried by every view-backed answer.
+//
+// StreamSeq is the CEC_EVENTS sequence the view had applied when it answered;
+// Seq is the entity's per-entity event seq (0 when unknown); Observed is the
+// detected.by_poll of the entity's last event, or the instant of a live
+// fetch; Live says the answer came from the vendor, not from the view.
+type Meta struct {
+	StreamSeq uint64     `json:"stream_seq"`
+	Seq       uint64     `json:"seq"`
+	Observed  *time.Time `json:"observed,omitempty"`
+	Live      bool       `json:"live,omitempty"`
+	Visible   bool       `json:"visible"`
+}
+
+// AgentCallsRequest asks for the call IDs an agent holds. MaxAge (a Go
+// duration string) makes the service ask the vendor live when the view's
+// observation is older than that.
+type AgentCallsRequest struct {
+	WorkNo int    `json:"work_no"`
+	MaxAge string `json:"max_age,omitempty"`
+	ReadOptions
+}
+
+// AgentCallsResponse answers AgentCallsRequest.
+type AgentCallsResponse struct {
+	Tenant  string   `json:"tenant"`
+	WorkNo  int      `json:"work_no"`
+	CallIDs []string `json:"call_ids"`
+	Meta
+}
+
+// AgentSoftphoneRequest asks for an agent's softphone binding.
+type AgentSoftphoneRequest struct {
+	WorkNo int `json:"work_no"`
+	ReadOptions
+}
+
+// AgentSoftphoneResponse answers AgentSoftphoneRequest. The phone fields come
+// from the phone entity whose number equals SIPAccount; PhoneStatus is empty
+// when the view knows no such phone.
+type AgentSoftphoneResponse struct {
+	Tenant          string `json:"tenant"`
+	WorkNo          int    `json:"work_no"`
+	SIPAccount      string `json:"sip_account,omitempty"`
+	AccountCode     string `json:"account_code,omitempty"`
+	SIPServerIP     string `json:"sip_server_ip,omitempty"`
+	SIPServerPort   int    `json:"sip_server_port,omitempty"`
+	PhoneStatus     string `json:"phone_status,omitempty"`
+	PhoneStatusCode *int   `json:"phone_status_code,omitempty"`
+	Registered      bool   `json:"registered"`
+	Meta
+}
+
+// AgentByAccountRequest asks the vendor (through a short-lived cache) which
+// agent signs in with Account. MaxAge bounds the cached answer's age.
+type AgentByAccountRequest struct {
+	Account string `json:"account"`
+	MaxAge  string `json:"max_age,omitempty"`
+}
+
+// AgentByAccountResponse answers AgentByAccountRequest. Observed is when the
+// vendor was asked; Live is true when it was asked for this request.
+type AgentByAccountResponse struct {
+	Tenant      string    `json:"tenant"`
+	Account     string    `json:"account"`
+	WorkNo      int       `json:"work_no"`
+	AgentType   int       `json:"agent_type"`
+	AgentStatus string    `json:"agent_status"`
+	StreamSeq   uint64    `json:"stream_seq"`
+	Observed    time.Time `json:"observed"`
+	Live        bool      `json:"live,omitempty"`
+}
+
+// PhoneStateRequest asks for a softphone number's registration state.
+type PhoneStateRequest struct {
+	PhoneNum string `json:"phone_num"`
+	ReadOptions
+}
+
+// PhoneStateResponse answers PhoneStateRequest.
+type PhoneStateResponse struct {
+	Tenant     string `json:"tenant"`
+	PhoneNum   string `json:"phone_num"`
+	Status     string `json:"status"`
+	StatusCode int    `json:"status_code"`
+	ConfigID   int64  `json:"config_id,omitempty"`
+	Meta
+}
+
+// ListRequest is the paging part of the list requests: at most Limit items
+// (default 100, at most 1000), starting after the opaque Cursor of a previous
+// answer, or skipping Offset matching items when no cursor is given.
+type ListRequest struct {
+	Limit  int    `json:"limit,omitempty"`
+	Cursor string `json:"cursor,omitempty"`
+	Offset int    `json:"offset,omitempty"`
+}
+
+// AgentsListRequest lists agents in work number order. The filters are
+// optional: InCall keeps agents with (or without) calls, Visible agents the
+// bridge can (or cannot) currently observe.
+type AgentsListRequest struct {
+	ListRequest
+	InCall  *bool  `json:"in_call,omitempty"`
+	Visible *bool  `json:"visible,omitempty"`
+	MinSeq  uint64 `json:"min_seq,omitempty"`
+	Wait    string `json:"wait,omitempty"`
+}
+
+// AgentSummary is one agent in an AgentsListResponse.
+type AgentSummary struct {
+	WorkNo       int        `json:"work_no"`
+	CallIDs      []string   `json:"call_ids"`
+	InCall       bool       `json:"in_call"`
+	SIPAccount   string     `json:"sip_account,omitempty"`
+	Visible      bool       `json:"visible"`
+	CallsSeq     uint64     `json:"calls_seq"`
+	SoftphoneSeq uint64     `json:"softphone_seq"`
+	Observed     *time.Time `json:"observed,omitempty"`
+}
+
+// AgentsListResponse answers AgentsListRequest. NextCursor is empty on the
+// last page.
+type AgentsListResponse struct {
+	Tenant     string         `json:"tenant"`
+	StreamSeq  uint64         `json:"stream_seq"`
+	Agents     []AgentSummary `json:"agents"`
+	NextCursor string         `json:"next_cursor,omitempty"`
+}
+
+// PhonesListRequest lists phones in number order. Registered keeps phones
+// whose status is (or is not) registered; Visible those the bridge can (or
+// cannot) currently observe.
+type PhonesListRequest struct {
+	ListRequest
+	Registered *bool  `json:"registered,omitempty"`
+	Visible    *bool  `json:"visible,omitempty"`
+	MinSeq     uint64 `json:"min_seq,omitempty"`
+	Wait       string `json:"wait,omitempty"`
+}
+
+// PhoneSummary is one phone in a PhonesListResponse.
+type PhoneSummary struct {
+	PhoneNum   string     `json:"phone_num"`
+	Status     string     `json:"status"`
+	StatusCode int        `json:"status_code"`
+	Visible    bool       `json:"visible"`
+	Seq        uint64     `json:"seq"`
+	Observed   *time.Time `json:"observed,omitempty"`
+}
+
+// PhonesListResponse answers PhonesListRequest.
+type PhonesListResponse struct {
+	Tenant     string         `json:"tenant"`
+	StreamSeq  uint64         `json:"stream_seq"`
+	Phones     []PhoneSummary `json:"phones"`
+	NextCursor string         `json:"next_cursor,omitempty"`
+}

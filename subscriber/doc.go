@@ -1,0 +1,41 @@
+// Package subscriber answers lookups about the contact center's current
+// state over NATS request/reply.
+//
+// # State view
+//
+// A [View] holds the current state of every agent (call IDs, softphone
+// binding, visibility) and every softphone number (registration state). It
+// starts from the CEC_STATE stream, which keeps the last event of every
+// subject, noting the highest CEC_EVENTS sequence found there, then follows
+// CEC_EVENTS live from the next sequence. Events are applied only when their
+// per-entity seq is newer than the view's, so overlaps are harmless. The view
+// tracks the CEC_EVENTS sequence it has applied; callers may wait for a
+// sequence ([View.WaitApplied]), woken by a broadcast on every apply.
+//
+// # Lookup service
+//
+// A [Service] is a NATS micro service (name "cecbridge", queue group
+// "cecbridge" by default) with one group per tenant, "cec.lookup.<tenant>",
+// and the endpoints agent.calls, agent.softphone, agent.by_account,
+// phone.state, agents.list and phones.list. Request and response types and
+// the error codes live in package schemas (lookup.go) with one JSON Schema
+// per message; each endpoint's metadata names its schema files.
+//
+// Errors are micro coded errors with an empty body:
+//
+//	400 bad request: malformed JSON, unknown field, trailing data, key missing
+//	    or out of range, token with a dot/wildcard, payload over 64 KiB
+//	404 not found: the view (or the vendor, for by_account) has no such entity
+//	409 not visible: the entity is known but not observable now
+//	    (only with require_visible)
+//	500 internal: a bug, including a recovered panic (counted in Stats)
+//	503 unavailable: the vendor could not be asked, the view is not ready,
+//	    the service is saturated or stopping
+//	504 timeout: min_seq not reached within wait, or the vendor too slow
+//
+// Each endpoint's callback runs on one goroutine. Requests the view can answer
+// at once are answered there; those that may block (a min_seq not yet
+// applied, a live fetch) go to a bounded worker pool, and a full pool answers
+// 503 rather than queueing without bound. Live fetches (max_age, by_account)
+// go through a [LiveFetcher] and are single-flight per key.
+package subscriber
