@@ -622,6 +622,56 @@ func (t *Tenant) Restore(subject string, ev schemas.Event) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.restoreLocked(subject, ps, ev)
+}
+
+// Resync re-reads one subject after another writer won it: load returns
+// what the stream holds now (nil if nothing). The poller's lock is held
+// throughout, so no event of the subject is emitted from the stale state
+// while the publisher re-learns the subject's position.
+func (t *Tenant) Resync(ctx context.Context, subject string, load func(ctx context.Context) (*schemas.Event, error)) error {
+	ps, err := schemas.ParseSubject(subject)
+	if err != nil {
+		return err
+	}
+	if ps.Tenant != t.cfg.Tenant {
+		return fmt.Errorf("poller: subject %q belongs to another tenant", subject)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ev, err := load(ctx)
+	if err != nil {
+		return fmt.Errorf("poller: resync %s: %w", subject, err)
+	}
+	if ev == nil {
+		t.forgetLocked(ps)
+		return nil
+	}
+	return t.restoreLocked(subject, ps, *ev)
+}
+
+// forgetLocked drops what the poller knows of an entity the stream no
+// longer holds, so its next observation starts a new history.
+func (t *Tenant) forgetLocked(ps schemas.ParsedSubject) {
+	switch {
+	case ps.Entity == "agent" && ps.Aspect == "calls":
+		if a, ok := t.agents[ps.WorkNo]; ok {
+			a.calls, a.callsSeq, a.callsSeen = nil, 0, time.Time{}
+		}
+	case ps.Entity == "agent" && ps.Aspect == "softphone":
+		if a, ok := t.agents[ps.WorkNo]; ok {
+			a.softphone, a.spSeq, a.spSeen, a.spDeleted = schemas.AgentSoftphone{}, 0, time.Time{}, false
+		}
+	case ps.Entity == "phone":
+		delete(t.phones, ps.PhoneNum)
+	case ps.Aspect == schemas.BridgeVisibility:
+		t.visSeq = 0
+	case ps.Aspect == schemas.BridgeHeartbeat:
+		t.hbSeq = 0
+	}
+}
+
+func (t *Tenant) restoreLocked(subject string, ps schemas.ParsedSubject, ev schemas.Event) error {
 	switch {
 	case ps.Entity == "agent" && ps.Aspect == "calls":
 		var ch schemas.Change[schemas.AgentCalls]

@@ -51,8 +51,8 @@ func ValidWorkNo(n int) error {
 
 // EscapeToken turns an arbitrary vendor value (a phone number) into one safe
 // subject token: bytes outside A-Z a-z 0-9 '_' '-' '+' become %XX, so no
-// value can add a token or a wildcard. The empty string becomes "%00"... it is
-// never produced for real values, which the poller rejects first.
+// value can add a token or a wildcard. The empty string becomes "%", which
+// ParseSubject rejects; the poller never publishes an empty number.
 func EscapeToken(s string) string {
 	if s == "" {
 		return "%"

@@ -282,3 +282,14 @@ func validateResponse(tb testing.TB, endpoint string, body []byte) {
 	tb.Helper()
 	schematest.ValidateJSON(tb, schemas.LookupSchemaFile(endpoint, "response"), body)
 }
+
+// settle waits until the view has applied seq, so that a request without
+// min_seq sees the event.
+func (e *env) settle(tb testing.TB, seq uint64) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.view.WaitApplied(ctx, seq); err != nil {
+		tb.Fatal(err)
+	}
+}

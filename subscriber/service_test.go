@@ -294,7 +294,7 @@ func TestAgentByAccount(t *testing.T) {
 func TestLiveFailures(t *testing.T) {
 	v := &fakeVendor{}
 	e := newEnv(t, v, Config{LiveTimeout: 50 * time.Millisecond})
-	e.br.calls(1001, []string{"c"}, time.Now())
+	e.settle(t, e.br.calls(1001, []string{"c"}, time.Now()))
 
 	v.accErr = fmt.Errorf("adapter: %w", ErrNotFound)
 	if _, code := ask(t, e.nc, "dev", schemas.LookupAgentByAccount, map[string]any{"account": "ghost"}); code != "404" {
@@ -375,7 +375,7 @@ func TestSaturation(t *testing.T) {
 // Every kind of bad input gets 400 and the service keeps answering.
 func TestBadInputs(t *testing.T) {
 	e := newEnv(t, &fakeVendor{}, Config{})
-	e.br.calls(1001, []string{"c"}, time.Now())
+	e.settle(t, e.br.calls(1001, []string{"c"}, time.Now()))
 	big := `{"work_no":1001,"max_age":"` + strings.Repeat("1", 70<<10) + `s"}`
 	cases := []struct {
 		name, endpoint, body string

@@ -108,7 +108,7 @@ Press Ctrl-C to stop.
 func devConfig(simURL, natsURL string) configs.Bridge {
 	cfg := configs.Bridge{
 		NATS: configs.NATS{URLs: []string{natsURL}},
-		Log: configs.Log{Level: "info", Format: "text"},
+		Log:  configs.Log{Level: "info", Format: "text"},
 		Tenants: []configs.Tenant{{
 			Name:       devTenant,
 			FabricURL:  simURL,

@@ -112,7 +112,7 @@ func (f *lookupFixture) calls(t *testing.T, workNo int, before, after []string) 
 	}
 	if c.Seq > 1 {
 		ap := now.Add(-time.Second)
-		c.Detected.AfterPoll = &ap
+		c.Detected.AfterPoll, c.PrevID = &ap, schemas.EventID(subj, c.Seq-1)
 	}
 	if before != nil {
 		c.Before = &schemas.AgentCalls{CallIDs: before}
@@ -210,7 +210,7 @@ func TestTailCommand(t *testing.T) {
 	f.calls(t, 1001, []string{"c1"}, []string{"c1", "c2"})
 	f.publish(t, schemas.BridgeSubject("dev", schemas.BridgeVisibility), schemas.TypeBridgeVisibility,
 		schemas.Visibility{Seq: 1, Tenant: "dev", State: schemas.VisibilityLost, Scope: schemas.ScopeCalls, Agents: "101-180", Count: 80})
-	f.calls(t, 1002, []string{"x"}, nil)
+	f.calls(t, 1001, []string{"c1", "c2"}, nil)
 
 	out, _, err := runCLI(t, tailCLI, "--server", f.url, "--seq", "1", "--count", "4")
 	if err != nil {
@@ -221,18 +221,18 @@ func TestTailCommand(t *testing.T) {
 		t.Fatalf("want 4 lines:\n%s", out)
 	}
 	for i, want := range []string{
-		"#1      agent.calls      dev.agent.1001.calls  update   ∅ -> [c1]",
+		"#1      agent.calls      dev.agent.1001.calls  snapshot ∅ -> [c1]",
 		"[c1] -> [c1,c2]",
 		"bridge.visibility dev.bridge.visibility  lost calls 80 agents 101-180",
-		"[x] -> ∅",
+		"delete   [c1,c2] -> ∅",
 	} {
 		if !strings.Contains(lines[i], want) || !strings.HasPrefix(lines[i], "2026-05-01T09:30:00.000Z") {
 			t.Errorf("line %d = %q, want it to contain %q", i, lines[i], want)
 		}
 	}
 	// A filter relative to cec.evt, replayed by time.
-	out, _, err = runCLI(t, tailCLI, "dev.agent.1002.>", "--server", f.url, "--since", "1h", "--count", "1")
-	if err != nil || !strings.Contains(out, "dev.agent.1002.calls") {
+	out, _, err = runCLI(t, tailCLI, "dev.bridge.>", "--server", f.url, "--since", "1h", "--count", "1")
+	if err != nil || !strings.Contains(out, "dev.bridge.visibility") {
 		t.Fatalf("filtered tail: %v\n%s", err, out)
 	}
 	// Live: only events published after the start are printed.

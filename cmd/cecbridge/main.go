@@ -23,7 +23,6 @@ import (
 	"github.com/cecbridge/cecbridge/internal/app"
 )
 
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)

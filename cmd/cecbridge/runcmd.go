@@ -34,4 +34,3 @@ func runBridgeCmd(ctx context.Context, args []string, _, stderr io.Writer) error
 	}
 	return app.Serve(ctx, cfg, nc, log)
 }
-

@@ -188,11 +188,13 @@ func (b *Bridge) newTenant(ctx context.Context, tc configs.Tenant, instance stri
 	return tr, nil
 }
 
-// onConflict hands the poller of the subject's tenant what the stream now
-// holds, so it continues from there instead of forking the history.
-func (b *Bridge) onConflict(subject string, last *publisher.Latest) {
+// onConflict runs when another writer's message is the last on a subject
+// the bridge tried to publish: the poller of that tenant re-reads the
+// subject (the publisher re-learns its position at the same time) and
+// continues from what the stream holds instead of forking the history.
+func (b *Bridge) onConflict(subject string, _ *publisher.Latest) {
 	ps, err := schemas.ParseSubject(subject)
-	if err != nil || last == nil {
+	if err != nil {
 		b.log.Error("publish conflict on an unknown subject", "subject", subject)
 		return
 	}
@@ -200,14 +202,25 @@ func (b *Bridge) onConflict(subject string, last *publisher.Latest) {
 		if tr.name != ps.Tenant {
 			continue
 		}
-		// Off the publishing loop: Restore takes the poller's lock, which a
-		// poller may hold while it hands the publisher an event.
+		// Off the publishing loop, which must not wait for the poller.
 		go func() {
-			if err := tr.poller.Restore(subject, last.Event); err != nil {
-				b.log.Error("conflict not resolved", "subject", subject, "err", err)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err := tr.poller.Resync(ctx, subject, func(ctx context.Context) (*schemas.Event, error) {
+				latest, err := b.pub.Load(ctx, subject)
+				if err != nil {
+					return nil, err
+				}
+				if l, ok := latest[subject]; ok {
+					return &l.Event, nil
+				}
+				return nil, nil
+			})
+			if err != nil {
+				b.log.Error("conflict not resolved; the subject stays behind until the next conflict", "subject", subject, "err", err)
 				return
 			}
-			b.log.Warn("another writer published on this subject; adopted its state", "subject", subject)
+			b.log.Warn("another writer published on this subject; continuing from its state", "subject", subject)
 		}()
 	}
 }
