@@ -40,6 +40,10 @@ type Tenant struct {
 
 	kick    chan struct{}
 	started time.Time
+	// everReady marks monitors that have been signed in at least once, so
+	// that agents are not reported lost while the first sign-in is still
+	// under way.
+	everReady []atomic.Bool
 
 	emitted  atomic.Uint64
 	refused  atomic.Uint64
@@ -61,8 +65,9 @@ func New(cfg Config) (*Tenant, error) {
 		agents: make(map[int]*agent),
 		phones: make(map[string]*phone),
 		sched:  scheduler{idleShare: cfg.IdleShare},
-		vis:    newVisibility(),
-		kick:   make(chan struct{}, 1),
+		vis:       newVisibility(),
+		kick:      make(chan struct{}, 1),
+		everReady: make([]atomic.Bool, len(cfg.Monitors)),
 	}, nil
 }
 
@@ -162,6 +167,7 @@ func (t *Tenant) pollCalls(ctx context.Context, a *agent) {
 	} else if src := t.cfg.Monitors[mon].Source; !src.Ready() {
 		err = ErrNotReady
 	} else {
+		t.everReady[mon].Store(true)
 		pctx, cancel := context.WithTimeout(ctx, t.cfg.RequestTimeout)
 		ids, err = src.AllCallInfo(pctx, a.workNo)
 		cancel()
@@ -178,6 +184,12 @@ func (t *Tenant) pollCalls(ctx context.Context, a *agent) {
 		return // removed from the roster while in flight
 	}
 	t.lastCalls = now
+	if errors.Is(err, ErrNotReady) && !t.everReady[mon].Load() && now.Sub(t.started) < 2*t.cfg.RequestTimeout {
+		// The first sign-in is still under way: nothing was lost yet.
+		a.due = now.Add(t.cfg.CallsInterval)
+		t.sched.push(a)
+		return
+	}
 	if err != nil {
 		t.pollsBad.Add(1)
 		t.observePoll("calls", "error")
