@@ -438,3 +438,91 @@ func lookup(t *testing.T, nc *nats.Conn, subject string, req, resp any) {
 		t.Fatal(err)
 	}
 }
+
+// Every lookup endpoint agrees with the simulator's truth after scripted
+// changes, reading its own writes with min_seq.
+func TestLookupsMatchTheSimulator(t *testing.T) {
+	e := newEnv(t, 10)
+	e.start(t)
+	e.events = readStream(t, e.js)
+	e.waitSnapshots(t)
+
+	id, err := e.sim.StartCall(1002)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.SetSoftphone(1003, "77773003", "acct-moved"); err != nil {
+		t.Fatal(err)
+	}
+	a4, _ := e.sim.Agent(1004)
+	if err := e.sim.SetPhoneStatus(a4.SIPAccount, 1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the scripted changes in the stream", func() bool {
+		return len(e.events.calls(t, 1002)) == 2 &&
+			len(e.events.on(schemas.AgentSoftphoneSubject(tenant, 1003))) == 2 &&
+			len(e.events.on(schemas.PhoneStateSubject(tenant, a4.SIPAccount))) == 2
+	})
+	all := e.events.all()
+	last := all[len(all)-1].seq
+	ro := schemas.ReadOptions{MinSeq: last}
+	subject := func(ep string) string { return schemas.LookupSubject(tenant, ep) }
+
+	var calls schemas.AgentCallsResponse
+	lookup(t, e.nc, subject(schemas.LookupAgentCalls), schemas.AgentCallsRequest{WorkNo: 1002, ReadOptions: ro}, &calls)
+	if !slices.Equal(calls.CallIDs, e.sim.AgentCalls(1002)) || !slices.Equal(calls.CallIDs, []string{id}) || calls.StreamSeq < last {
+		t.Errorf("agent.calls 1002 = %+v, simulator has %v", calls, e.sim.AgentCalls(1002))
+	}
+	var live schemas.AgentCallsResponse
+	lookup(t, e.nc, subject(schemas.LookupAgentCalls), schemas.AgentCallsRequest{WorkNo: 1002, MaxAge: "0s"}, &live)
+	if !live.Live || !slices.Equal(live.CallIDs, []string{id}) {
+		t.Errorf("agent.calls with max_age 0s = %+v, want a live answer [%s]", live, id)
+	}
+
+	var sp schemas.AgentSoftphoneResponse
+	lookup(t, e.nc, subject(schemas.LookupAgentSoftphone), schemas.AgentSoftphoneRequest{WorkNo: 1003, ReadOptions: ro}, &sp)
+	a3, _ := e.sim.Agent(1003)
+	if sp.SIPAccount != a3.SIPAccount || sp.AccountCode != a3.AccountCode || sp.SIPServerIP == "" || sp.SIPServerPort == 0 {
+		t.Errorf("agent.softphone 1003 = %+v, simulator has %+v", sp, a3)
+	}
+	var ph schemas.PhoneStateResponse
+	lookup(t, e.nc, subject(schemas.LookupPhoneState), schemas.PhoneStateRequest{PhoneNum: a4.SIPAccount, ReadOptions: ro}, &ph)
+	if ph.Status != schemas.PhoneSuspended || ph.StatusCode != 1 {
+		t.Errorf("phone.state %s = %+v, want suspended", a4.SIPAccount, ph)
+	}
+	var acct schemas.AgentByAccountResponse
+	a5, _ := e.sim.Agent(1005)
+	if a5.AccountCode != "" {
+		lookup(t, e.nc, subject(schemas.LookupAgentByAccount), schemas.AgentByAccountRequest{Account: a5.AccountCode}, &acct)
+		if acct.WorkNo != 1005 {
+			t.Errorf("agent.by_account %s = %+v, want work_no 1005", a5.AccountCode, acct)
+		}
+	}
+	inCall := true
+	var agents schemas.AgentsListResponse
+	lookup(t, e.nc, subject(schemas.LookupAgentsList), schemas.AgentsListRequest{InCall: &inCall, MinSeq: last}, &agents)
+	var busy []int
+	for _, a := range agents.Agents {
+		busy = append(busy, a.WorkNo)
+	}
+	if !slices.Equal(busy, []int{1002}) {
+		t.Errorf("agents.list in_call = %v, want [1002]", busy)
+	}
+	registered := false
+	var phones schemas.PhonesListResponse
+	lookup(t, e.nc, subject(schemas.LookupPhonesList), schemas.PhonesListRequest{Registered: &registered, MinSeq: last}, &phones)
+	var suspended []string
+	for _, p := range phones.Phones {
+		suspended = append(suspended, p.PhoneNum)
+	}
+	var wantSuspended []string
+	for _, p := range e.sim.Phones() {
+		if p.Status == 1 {
+			wantSuspended = append(wantSuspended, p.PhoneNum)
+		}
+	}
+	slices.Sort(wantSuspended)
+	if !slices.Equal(suspended, wantSuspended) {
+		t.Errorf("phones.list registered=false = %v, simulator has %v", suspended, wantSuspended)
+	}
+}

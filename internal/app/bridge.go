@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,6 +19,7 @@ import (
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/publisher"
 	"github.com/cecbridge/cecbridge/schemas"
+	"github.com/cecbridge/cecbridge/subscriber"
 )
 
 // Bridge is one running cecbridge: vendor clients and sessions, pollers,
@@ -33,6 +35,9 @@ type Bridge struct {
 	started time.Time
 	metrics *metrics
 	streamCheck
+
+	httpAddr atomic.Pointer[string]             // set once the HTTP listener is open
+	lookups  atomic.Pointer[subscriber.Service] // the lookup service while it runs
 }
 
 // tenantRun is everything one tenant runs.

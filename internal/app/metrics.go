@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cecbridge/cecbridge/poller/cec"
+	"github.com/cecbridge/cecbridge/schemas"
 )
 
 // metrics holds the bridge's Prometheus instruments. Label values are
@@ -29,7 +32,6 @@ type metrics struct {
 	events     *prometheus.CounterVec
 	publishes  *prometheus.CounterVec
 	publishD   prometheus.Histogram
-	lookupReqs *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -166,6 +168,99 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// lookupCollector reports cecbridge_lookups_total{tenant,endpoint,code}
+// from the lookup service's micro endpoint statistics (the subscriber
+// package offers no per-request hook). Successes count as code "ok".
+// Micro keeps a total of errors and only the last error, so the errors
+// that arrived since the previous read are counted under the code of the
+// last one: exact when one code occurs between two scrapes, attributed to
+// the latest code otherwise. Codes outside the documented set count as
+// "other"; label values are tenants, endpoint names and codes only.
+type lookupCollector struct {
+	b    *Bridge
+	desc *prometheus.Desc
+
+	mu     sync.Mutex
+	seen   map[string]lookupSeen // by endpoint subject
+	counts map[lookupKey]float64
+}
+
+type lookupSeen struct{ requests, errors int }
+
+type lookupKey struct{ tenant, endpoint, code string }
+
+func newLookupCollector(b *Bridge) *lookupCollector {
+	return &lookupCollector{
+		b: b,
+		desc: prometheus.NewDesc("cecbridge_lookups_total",
+			"Lookup requests answered, by tenant, endpoint and code (ok or the error code).",
+			[]string{"tenant", "endpoint", "code"}, nil),
+		seen:   map[string]lookupSeen{},
+		counts: map[lookupKey]float64{},
+	}
+}
+
+func (c *lookupCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *lookupCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if svc := c.b.lookups.Load(); svc != nil {
+		for _, es := range svc.Micro().Stats().Endpoints {
+			tenant, endpoint, ok := splitLookupSubject(es.Subject)
+			if !ok {
+				continue
+			}
+			prev := c.seen[es.Subject]
+			if es.NumRequests < prev.requests || es.NumErrors < prev.errors {
+				prev = lookupSeen{} // a new service instance: its counts start again
+			}
+			if d := (es.NumRequests - es.NumErrors) - (prev.requests - prev.errors); d > 0 {
+				c.counts[lookupKey{tenant, endpoint, "ok"}] += float64(d)
+			}
+			if d := es.NumErrors - prev.errors; d > 0 {
+				c.counts[lookupKey{tenant, endpoint, lookupCode(es.LastError)}] += float64(d)
+			}
+			c.seen[es.Subject] = lookupSeen{es.NumRequests, es.NumErrors}
+		}
+	}
+	for k, v := range c.counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, v, k.tenant, k.endpoint, k.code)
+	}
+}
+
+// splitLookupSubject turns "cec.lookup.<tenant>.agent.calls" into the
+// tenant and "agent.calls".
+func splitLookupSubject(subject string) (tenant, endpoint string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, schemas.LookupPrefix+".")
+	if !ok {
+		return "", "", false
+	}
+	return strings.Cut(rest, ".")
+}
+
+// lookupCode extracts the code from micro's "code:description" last error,
+// keeping only the documented codes so the label stays bounded.
+func lookupCode(lastError string) string {
+	code, _, _ := strings.Cut(lastError, ":")
+	switch code {
+	case strconv.Itoa(schemas.CodeBadRequest), strconv.Itoa(schemas.CodeNotFound), strconv.Itoa(schemas.CodeNotVisible),
+		strconv.Itoa(schemas.CodeInternal), strconv.Itoa(schemas.CodeUnavailable), strconv.Itoa(schemas.CodeTimeout):
+		return code
+	}
+	return "other"
+}
+
+// HTTPAddr is the address the metrics and health listener is bound to
+// ("" until it listens, or when http.listen is off); with http.listen
+// "127.0.0.1:0" it tells the chosen port.
+func (b *Bridge) HTTPAddr() string {
+	if p := b.httpAddr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
 // readiness says what is not ready: NATS, the streams, every tenant's token
 // and sessions.
 func (b *Bridge) readiness(ctx context.Context) map[string]string {
@@ -211,7 +306,7 @@ type streamCheck struct {
 
 // serveHTTP serves /metrics, /healthz and /readyz until ctx ends.
 func serveHTTP(ctx context.Context, addr string, b *Bridge, m *metrics, log *slog.Logger) error {
-	m.reg.MustRegister(newStateCollector(b))
+	m.reg.MustRegister(newStateCollector(b), newLookupCollector(b))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -229,6 +324,8 @@ func serveHTTP(ctx context.Context, addr string, b *Bridge, m *metrics, log *slo
 	if err != nil {
 		return err
 	}
+	bound := ln.Addr().String()
+	b.httpAddr.Store(&bound)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	log.Info("metrics and health endpoints up", "addr", ln.Addr().String())
 	go func() {

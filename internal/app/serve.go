@@ -25,8 +25,15 @@ func Serve(ctx context.Context, cfg configs.Bridge, nc *nats.Conn, log *slog.Log
 	if err != nil {
 		return err
 	}
-	if !cfg.Lookup.Disabled {
-		stop, err := b.startLookups(ctx, log)
+	return b.Serve(ctx, extra...)
+}
+
+// Serve runs the bridge and, unless disabled, its lookup service until ctx
+// ends. Unlike the package-level Serve it leaves the connection open: the
+// caller that built the Bridge with New owns it.
+func (b *Bridge) Serve(ctx context.Context, extra ...func(context.Context) error) error {
+	if !b.cfg.Lookup.Disabled {
+		stop, err := b.startLookups(ctx, b.log)
 		if err != nil {
 			return err
 		}
@@ -71,7 +78,9 @@ func (b *Bridge) startLookups(ctx context.Context, log *slog.Logger) (func(), er
 		return nil, err
 	}
 	log.Info("lookup service up", "subjects", "cec.lookup.<tenant>.>", "queue_group", cfg.Lookup.QueueGroup)
+	b.lookups.Store(svc)
 	return func() {
+		b.lookups.Store(nil)
 		if err := svc.Stop(); err != nil {
 			log.Warn("lookup service stop", "err", err)
 		}
