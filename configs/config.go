@@ -10,6 +10,7 @@ type Bridge struct {
 	Streams   Streams   `yaml:"streams"`
 	Publisher Publisher `yaml:"publisher"`
 	Lookup    Lookup    `yaml:"lookup"`
+	Lease     Lease     `yaml:"lease"`
 	HTTP      HTTP      `yaml:"http"`
 	Log       Log       `yaml:"log"`
 	Tenants   []Tenant  `yaml:"tenants"`
@@ -65,6 +66,14 @@ type Publisher struct {
 type Lookup struct {
 	Disabled   bool   `yaml:"disabled"`
 	QueueGroup string `yaml:"queue_group"`
+}
+
+// Lease configures the election that lets several bridge instances run
+// while only one polls each tenant.
+type Lease struct {
+	Disabled bool          `yaml:"disabled"`
+	Bucket   string        `yaml:"bucket"` // JetStream KV bucket
+	TTL      time.Duration `yaml:"ttl"`    // a term without renewal lasts this long
 }
 
 // HTTP configures the metrics and health listener.
@@ -150,6 +159,8 @@ func (b *Bridge) setDefaults() {
 	setIf(&b.Publisher.SpoolMaxBytes, 256<<20)
 	setIf(&b.Publisher.FlushTimeout, 10*time.Second)
 	setIf(&b.Lookup.QueueGroup, "cecbridge")
+	setIf(&b.Lease.Bucket, "cecbridge_leases")
+	setIf(&b.Lease.TTL, 15*time.Second)
 	setIf(&b.Log.Level, "info")
 	setIf(&b.Log.Format, "auto")
 	for i := range b.Tenants {

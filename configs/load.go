@@ -326,6 +326,12 @@ func (b *Bridge) validate() Problems {
 	if b.Publisher.SpoolMaxBytes <= 0 {
 		bad("publisher.spool_max_bytes", "must be positive")
 	}
+	if b.Lease.TTL < time.Second {
+		bad("lease.ttl", "must be at least 1s, got %s", b.Lease.TTL)
+	}
+	if b.Lease.Bucket == "" || strings.ContainsAny(b.Lease.Bucket, " .*>/\\\t") {
+		bad("lease.bucket", "must be a bucket name of A-Z a-z 0-9 _ -, got %q", b.Lease.Bucket)
+	}
 	if b.HTTP.Listen != "" {
 		if _, _, err := net.SplitHostPort(b.HTTP.Listen); err != nil {
 			bad("http.listen", "expected host:port such as :9090, got %q", b.HTTP.Listen)
@@ -370,6 +376,9 @@ func (b *Bridge) validate() Problems {
 		positive(p+".request_timeout", t.Timeout)
 		if t.Budget < 0 {
 			bad(p+".budget", "must not be negative")
+		}
+		if t.Burst < 0 {
+			bad(p+".burst", "must not be negative")
 		}
 		if t.Concurrency <= 0 {
 			bad(p+".concurrency", "must be positive")

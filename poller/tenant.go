@@ -97,7 +97,10 @@ func (t *Tenant) Run(ctx context.Context) error {
 		{t.cfg.VisibilityFlush, t.flushVisibility},
 	}
 	for _, l := range loops {
-		wg.Go(func() { every(ctx, l.interval, t.cfg.RequestTimeout, t.cfg.Jitter, l.fn) })
+		// A walk of many pages shares the request budget with the call-ID
+		// polls, so it gets several intervals, not one request's timeout.
+		timeout := max(t.cfg.RequestTimeout, 3*l.interval)
+		wg.Go(func() { every(ctx, l.interval, timeout, t.cfg.Jitter, l.fn) })
 	}
 	t.dispatch(ctx, work)
 	close(work)
@@ -213,12 +216,19 @@ func (t *Tenant) pollCalls(ctx context.Context, a *agent) {
 	if len(ids) > 0 {
 		a.lastInCall = now
 	}
+	wasActive := a.active
 	a.active = len(ids) > 0 || now.Sub(a.lastInCall) < t.cfg.ActiveWindow
-	interval := t.cfg.IdleInterval
-	if a.active {
-		interval = t.cfg.CallsInterval
+	switch {
+	case a.active:
+		a.due = dispatched.Add(t.cfg.CallsInterval)
+	case wasActive:
+		// Entering the idle queue: a random phase spreads the idle agents
+		// over their interval, so that agents first polled together (at
+		// start, or after an outage) do not all fall due in the same second.
+		a.due = now.Add(time.Duration(jitterFraction() * float64(t.cfg.IdleInterval)))
+	default:
+		a.due = dispatched.Add(t.cfg.IdleInterval)
 	}
-	a.due = dispatched.Add(interval)
 	t.sched.push(a)
 }
 

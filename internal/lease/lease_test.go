@@ -1,0 +1,135 @@
+package lease_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cecbridge/cecbridge/internal/lease"
+	"github.com/cecbridge/cecbridge/internal/natstest"
+)
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// candidate runs Hold and records whether it currently leads.
+type candidate struct {
+	leading atomic.Bool
+	terms   atomic.Int32
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func campaign(t *testing.T, e *lease.Elector, key string) *candidate {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &candidate{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		_ = e.Hold(ctx, key, func(ctx context.Context) {
+			c.terms.Add(1)
+			c.leading.Store(true)
+			<-ctx.Done()
+			c.leading.Store(false)
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-c.done })
+	return c
+}
+
+// One of two candidates leads; when it stops cleanly the other takes over
+// at once, and the two never lead together.
+func TestOneHolderAndCleanHandover(t *testing.T) {
+	srv := natstest.RunServer(t)
+	js := natstest.JetStream(t, srv.Connect(t))
+	ctx := t.Context()
+	ea, err := lease.New(ctx, js, lease.Config{TTL: 2 * time.Second, Holder: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eb, err := lease.New(ctx, js, lease.Config{TTL: 2 * time.Second, Holder: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := campaign(t, ea, "tenant.acme")
+	eventually(t, "a to lead", a.leading.Load)
+	b := campaign(t, eb, "tenant.acme")
+
+	var mu sync.Mutex
+	both := false
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			mu.Lock()
+			both = both || (a.leading.Load() && b.leading.Load())
+			mu.Unlock()
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	// a keeps the lease across several renewals while b campaigns.
+	kv, err := js.KeyValue(ctx, "cecbridge_leases")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := kv.Get(ctx, "tenant.acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a to renew three times", func() bool {
+		cur, err := kv.Get(ctx, "tenant.acme")
+		return err == nil && cur.Revision() >= first.Revision()+3
+	})
+	if b.leading.Load() || !a.leading.Load() {
+		t.Fatal("the lease changed hands while its holder was renewing it")
+	}
+	a.cancel()
+	<-a.done
+	eventually(t, "b to take over", b.leading.Load)
+	close(stop)
+	<-watched
+	if both {
+		t.Fatal("two holders at once")
+	}
+	if h, _ := eb.Holder(ctx, "tenant.acme"); h != "b" {
+		t.Fatalf("holder = %q, want b", h)
+	}
+}
+
+// A holder that cannot renew (its key was taken from it) steps down.
+func TestHolderStepsDownWhenRenewalFails(t *testing.T) {
+	srv := natstest.RunServer(t)
+	nc := srv.Connect(t)
+	js := natstest.JetStream(t, nc)
+	e, err := lease.New(t.Context(), js, lease.Config{TTL: time.Second, Holder: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := campaign(t, e, "tenant.x")
+	eventually(t, "a to lead", a.leading.Load)
+	kv, err := js.KeyValue(t.Context(), "cecbridge_leases")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(t.Context(), "tenant.x", []byte("intruder")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a to step down", func() bool { return !a.leading.Load() })
+	// The intruder never renews, its key expires, and a leads again.
+	eventually(t, "a to lead again", func() bool { return a.leading.Load() && a.terms.Load() == 2 })
+}
