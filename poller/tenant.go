@@ -59,12 +59,12 @@ func New(cfg Config) (*Tenant, error) {
 		return nil, err
 	}
 	return &Tenant{
-		cfg:    cfg,
-		enc:    encoder{tenant: cfg.Tenant, source: "/cecbridge/" + cfg.Tenant},
-		log:    cfg.Logger.With("component", "poller", "tenant", cfg.Tenant),
-		agents: make(map[int]*agent),
-		phones: make(map[string]*phone),
-		sched:  scheduler{idleShare: cfg.IdleShare},
+		cfg:       cfg,
+		enc:       encoder{tenant: cfg.Tenant, source: "/cecbridge/" + cfg.Tenant},
+		log:       cfg.Logger.With("component", "poller", "tenant", cfg.Tenant),
+		agents:    make(map[int]*agent),
+		phones:    make(map[string]*phone),
+		sched:     scheduler{idleShare: cfg.IdleShare},
 		vis:       newVisibility(),
 		kick:      make(chan struct{}, 1),
 		everReady: make([]atomic.Bool, len(cfg.Monitors)),

@@ -134,7 +134,9 @@ func (b *Bridge) newTenant(ctx context.Context, tc configs.Tenant, instance stri
 		log.Warn("vendor TLS certificate verification is OFF (tls.insecure_skip_verify)")
 	}
 	if tc.Budget > 0 {
-		ccfg.Limiter = rate.NewLimiter(rate.Limit(tc.Budget), tc.Burst)
+		// A burst below 1 would refuse every request, silently: the
+		// tenant would never poll.
+		ccfg.Limiter = rate.NewLimiter(rate.Limit(tc.Budget), max(tc.Burst, 1))
 	}
 	client, err := cec.New(ccfg)
 	if err != nil {

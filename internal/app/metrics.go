@@ -25,13 +25,13 @@ import (
 // bounded: tenants, endpoint names, outcome classes, event types — never a
 // work number, call ID or phone number.
 type metrics struct {
-	reg        *prometheus.Registry
-	upstream   *prometheus.CounterVec
-	upstreamD  *prometheus.HistogramVec
-	polls      *prometheus.CounterVec
-	events     *prometheus.CounterVec
-	publishes  *prometheus.CounterVec
-	publishD   prometheus.Histogram
+	reg       *prometheus.Registry
+	upstream  *prometheus.CounterVec
+	upstreamD *prometheus.HistogramVec
+	polls     *prometheus.CounterVec
+	events    *prometheus.CounterVec
+	publishes *prometheus.CounterVec
+	publishD  prometheus.Histogram
 }
 
 func newMetrics() *metrics {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 
@@ -17,6 +18,7 @@ import (
 // authentication method NATS offers, TLS, and reconnecting forever with a
 // bounded buffer so a NATS outage never ends the process.
 func natsOptions(c configs.NATS, log *slog.Logger) ([]nats.Option, error) {
+	failing := &lastErr{}
 	opts := []nats.Option{
 		nats.Name(c.Name),
 		nats.MaxReconnects(-1),
@@ -29,7 +31,22 @@ func natsOptions(c configs.NATS, log *slog.Logger) ([]nats.Option, error) {
 				log.Warn("nats disconnected", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			failing.reset()
+			log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			failing.reset()
+			log.Info("nats connected", "server", nc.ConnectedUrlRedacted())
+		}),
+		// Failed (re)connect attempts, the first connect included: a wrong
+		// password or an unverifiable certificate would otherwise retry
+		// forever without a word. Logged when the reason changes.
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil && failing.changed(err.Error()) {
+				log.Error("nats connect attempt failed; retrying", "err", err)
+			}
+		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""
 			if sub != nil {
@@ -92,4 +109,27 @@ func ConnectNATS(c configs.NATS, log *slog.Logger) (*nats.Conn, error) {
 		return nil, fmt.Errorf("nats connect: %w", err)
 	}
 	return nc, nil
+}
+
+// lastErr remembers the last connect error logged, so a retry loop logs
+// each distinct reason once instead of every attempt.
+type lastErr struct {
+	mu  sync.Mutex
+	msg string
+}
+
+func (l *lastErr) changed(msg string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if msg == l.msg {
+		return false
+	}
+	l.msg = msg
+	return true
+}
+
+func (l *lastErr) reset() {
+	l.mu.Lock()
+	l.msg = ""
+	l.mu.Unlock()
 }
