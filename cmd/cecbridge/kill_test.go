@@ -58,6 +58,8 @@ nats:
 log:
   level: warn
   format: json
+lease:
+  ttl: 2s       # a killed holder's lease lapses quickly
 tenants:
   - name: kill
     fabric_url: %q

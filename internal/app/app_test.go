@@ -526,3 +526,35 @@ func TestLookupsMatchTheSimulator(t *testing.T) {
 		t.Errorf("phones.list registered=false = %v, simulator has %v", suspended, wantSuspended)
 	}
 }
+
+// Two instances on one tenant: one polls, the other stands by and answers
+// view lookups; when the holder stops, the standby takes over and the
+// history goes on without a duplicate or a hole.
+func TestStandbyTakesOver(t *testing.T) {
+	e := newEnv(t, 6)
+	e.cfg.Lease.TTL = 2 * time.Second
+	stopA := e.start(t)
+	e.events = readStream(t, e.js)
+	e.waitSnapshots(t)
+	e.start(t) // b: a standby while a holds the lease
+
+	id, err := e.sim.StartCall(1004)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the call seen by the holder", func() bool { return len(e.events.calls(t, 1004)) == 2 })
+	// Only one instance polls: the simulator sees one monitoring session.
+	if n := e.sim.Counters()["forcelogin"]; n != 0 {
+		t.Fatalf("the standby signed in over the holder (%d forcelogins)", n)
+	}
+
+	stopA()
+	if err := e.sim.EndCall(1004, id); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the standby to take over and see the call end", func() bool { return len(e.events.calls(t, 1004)) == 3 })
+	if got := e.events.calls(t, 1004); fmt.Sprint(got) != fmt.Sprint([][]string{{}, {id}, {}}) {
+		t.Fatalf("history across the handover = %v", got)
+	}
+	e.events.checkHistory(t)
+}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/cecbridge/cecbridge/configs"
+	"github.com/cecbridge/cecbridge/internal/lease"
 	"github.com/cecbridge/cecbridge/poller"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/publisher"
@@ -38,16 +39,26 @@ type Bridge struct {
 
 	httpAddr atomic.Pointer[string]             // set once the HTTP listener is open
 	lookups  atomic.Pointer[subscriber.Service] // the lookup service while it runs
+	elector  *lease.Elector                     // nil when leases are disabled
+	instance string
 }
 
-// tenantRun is everything one tenant runs.
+// tenantRun is everything one tenant runs. The client and sessions live as
+// long as the bridge; a poller is built for each term in which this
+// instance holds the tenant's lease (or once, without leases).
 type tenantRun struct {
 	name     string
+	cfg      configs.Tenant
 	client   *cec.Client
 	sessions []*cec.Session
 	covers   []func(int) bool // per session: which agents it may ask about (nil: all)
-	poller   *poller.Tenant
+	monitors []poller.Monitor
+	current  atomic.Pointer[poller.Tenant] // the running term's poller; nil on a standby
 }
+
+// poller returns the poller of the current term, or nil when this instance
+// does not poll the tenant right now.
+func (tr *tenantRun) poller() *poller.Tenant { return tr.current.Load() }
 
 // New provisions the streams and builds every component,
 // restoring each tenant's state from the stream. Nothing polls until run.
@@ -79,9 +90,17 @@ func New(ctx context.Context, cfg configs.Bridge, nc *nats.Conn, log *slog.Logge
 	if b.pub, err = publisher.New(js, pcfg); err != nil {
 		return nil, err
 	}
-	instance, _ := os.Hostname()
+	host, _ := os.Hostname()
+	b.instance = fmt.Sprintf("%s/%d", host, os.Getpid())
+	if !cfg.Lease.Disabled {
+		if b.elector, err = lease.New(ctx, js, lease.Config{
+			Bucket: cfg.Lease.Bucket, TTL: cfg.Lease.TTL, Holder: b.instance, Logger: log,
+		}); err != nil {
+			return nil, err
+		}
+	}
 	for _, tc := range cfg.Tenants {
-		tr, err := b.newTenant(ctx, tc, instance)
+		tr, err := b.newTenant(tc)
 		if err != nil {
 			return nil, fmt.Errorf("tenant %s: %w", tc.Name, err)
 		}
@@ -114,7 +133,7 @@ func provisionWithRetry(ctx context.Context, js jetstream.JetStream, pcfg publis
 	}
 }
 
-func (b *Bridge) newTenant(ctx context.Context, tc configs.Tenant, instance string) (*tenantRun, error) {
+func (b *Bridge) newTenant(tc configs.Tenant) (*tenantRun, error) {
 	log := b.log.With("tenant", tc.Name)
 	ccfg := cec.Config{
 		FabricURL:          tc.FabricURL,
@@ -142,8 +161,7 @@ func (b *Bridge) newTenant(ctx context.Context, tc configs.Tenant, instance stri
 	if err != nil {
 		return nil, err
 	}
-	tr := &tenantRun{name: tc.Name, client: client}
-	var monitors []poller.Monitor
+	tr := &tenantRun{name: tc.Name, cfg: tc, client: client}
 	for _, m := range tc.Monitors {
 		covers, err := m.Covers()
 		if err != nil {
@@ -157,13 +175,21 @@ func (b *Bridge) newTenant(ctx context.Context, tc configs.Tenant, instance stri
 		})
 		tr.sessions = append(tr.sessions, s)
 		tr.covers = append(tr.covers, covers)
-		monitors = append(monitors, poller.Monitor{Source: s, Covers: covers})
+		tr.monitors = append(tr.monitors, poller.Monitor{Source: s, Covers: covers})
 	}
-	tr.poller, err = poller.New(poller.Config{
+	return tr, nil
+}
+
+// newPoller builds a poller for one term and restores its state from the
+// stream, so that it emits only real changes.
+func (b *Bridge) newPoller(ctx context.Context, tr *tenantRun) (*poller.Tenant, error) {
+	tc := tr.cfg
+	log := b.log.With("tenant", tc.Name)
+	p, err := poller.New(poller.Config{
 		Tenant:            tc.Name,
-		Instance:          instance,
-		Directory:         poller.FabricDirectory{Client: client},
-		Monitors:          monitors,
+		Instance:          b.instance,
+		Directory:         poller.FabricDirectory{Client: tr.client},
+		Monitors:          tr.monitors,
 		Sink:              b.pub,
 		Observer:          pollObserver{b.metrics, tc.Name},
 		Logger:            log,
@@ -185,14 +211,14 @@ func (b *Bridge) newTenant(ctx context.Context, tc configs.Tenant, instance stri
 	}
 	restored := 0
 	for subject, l := range latest {
-		if err := tr.poller.Restore(subject, l.Event); err != nil {
+		if err := p.Restore(subject, l.Event); err != nil {
 			log.Warn("stored event not restored", "subject", subject, "err", err)
 			continue
 		}
 		restored++
 	}
 	log.Info("state rebuilt from the stream", "subjects", restored)
-	return tr, nil
+	return p, nil
 }
 
 // onConflict runs when another writer's message is the last on a subject
@@ -209,11 +235,15 @@ func (b *Bridge) onConflict(subject string, _ *publisher.Latest) {
 		if tr.name != ps.Tenant {
 			continue
 		}
+		p := tr.poller()
+		if p == nil {
+			return // not polling this tenant any more; the next term reloads it
+		}
 		// Off the publishing loop, which must not wait for the poller.
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			err := tr.poller.Resync(ctx, subject, func(ctx context.Context) (*schemas.Event, error) {
+			err := p.Resync(ctx, subject, func(ctx context.Context) (*schemas.Event, error) {
 				latest, err := b.pub.Load(ctx, subject)
 				if err != nil {
 					return nil, err
@@ -232,28 +262,30 @@ func (b *Bridge) onConflict(subject string, _ *publisher.Latest) {
 	}
 }
 
-// Run polls and publishes until ctx ends, then shuts down in order: pollers
-// stop, accepted events are flushed (bounded), gateway sessions sign out,
-// the connection drains.
+// Run polls and publishes until ctx ends. Each tenant is polled while
+// this instance holds its lease (always, with leases disabled). On the way
+// out, pollers stop, accepted events are flushed (bounded), gateway
+// sessions sign out, and the publisher stops; the caller drains the
+// connection.
 func (b *Bridge) Run(ctx context.Context, extra ...func(ctx context.Context) error) error {
 	pubCtx, stopPub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPub()
-	sessCtx, stopSessions := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSessions()
-
 	pubDone := make(chan error, 1)
 	go func() { pubDone <- b.pub.Run(pubCtx) }()
 
-	sessions, _ := errgroup.WithContext(sessCtx)
-	for _, tr := range b.tenants {
-		for _, s := range tr.sessions {
-			sessions.Go(func() error { return s.Run(sessCtx) })
-		}
-	}
-
 	g, gctx := errgroup.WithContext(ctx)
 	for _, tr := range b.tenants {
-		g.Go(func() error { return tr.poller.Run(gctx) })
+		if b.elector == nil {
+			g.Go(func() error { return b.term(gctx, tr) })
+			continue
+		}
+		g.Go(func() error {
+			return b.elector.Hold(gctx, "tenant."+tr.name, func(termCtx context.Context) {
+				if err := b.term(termCtx, tr); err != nil {
+					b.log.Error("tenant term ended with an error", "tenant", tr.name, "err", err)
+				}
+			})
+		})
 	}
 	for _, fn := range extra {
 		g.Go(func() error { return fn(gctx) })
@@ -263,18 +295,47 @@ func (b *Bridge) Run(ctx context.Context, extra ...func(ctx context.Context) err
 	}
 	runErr := g.Wait()
 
-	b.log.Info("stopping: flushing accepted events", "buffered", b.pub.Stats().Buffered)
-	fctx, cancel := context.WithTimeout(context.Background(), b.cfg.Publisher.FlushTimeout)
-	if err := b.pub.Flush(fctx); err != nil {
-		b.log.Error("events not flushed before the deadline", "err", err, "stats", fmt.Sprintf("%+v", b.pub.Stats()))
-	}
-	cancel()
+	b.flush()
 	stopPub()
 	<-pubDone
-	stopSessions()
-	_ = sessions.Wait()
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return runErr
 	}
 	return nil
+}
+
+// term polls one tenant until ctx ends: it signs the monitoring sessions
+// in, rebuilds the tenant's state from the stream and polls; when ctx ends
+// it stops polling, flushes what was accepted, and signs the sessions out.
+func (b *Bridge) term(ctx context.Context, tr *tenantRun) error {
+	sessCtx, stopSessions := context.WithCancel(context.WithoutCancel(ctx))
+	var sessions errgroup.Group
+	defer func() {
+		stopSessions()
+		_ = sessions.Wait()
+	}()
+	for _, s := range tr.sessions {
+		sessions.Go(func() error { return s.Run(sessCtx) })
+	}
+	p, err := b.newPoller(ctx, tr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	tr.current.Store(p)
+	defer tr.current.Store(nil)
+	runErr := p.Run(ctx)
+	b.flush()
+	return runErr
+}
+
+// flush waits, bounded, until every accepted event is acknowledged.
+func (b *Bridge) flush() {
+	fctx, cancel := context.WithTimeout(context.Background(), b.cfg.Publisher.FlushTimeout)
+	defer cancel()
+	if err := b.pub.Flush(fctx); err != nil {
+		b.log.Error("events not flushed before the deadline", "err", err, "stats", fmt.Sprintf("%+v", b.pub.Stats()))
+	}
 }
