@@ -44,7 +44,8 @@ type Directory interface {
 
 // CallSource asks the CC-Gateway for an agent's call IDs through a signed-in
 // monitoring session. An agent with no call yields an empty slice and a nil
-// error; every failure is an error.
+// error; every failure is an error. Implementations bound each request
+// with their own timeout.
 type CallSource interface {
 	AllCallInfo(ctx context.Context, workNo int) ([]string, error)
 	Ready() bool

@@ -16,6 +16,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -248,29 +249,109 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 
 // transportError keeps the caller's own cancellation matchable with
 // errors.Is(err, context.Canceled/DeadlineExceeded) and classifies anything
-// else (network failure, our per-request timeout) as ErrUpstream. The
-// underlying error text is dropped: net/url errors quote the full URL.
+// else (network failure, our per-request timeout) as ErrUpstream, with a
+// fixed description of the cause (transportCause). The underlying error
+// text is dropped: net/url errors quote the full URL.
 func (c *Client) transportError(ctx context.Context, endpoint string, err error, d time.Duration) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("cec: %s: %w", endpoint, ctx.Err())
 	}
-	msg := "network error"
-	var ne net.Error
-	switch {
-	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
-		msg = "request timed out after " + d.Round(time.Millisecond).String()
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		msg = "connection closed mid-response"
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op != "" {
-		msg += " (" + op.Op + ")"
+	msg := transportCause(err)
+	if msg == "timeout" {
+		msg = "timeout after " + d.Round(time.Millisecond).String()
 	}
 	return &Error{Endpoint: endpoint, Message: msg, Err: ErrUpstream}
+}
+
+// transportCause names why a request got no response, from a fixed set of
+// descriptions, so an operator can tell a wrong CA from a closed port
+// without the error quoting URLs, addresses or certificate contents.
+func transportCause(err error) string {
+	var (
+		unknownCA   x509.UnknownAuthorityError
+		invalidCert x509.CertificateInvalidError
+		hostname    x509.HostnameError
+		record      tls.RecordHeaderError
+		verify      *tls.CertificateVerificationError
+		alert       tls.AlertError
+		dnsErr      *net.DNSError
+		ne          net.Error
+		op          *net.OpError
+	)
+	switch {
+	case errors.As(err, &hostname):
+		return "tls: hostname mismatch"
+	case errors.As(err, &unknownCA):
+		return "tls: certificate not trusted (unknown authority)"
+	case errors.As(err, &invalidCert):
+		return "tls: certificate not trusted (" + certInvalidReason(invalidCert.Reason) + ")"
+	case errors.As(err, &verify):
+		return "tls: certificate not trusted"
+	case errors.As(err, &record), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		// net/http replaces the RecordHeaderError of a plain-HTTP answer
+		// with an unwrapped error carrying that fixed text.
+		return "tls: not a TLS server"
+	case errors.As(err, &alert):
+		return "tls: handshake refused by server"
+	case errors.As(err, &dnsErr):
+		if dnsErr.IsTimeout {
+			return "timeout (name resolution)"
+		}
+		return "name not resolved"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "connection closed mid-response"
+	case errors.As(err, &op) && op.Op != "":
+		return "network error (" + op.Op + ")"
+	}
+	return "network error"
+}
+
+func certInvalidReason(r x509.InvalidReason) string {
+	switch r {
+	case x509.Expired:
+		return "expired or not yet valid"
+	case x509.NotAuthorizedToSign, x509.CANotAuthorizedForThisName, x509.CANotAuthorizedForExtKeyUsage:
+		return "issuer not authorized"
+	case x509.IncompatibleUsage:
+		return "incompatible key usage"
+	}
+	return "invalid"
+}
+
+// CloseIdleConnections closes the client's idle connections to the vendor,
+// including any the transport dialed for a request that was cancelled or
+// served by another connection meanwhile. Sessions call it when Run ends.
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+
+// waitBudget waits for the request budget (Limiter), if any. A refusal says
+// it came from the budget and still matches the context error behind it:
+// a limiter that refuses because the wait would outlast the deadline
+// reports context.DeadlineExceeded even before the deadline passes.
+func (c *Client) waitBudget(ctx context.Context, ep string) error {
+	if c.cfg.Limiter == nil {
+		return nil
+	}
+	err := c.cfg.Limiter.Wait(ctx)
+	if err == nil {
+		return nil
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		if errors.Is(err, cerr) {
+			return fmt.Errorf("cec: %s: request budget: %w", ep, err)
+		}
+		return fmt.Errorf("cec: %s: request budget: %w (%w)", ep, cerr, err)
+	}
+	if _, ok := ctx.Deadline(); ok && !errors.Is(err, context.DeadlineExceeded) && strings.Contains(err.Error(), "deadline") {
+		// golang.org/x/time/rate: "Wait(n=1) would exceed context deadline".
+		return fmt.Errorf("cec: %s: request budget: no slot before the deadline: %w", ep, context.DeadlineExceeded)
+	}
+	return fmt.Errorf("cec: %s: request budget: %w", ep, err)
 }
 
 // httpError classifies a non-2xx status that carried no usable vendor code.

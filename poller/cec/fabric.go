@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 )
@@ -32,10 +31,8 @@ func (c *Client) fabricCall(ctx context.Context, ep, method, path string, body a
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		if c.cfg.Limiter != nil {
-			if err := c.cfg.Limiter.Wait(ctx); err != nil {
-				return fmt.Errorf("cec: %s: rate budget: %w", ep, err)
-			}
+		if err := c.waitBudget(ctx, ep); err != nil {
+			return err
 		}
 		tok, err := c.tokens.get(ctx)
 		if err != nil {

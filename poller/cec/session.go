@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -259,6 +258,11 @@ func (s *Session) finish(guid string) {
 			s.log.LogAttrs(ctx, slog.LevelInfo, "cec sign-out failed", errAttr(err))
 		}
 	}
+	// Release the connections this session's polls and queries leave in
+	// the pool. A spare one the transport dialed for a cancelled poll
+	// would otherwise stay open and never carry a request, which holds up
+	// a gateway (or test server) shutting down gracefully for seconds.
+	s.c.CloseIdleConnections()
 	s.mu.Lock()
 	s.gen++
 	s.guid, s.prevGUID, s.cancelPoll = "", "", nil
@@ -431,10 +435,8 @@ func (s *Session) classify(ep string, resp *response) (*gwEnvelope, error) {
 // rotation, not a lost session: it is retried once with the new GUID.
 // Otherwise the session is marked lost and the error says so.
 func (s *Session) query(ctx context.Context, ep, path string) (*gwEnvelope, *response, error) {
-	if lim := s.c.cfg.Limiter; lim != nil {
-		if err := lim.Wait(ctx); err != nil {
-			return nil, nil, fmt.Errorf("cec: %s: rate budget: %w", ep, err)
-		}
+	if err := s.c.waitBudget(ctx, ep); err != nil {
+		return nil, nil, err
 	}
 	for attempt := 0; ; attempt++ {
 		guid, gen, st := s.current()

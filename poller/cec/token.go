@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +33,7 @@ type tokenCall struct {
 	done chan struct{}
 	tok  string
 	err  error
+	last error // the latest failed attempt so far; guarded by tokenSource.mu
 }
 
 func newTokenSource(c *Client) *tokenSource { return &tokenSource{c: c} }
@@ -65,6 +67,17 @@ func (t *tokenSource) get(ctx context.Context) (string, error) {
 	case <-call.done:
 		return call.tok, call.err
 	case <-ctx.Done():
+		// Say why no token came (a TLS or network failure the fetch keeps
+		// retrying), not only that the caller stopped waiting.
+		t.mu.Lock()
+		last := call.last
+		t.mu.Unlock()
+		if last != nil {
+			// Text only: the caller's context ending stays the class
+			// (not Retryable), as for every other canceled request.
+			why := strings.TrimPrefix(last.Error(), "cec: tokenByAkSk: ")
+			return "", fmt.Errorf("cec: tokenByAkSk: %w (last attempt: %s)", ctx.Err(), why)
+		}
 		return "", fmt.Errorf("cec: tokenByAkSk: %w", ctx.Err())
 	}
 }
@@ -108,8 +121,19 @@ func (t *tokenSource) run(call *tokenCall) {
 		var err error
 		tok, life, err = t.c.fetchToken(ctx)
 		if err != nil {
+			if ctx.Err() != nil {
+				// Our own budget ran out mid-attempt: the previous
+				// attempt's failure says more than "deadline exceeded".
+				if lastErr == nil {
+					lastErr = err
+				}
+				return backoff.Permanent(err)
+			}
 			lastErr = err
-			if errors.Is(err, ErrUnauthorized) || ctx.Err() != nil {
+			t.mu.Lock()
+			call.last = err
+			t.mu.Unlock()
+			if errors.Is(err, ErrUnauthorized) {
 				return backoff.Permanent(err)
 			}
 		}
