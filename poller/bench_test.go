@@ -144,4 +144,3 @@ func BenchmarkHeapPerAgent(b *testing.B) {
 		stop()
 	}
 }
-

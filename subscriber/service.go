@@ -39,6 +39,16 @@ type LiveFetcher interface {
 	AgentByAccount(ctx context.Context, tenant, account string) (Account, error)
 }
 
+// Observer receives one measurement per answered lookup request, on every
+// path (answered inline, by a worker, refused while saturated, recovered
+// from a panic, malformed). endpoint is the endpoint subject (e.g.
+// "agent.calls"), code "ok" or the numeric error code sent ("404"), and d
+// the time from receipt to reply. It is called on the answering goroutine
+// and must not block.
+type Observer interface {
+	ObserveLookup(tenant, endpoint, code string, d time.Duration)
+}
+
 // Config configures a Service. Tenants is required; the rest has defaults.
 type Config struct {
 	Name        string // micro service name; default "cecbridge"
@@ -59,6 +69,7 @@ type Config struct {
 	AccountTTL       time.Duration
 	AccountCacheSize int
 	Logger           *slog.Logger
+	Observer         Observer // optional
 }
 
 func (c *Config) setDefaults() {
@@ -129,8 +140,19 @@ type Stats struct {
 }
 
 type job struct {
-	req micro.Request
-	run runFunc
+	call *call
+	run  runFunc
+}
+
+// call is one request being answered. It is owned by one goroutine at a
+// time (the endpoint callback, then possibly a worker), so answered needs
+// no lock.
+type call struct {
+	req      micro.Request
+	tenant   string
+	endpoint string
+	start    time.Time
+	answered bool
 }
 
 // runFunc answers one parsed request. inline is true on the endpoint's
@@ -247,7 +269,7 @@ func (s *Service) Stop() error {
 		for {
 			select {
 			case j := <-s.jobs:
-				s.reply(j.req, nil, fail(schemas.CodeUnavailable, "service stopping"))
+				s.reply(j.call, nil, fail(schemas.CodeUnavailable, "service stopping"))
 			default:
 				if err != nil {
 					err = fmt.Errorf("subscriber: stop: %w", err)
@@ -272,44 +294,46 @@ func (s *Service) work() {
 }
 
 func (s *Service) runJob(j job) {
-	defer s.recoverReq(j.req)
+	defer s.recoverReq(j.call)
 	resp, err := j.run(s.ctx, false)
-	s.reply(j.req, resp, err)
+	s.reply(j.call, resp, err)
 }
 
 func (s *Service) handler(tenant string, ep endpoint) micro.HandlerFunc {
 	return func(req micro.Request) {
-		defer s.recoverReq(req)
+		c := &call{req: req, tenant: tenant, endpoint: ep.subject, start: time.Now()}
+		defer s.recoverReq(c)
 		data := req.Data()
 		if len(data) > schemas.MaxLookupPayload {
-			s.reply(req, nil, fail(schemas.CodeBadRequest, "request larger than 64 KiB"))
+			s.reply(c, nil, fail(schemas.CodeBadRequest, "request larger than 64 KiB"))
 			return
 		}
 		run, err := ep.parse(s, tenant, data)
 		if err != nil {
-			s.reply(req, nil, err)
+			s.reply(c, nil, err)
 			return
 		}
 		resp, err := run(s.ctx, true)
 		if !errors.Is(err, errWouldBlock) {
-			s.reply(req, resp, err)
+			s.reply(c, resp, err)
 			return
 		}
 		select {
-		case s.jobs <- job{req: req, run: run}:
+		case s.jobs <- job{call: c, run: run}:
 		default:
 			s.rejected.Add(1)
-			s.reply(req, nil, fail(schemas.CodeUnavailable, "lookup service saturated"))
+			s.reply(c, nil, fail(schemas.CodeUnavailable, "lookup service saturated"))
 		}
 	}
 }
 
-// recoverReq turns a panic while answering req into a counted 500.
-func (s *Service) recoverReq(req micro.Request) {
+// recoverReq turns a panic while answering c into a counted 500, unless
+// the answer had already been sent (a panicking Observer).
+func (s *Service) recoverReq(c *call) {
 	if r := recover(); r != nil {
 		s.panics.Add(1)
-		s.log.Error("lookup handler panicked", "subject", req.Subject(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-		s.reply(req, nil, errPanicked)
+		s.log.Error("lookup handler panicked", "subject", c.req.Subject(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		s.reply(c, nil, errPanicked)
 	}
 }
 
@@ -326,13 +350,20 @@ func (s *Service) guard(f func() (any, error)) (v any, err error) {
 	return f()
 }
 
-func (s *Service) reply(req micro.Request, resp any, err error) {
+// reply answers c once, with resp or with err's code, and reports it to
+// the Observer. A second reply for the same request is dropped.
+func (s *Service) reply(c *call, resp any, err error) {
+	if c.answered {
+		return
+	}
+	req := c.req
 	if err == nil {
 		var b []byte
 		if b, err = json.Marshal(resp); err == nil {
 			if rerr := req.Respond(b); rerr != nil {
 				s.log.Debug("lookup reply failed", "subject", req.Subject(), "err", rerr)
 			}
+			s.observe(c, "ok")
 			return
 		}
 	}
@@ -342,6 +373,16 @@ func (s *Service) reply(req micro.Request, resp any, err error) {
 	}
 	if rerr := req.Error(strconv.Itoa(code), desc, nil); rerr != nil {
 		s.log.Debug("lookup error reply failed", "subject", req.Subject(), "err", rerr)
+	}
+	s.observe(c, strconv.Itoa(code))
+}
+
+// observe marks c answered and reports it. Marking first means a panicking
+// Observer, recovered by recoverReq, neither re-answers nor re-counts.
+func (s *Service) observe(c *call, code string) {
+	c.answered = true
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.ObserveLookup(c.tenant, c.endpoint, code, time.Since(c.start))
 	}
 }
 

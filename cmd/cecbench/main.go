@@ -145,7 +145,7 @@ func targets(o Options, r *Result) []Target {
 		add("mean query requests/s", fmt.Sprintf("<= %.0f", o.Budget), mean, mean <= o.Budget*1.01, "60k")
 		add("peak 1s query requests/s (budget+burst)", fmt.Sprintf("<= %.0f", o.Budget*1.1+1), r.Bridge.MaxReqPerSec, r.Bridge.MaxReqPerSec <= o.Budget*1.1+1, "60k")
 	}
-	add("peak polls/s vs bare", ">= 0.8", r.Ratios["polls_peak_vs_bare"], r.Ratios["polls_peak_vs_bare"] >= 0.8, "10k")
+	add("polling capacity vs bare client", ">= 0.8", r.Ratios["polls_capacity_vs_bare"], r.Ratios["polls_capacity_vs_bare"] >= 0.8, "10k")
 	add("publisher events/s vs bare publish", ">= 0.7", r.Publish.Ratio, r.Publish.Ratio >= 0.7, "10k")
 	add("run wall time s", "< 120", r.WallSec, r.WallSec < 120, "default")
 	return t
@@ -196,8 +196,9 @@ func printTable(w io.Writer, r *Result) {
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "THROUGHPUT\tbridge\tbare\tratio\t")
-	fmt.Fprintf(tw, "allcallinfoEx polls/s, peak 1s\t%.0f\t%.0f\t%.2f\t\n", b.PeakPollsPerSec, r.BarePoll.PerSec, r.Ratios["polls_peak_vs_bare"])
-	fmt.Fprintf(tw, "allcallinfoEx polls/s, mean\t%.0f\t%.0f\t%.2f\t\n", b.PollsPerSec, r.BarePoll.PerSec, r.Ratios["polls_mean_vs_bare"])
+	fmt.Fprintf(tw, "allcallinfoEx polls/s, capacity\t%.0f\t%.0f\t%.2f\t\n", r.Capacity.PerSec, r.BarePoll.PerSec, r.Ratios["polls_capacity_vs_bare"])
+	fmt.Fprintf(tw, "allcallinfoEx polls/s, schedule peak 1s\t%.0f\t%.0f\t%.2f\t\n", b.PeakPollsPerSec, r.BarePoll.PerSec, r.Ratios["polls_peak_vs_bare"])
+	fmt.Fprintf(tw, "allcallinfoEx polls/s, schedule mean\t%.0f\t%.0f\t%.2f\t\n", b.PollsPerSec, r.BarePoll.PerSec, r.Ratios["polls_mean_vs_bare"])
 	fmt.Fprintf(tw, "events/s, publisher max (%d rec, %d B)\t%.0f\t%.0f\t%.2f\t\n", r.Publish.Records, r.Publish.BodyBytes, r.Publish.PublisherRate, r.Publish.BareRate, r.Publish.Ratio)
 	fmt.Fprintf(tw, "lookups/s vs micro echo (%d req.)\t%.0f\t%.0f\t%.2f\t\n", r.Lookups.Concurrency, r.Lookups.Lookup.PerSec, r.Lookups.Echo.PerSec, r.Lookups.RateRatio)
 	fmt.Fprintf(tw, "lookup p99 ms vs echo p99\t%.2f\t%.2f\t%.2f\t\n", r.Lookups.Lookup.Latency.P99, r.Lookups.Echo.Latency.P99, r.Lookups.P99Ratio)

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -401,6 +402,28 @@ func TestComposeDockerfileAndConfigAgree(t *testing.T) {
 	for _, name := range []string{"cecbridge", "cecsim"} {
 		if !regexp.MustCompile(`(?m)^COPY --from=build [^\n]*/out/` + name + `\b`).MatchString(dockerfile) {
 			t.Errorf("the Dockerfile does not copy %s into the image", name)
+		}
+	}
+	// The spool directory exists in the image, owned by the nonroot user
+	// the image runs as: made in the build stage, copied with --chown.
+	if cfg.Publisher.SpoolDir != "" {
+		made := regexp.MustCompile(`(?m)^RUN [^\n]*mkdir -p (\S+)`).FindStringSubmatch(dockerfile)
+		copied := regexp.MustCompile(`(?m)^COPY --from=build --chown=nonroot:nonroot (\S+) (\S+)\s*$`).FindStringSubmatch(dockerfile)
+		switch {
+		case made == nil:
+			t.Errorf("the Dockerfile does not create the spool directory %s", cfg.Publisher.SpoolDir)
+		case copied == nil:
+			t.Errorf("the Dockerfile does not copy the spool directory with --chown=nonroot:nonroot")
+		default:
+			src, dst := path.Clean(copied[1]), path.Clean(copied[2])
+			rest, ok := strings.CutPrefix(path.Clean(made[1]), src)
+			if !ok || path.Join(dst, rest) != path.Clean(cfg.Publisher.SpoolDir) {
+				t.Errorf("the Dockerfile makes %s and copies %s to %s: the image has no nonroot-owned %s",
+					made[1], copied[1], copied[2], cfg.Publisher.SpoolDir)
+			}
+		}
+		if !regexp.MustCompile(`(?m)^USER nonroot(:nonroot)?\s*$`).MatchString(dockerfile) {
+			t.Error("the image does not run as nonroot")
 		}
 	}
 	m := regexp.MustCompile(`(?m)^COPY configs/ (\S+)/?\s*$`).FindStringSubmatch(dockerfile)

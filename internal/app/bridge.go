@@ -298,6 +298,11 @@ func (b *Bridge) Run(ctx context.Context, extra ...func(ctx context.Context) err
 	b.flush()
 	stopPub()
 	<-pubDone
+	for _, tr := range b.tenants {
+		// Connections a live lookup opened after the sessions stopped would
+		// otherwise hold the vendor's server (and our shutdown) open.
+		tr.client.CloseIdleConnections()
+	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return runErr
 	}

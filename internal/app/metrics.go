@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cecbridge/cecbridge/poller"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/schemas"
 )
@@ -32,6 +32,8 @@ type metrics struct {
 	events    *prometheus.CounterVec
 	publishes *prometheus.CounterVec
 	publishD  prometheus.Histogram
+	lookups   *prometheus.CounterVec
+	lookupD   *prometheus.HistogramVec
 }
 
 func newMetrics() *metrics {
@@ -63,8 +65,17 @@ func newMetrics() *metrics {
 			Help:    "Time from publish to JetStream acknowledgement.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
 		}),
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cecbridge_lookups_total",
+			Help: "Lookup requests answered, by tenant, endpoint and code (ok or the error code).",
+		}, []string{"tenant", "endpoint", "code"}),
+		lookupD: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "cecbridge_lookup_duration_seconds",
+			Help:    "Time from receiving a lookup request to answering it.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"tenant", "endpoint"}),
 	}
-	m.reg.MustRegister(m.upstream, m.upstreamD, m.polls, m.events, m.publishes, m.publishD,
+	m.reg.MustRegister(m.upstream, m.upstreamD, m.polls, m.events, m.publishes, m.publishD, m.lookups, m.lookupD,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -114,6 +125,7 @@ type stateCollector struct {
 	buffered, inFlight, refused *prometheus.Desc
 	agents, phones, session     *prometheus.Desc
 	tokenTTL, budget, natsUp    *prometheus.Desc
+	polling                     *prometheus.Desc
 }
 
 func newStateCollector(b *Bridge) *stateCollector {
@@ -128,11 +140,12 @@ func newStateCollector(b *Bridge) *stateCollector {
 		tokenTTL: prometheus.NewDesc("cecbridge_token_expiry_seconds", "Seconds until the tenant's API Fabric token expires (negative: none valid).", []string{"tenant"}, nil),
 		budget:   prometheus.NewDesc("cecbridge_upstream_budget_requests_per_second", "Configured upstream request budget (0 = unlimited).", []string{"tenant"}, nil),
 		natsUp:   prometheus.NewDesc("cecbridge_nats_connected", "1 when the NATS connection is up.", nil, nil),
+		polling:  prometheus.NewDesc("cecbridge_tenant_polling", "1 while this instance holds the tenant's lease and polls it; 0 on a standby.", []string{"tenant"}, nil),
 	}
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.buffered, c.inFlight, c.refused, c.agents, c.phones, c.session, c.tokenTTL, c.budget, c.natsUp} {
+	for _, d := range []*prometheus.Desc{c.buffered, c.inFlight, c.refused, c.agents, c.phones, c.session, c.tokenTTL, c.budget, c.natsUp, c.polling} {
 		ch <- d
 	}
 }
@@ -148,7 +161,12 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.natsUp, prometheus.GaugeValue, up)
 	for i, tr := range c.b.tenants {
-		ps := tr.poller.Stats()
+		var ps poller.Stats
+		polling := 0.0
+		if p := tr.poller(); p != nil {
+			ps, polling = p.Stats(), 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.polling, prometheus.GaugeValue, polling, tr.name)
 		ch <- prometheus.MustNewConstMetric(c.agents, prometheus.GaugeValue, float64(ps.AgentsVisible), tr.name, "visible")
 		ch <- prometheus.MustNewConstMetric(c.agents, prometheus.GaugeValue, float64(ps.AgentsTracked-ps.AgentsVisible), tr.name, "not_visible")
 		ch <- prometheus.MustNewConstMetric(c.phones, prometheus.GaugeValue, float64(ps.PhonesTracked), tr.name)
@@ -168,83 +186,21 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// lookupCollector reports cecbridge_lookups_total{tenant,endpoint,code}
-// from the lookup service's micro endpoint statistics (the subscriber
-// package offers no per-request hook). Successes count as code "ok".
-// Micro keeps a total of errors and only the last error, so the errors
-// that arrived since the previous read are counted under the code of the
-// last one: exact when one code occurs between two scrapes, attributed to
-// the latest code otherwise. Codes outside the documented set count as
-// "other"; label values are tenants, endpoint names and codes only.
-type lookupCollector struct {
-	b    *Bridge
-	desc *prometheus.Desc
+// lookupObserver is a subscriber.Observer: one count and one duration per
+// answered lookup. The service passes configured tenants and its fixed
+// endpoint names; codes outside the documented set count as "other", so
+// every label stays bounded.
+type lookupObserver struct{ m *metrics }
 
-	mu     sync.Mutex
-	seen   map[string]lookupSeen // by endpoint subject
-	counts map[lookupKey]float64
+func (o lookupObserver) ObserveLookup(tenant, endpoint, code string, d time.Duration) {
+	o.m.lookups.WithLabelValues(tenant, endpoint, lookupCode(code)).Inc()
+	o.m.lookupD.WithLabelValues(tenant, endpoint).Observe(d.Seconds())
 }
 
-type lookupSeen struct{ requests, errors int }
-
-type lookupKey struct{ tenant, endpoint, code string }
-
-func newLookupCollector(b *Bridge) *lookupCollector {
-	return &lookupCollector{
-		b: b,
-		desc: prometheus.NewDesc("cecbridge_lookups_total",
-			"Lookup requests answered, by tenant, endpoint and code (ok or the error code).",
-			[]string{"tenant", "endpoint", "code"}, nil),
-		seen:   map[string]lookupSeen{},
-		counts: map[lookupKey]float64{},
-	}
-}
-
-func (c *lookupCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
-
-func (c *lookupCollector) Collect(ch chan<- prometheus.Metric) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if svc := c.b.lookups.Load(); svc != nil {
-		for _, es := range svc.Micro().Stats().Endpoints {
-			tenant, endpoint, ok := splitLookupSubject(es.Subject)
-			if !ok {
-				continue
-			}
-			prev := c.seen[es.Subject]
-			if es.NumRequests < prev.requests || es.NumErrors < prev.errors {
-				prev = lookupSeen{} // a new service instance: its counts start again
-			}
-			if d := (es.NumRequests - es.NumErrors) - (prev.requests - prev.errors); d > 0 {
-				c.counts[lookupKey{tenant, endpoint, "ok"}] += float64(d)
-			}
-			if d := es.NumErrors - prev.errors; d > 0 {
-				c.counts[lookupKey{tenant, endpoint, lookupCode(es.LastError)}] += float64(d)
-			}
-			c.seen[es.Subject] = lookupSeen{es.NumRequests, es.NumErrors}
-		}
-	}
-	for k, v := range c.counts {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, v, k.tenant, k.endpoint, k.code)
-	}
-}
-
-// splitLookupSubject turns "cec.lookup.<tenant>.agent.calls" into the
-// tenant and "agent.calls".
-func splitLookupSubject(subject string) (tenant, endpoint string, ok bool) {
-	rest, ok := strings.CutPrefix(subject, schemas.LookupPrefix+".")
-	if !ok {
-		return "", "", false
-	}
-	return strings.Cut(rest, ".")
-}
-
-// lookupCode extracts the code from micro's "code:description" last error,
-// keeping only the documented codes so the label stays bounded.
-func lookupCode(lastError string) string {
-	code, _, _ := strings.Cut(lastError, ":")
+// lookupCode keeps "ok" and the documented error codes.
+func lookupCode(code string) string {
 	switch code {
-	case strconv.Itoa(schemas.CodeBadRequest), strconv.Itoa(schemas.CodeNotFound), strconv.Itoa(schemas.CodeNotVisible),
+	case "ok", strconv.Itoa(schemas.CodeBadRequest), strconv.Itoa(schemas.CodeNotFound), strconv.Itoa(schemas.CodeNotVisible),
 		strconv.Itoa(schemas.CodeInternal), strconv.Itoa(schemas.CodeUnavailable), strconv.Itoa(schemas.CodeTimeout):
 		return code
 	}
@@ -271,6 +227,9 @@ func (b *Bridge) readiness(ctx context.Context) map[string]string {
 		problems["streams"] = "stream " + b.cfg.Streams.Events + " not reachable"
 	}
 	for _, tr := range b.tenants {
+		if tr.poller() == nil {
+			continue // a standby: another instance holds this tenant's lease
+		}
 		if exp := tr.client.TokenExpiry(); exp.IsZero() || time.Now().After(exp) {
 			problems["tenant."+tr.name+".token"] = "no valid API Fabric token"
 		}
@@ -306,7 +265,7 @@ type streamCheck struct {
 
 // serveHTTP serves /metrics, /healthz and /readyz until ctx ends.
 func serveHTTP(ctx context.Context, addr string, b *Bridge, m *metrics, log *slog.Logger) error {
-	m.reg.MustRegister(newStateCollector(b), newLookupCollector(b))
+	m.reg.MustRegister(newStateCollector(b))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

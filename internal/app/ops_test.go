@@ -985,6 +985,7 @@ func TestMetricsFamiliesAndLabels(t *testing.T) {
 		"cecbridge_upstream_budget_requests_per_second": {"tenant"},
 		"cecbridge_nats_connected":                      nil,
 		"cecbridge_lookups_total":                       {"code", "endpoint", "tenant"},
+		"cecbridge_lookup_duration_seconds":             {"endpoint", "tenant"},
 	}
 	for name, labels := range want {
 		f, ok := fams[name]

@@ -71,6 +71,7 @@ func (b *Bridge) startLookups(ctx context.Context, log *slog.Logger) (func(), er
 		QueueGroup: cfg.Lookup.QueueGroup,
 		Tenants:    names,
 		Logger:     log,
+		Observer:   lookupObserver{b.metrics},
 	})
 	if err != nil {
 		cancel()
@@ -93,11 +94,19 @@ func (b *Bridge) startLookups(ctx context.Context, log *slog.Logger) (func(), er
 // clients (and request budget) as the pollers.
 type liveFetcher struct{ b *Bridge }
 
-var errNoTenant = errors.New("no such tenant")
+var (
+	errNoTenant = errors.New("no such tenant")
+	// errStandby: another instance holds the tenant's lease, and only the
+	// holder's gateway sessions are signed in.
+	errStandby = errors.New("this instance is a standby for tenant")
+)
 
 func (l liveFetcher) tenant(name string) (*tenantRun, error) {
 	for _, tr := range l.b.tenants {
 		if tr.name == name {
+			if tr.poller() == nil {
+				return nil, fmt.Errorf("%w: %q", errStandby, name)
+			}
 			return tr, nil
 		}
 	}
