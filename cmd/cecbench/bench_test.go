@@ -194,3 +194,27 @@ func TestMain(m *testing.M) {
 	slog.SetDefault(slog.New(slog.DiscardHandler))
 	os.Exit(m.Run())
 }
+
+// A phone that is suspended and re-registered within one interval: the
+// bridge sees neither change, and both count as missed because too short,
+// not the return to the old state as a missed change of its own.
+func TestScoreRevertAfterShortExcursion(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	truth := []cecsim.Change{
+		{Seq: 1, At: at(3000), Kind: cecsim.KindPhoneStatus, PhoneNum: "88881001", Before: "0", After: "1"},
+		{Seq: 2, At: at(5000), Kind: cecsim.KindPhoneStatus, PhoneNum: "88881001", Before: "1", After: "0"},
+	}
+	events := []observed{
+		{Subject: schemas.PhoneStateSubject(benchTenant, "88881001"), Type: schemas.TypePhoneState, Op: schemas.OpSnapshot,
+			Seq: 1, Phone: "88881001", After: []string{"0"}, ByPoll: at(100)},
+	}
+	s := score(scoreInput{
+		Truth: truth, Events: events, WindowStart: t0, WindowEnd: at(60000),
+		CallsInterval: time.Second, IdleInterval: 15 * time.Second, ActiveWindow: time.Minute,
+		RosterInterval: 10 * time.Second, PhonesInterval: 10 * time.Second,
+	})
+	if p := s.Groups[groupPhone]; p.Changes != 2 || p.MissedShort != 2 || p.MissedOther != 0 {
+		t.Fatalf("phone group = %+v, want both changes missed as short", p)
+	}
+}

@@ -159,6 +159,7 @@ type tfact struct {
 	value    string
 	group    string
 	lifetime time.Duration // how long the new state held (MaxInt64: to the end)
+	prev     *tfact        // the entity's previous state change (softphone, phone)
 	signedIn bool
 	matched  bool
 	latency  time.Duration
@@ -266,6 +267,7 @@ func score(in scoreInput) Score {
 		if l := byEntity[f.entity]; len(l) > 0 && f.group != groupCallsActive && f.group != groupCallsIdle {
 			prev := l[len(l)-1]
 			prev.lifetime = c.At.Sub(prev.c.At)
+			f.prev = prev
 		}
 		byEntity[f.entity] = append(byEntity[f.entity], f)
 		facts = append(facts, f)
@@ -436,7 +438,11 @@ func score(in scoreInput) Score {
 			}
 			continue
 		}
-		if f.lifetime < iv {
+		// A state that went back to what it was before a missed, short
+		// excursion is no change at all from the bridge's side: it belongs
+		// to the excursion.
+		revert := f.prev != nil && !f.prev.matched && f.prev.lifetime < iv && f.c.After == f.prev.c.Before
+		if f.lifetime < iv || revert {
 			g.MissedShort++
 		} else {
 			g.MissedOther++
