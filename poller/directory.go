@@ -14,11 +14,13 @@ type Fabric interface {
 
 // FabricDirectory adapts the vendor client to a Directory, dropping
 // everything the poller does not keep (SIP and phone passwords above all).
+// Its requests take priority in the request budget: a walk of hundreds of
+// phone pages must not queue behind every waiting call-ID poll.
 type FabricDirectory struct{ Client Fabric }
 
 // Roster implements Directory.
 func (d FabricDirectory) Roster(ctx context.Context) (Roster, error) {
-	info, err := d.Client.QueryAgentInfo(ctx)
+	info, err := d.Client.QueryAgentInfo(cec.WithPriority(ctx))
 	if err != nil {
 		return Roster{}, err
 	}
@@ -31,7 +33,7 @@ func (d FabricDirectory) Roster(ctx context.Context) (Roster, error) {
 
 // Phones implements Directory.
 func (d FabricDirectory) Phones(ctx context.Context) ([]Phone, error) {
-	list, err := d.Client.QueryPhones(ctx)
+	list, err := d.Client.QueryPhones(cec.WithPriority(ctx))
 	if err != nil {
 		return nil, err
 	}

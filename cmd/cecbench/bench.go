@@ -84,9 +84,14 @@ type BridgePhase struct {
 	RSSPerAgent     float64          `json:"rss_bytes_per_tracked_agent"`
 	MemBefore       memSample        `json:"mem_before"`
 	MemAfter        memSample        `json:"mem_after"`
-	ReqPerChange    float64          `json:"upstream_requests_per_detected_change"`
-	Faults          []string         `json:"faults_applied,omitempty"`
-	VisibilityLost  map[string]int   `json:"visibility_lost"` // entities reported not visible, per scope
+	MemStopped      memSample        `json:"mem_stopped"`
+	// ProcessHeapPerAgent is the whole process's heap growth over the
+	// bridge phase per agent: it also holds the simulator's growing truth,
+	// this harness's event log and the NATS server's caches.
+	ProcessHeapPerAgent float64        `json:"process_heap_growth_bytes_per_tracked_agent"`
+	ReqPerChange        float64        `json:"upstream_requests_per_detected_change"`
+	Faults              []string       `json:"faults_applied,omitempty"`
+	VisibilityLost      map[string]int `json:"visibility_lost"` // entities reported not visible, per scope
 }
 
 // Targets records each scenario target and whether it was met.
@@ -424,6 +429,10 @@ loop:
 		return nil, err
 	}
 	events, tracked, evBytes := elog.snapshot()
+	// The bridge's own heap is what it held while running and let go when
+	// it stopped: the truth, this harness's event log and the server's
+	// caches are in both samples.
+	memStopped := sampleMem()
 	elog.mu.Lock()
 	res.Bridge.VisibilityLost = elog.lost
 	elog.mu.Unlock()
@@ -457,9 +466,10 @@ loop:
 	b.CPUSec = cpu1 - cpu0
 	b.CPUPer1k = div(b.CPUSec*1000, float64(b.Upstream))
 	b.Tracked = tracked
-	b.MemBefore, b.MemAfter = memBefore, memAfter
+	b.MemBefore, b.MemAfter, b.MemStopped = memBefore, memAfter, memStopped
 	if tracked > 0 {
-		b.HeapPerAgent = (float64(memAfter.HeapBytes) - float64(memBefore.HeapBytes)) / float64(tracked)
+		b.HeapPerAgent = (float64(memAfter.HeapBytes) - float64(memStopped.HeapBytes)) / float64(tracked)
+		b.ProcessHeapPerAgent = (float64(memAfter.HeapBytes) - float64(memBefore.HeapBytes)) / float64(tracked)
 		b.RSSPerAgent = (float64(memAfter.RSSBytes) - float64(memBefore.RSSBytes)) / float64(tracked)
 	}
 	for _, wn := range sim.Agents() {

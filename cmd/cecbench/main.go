@@ -147,6 +147,7 @@ func targets(o Options, r *Result) []Target {
 	}
 	add("polling capacity vs bare client", ">= 0.8", r.Ratios["polls_capacity_vs_bare"], r.Ratios["polls_capacity_vs_bare"] >= 0.8, "10k")
 	add("publisher events/s vs bare publish", ">= 0.7", r.Publish.Ratio, r.Publish.Ratio >= 0.7, "10k")
+	add("bridge heap bytes per tracked agent", "<= 4096", r.Bridge.HeapPerAgent, r.Bridge.HeapPerAgent <= 4096, "10k")
 	add("run wall time s", "< 120", r.WallSec, r.WallSec < 120, "default")
 	return t
 }
@@ -209,8 +210,10 @@ func printTable(w io.Writer, r *Result) {
 
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "COST  tracked agents %d (sim signed in %d, active estimate %d)\n", b.Tracked, b.SignedIn, b.ActiveEstimate)
-	fmt.Fprintf(w, "      heap %.0f B/agent, RSS %.0f B/agent (after GC, minus before the bridge: heap %d -> %d MB, RSS %d -> %d MB)\n",
-		b.HeapPerAgent, b.RSSPerAgent, b.MemBefore.HeapBytes>>20, b.MemAfter.HeapBytes>>20, b.MemBefore.RSSBytes>>20, b.MemAfter.RSSBytes>>20)
+	fmt.Fprintf(w, "      bridge heap %.0f B/agent (after GC: running minus stopped, %d -> %d MB)\n",
+		b.HeapPerAgent, b.MemAfter.HeapBytes>>20, b.MemStopped.HeapBytes>>20)
+	fmt.Fprintf(w, "      process growth over the phase: heap %.0f B/agent, RSS %.0f B/agent (simulator truth, harness event log and NATS caches included)\n",
+		b.ProcessHeapPerAgent, b.RSSPerAgent)
 	fmt.Fprintf(w, "      CPU %.1fs in the bridge phase; %.1f upstream requests per detected change\n", b.CPUSec, b.ReqPerChange)
 	fmt.Fprintf(w, "      visibility lost (entities, per scope): %v\n", b.VisibilityLost)
 	for _, f := range b.Faults {

@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/time/rate"
 
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/lease"
@@ -153,9 +152,10 @@ func (b *Bridge) newTenant(tc configs.Tenant) (*tenantRun, error) {
 		log.Warn("vendor TLS certificate verification is OFF (tls.insecure_skip_verify)")
 	}
 	if tc.Budget > 0 {
-		// A burst below 1 would refuse every request, silently: the
-		// tenant would never poll.
-		ccfg.Limiter = rate.NewLimiter(rate.Limit(tc.Budget), max(tc.Burst, 1))
+		// One budget for every query of the tenant, polls and live lookups
+		// alike; NewBudget keeps the burst at 1 or more, since a burst below
+		// 1 would refuse every request and the tenant would never poll.
+		ccfg.Limiter = cec.NewBudget(tc.Budget, tc.Burst)
 	}
 	client, err := cec.New(ccfg)
 	if err != nil {

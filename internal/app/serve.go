@@ -121,7 +121,8 @@ func (l liveFetcher) AgentCalls(ctx context.Context, tenant string, workNo int) 
 	}
 	for i, s := range tr.sessions {
 		if tr.covers[i] == nil || tr.covers[i](workNo) {
-			return s.AllCallInfo(ctx, workNo)
+			// Someone is waiting for this answer: it goes before the polls.
+			return s.AllCallInfo(cec.WithPriority(ctx), workNo)
 		}
 	}
 	return nil, fmt.Errorf("no monitoring agent covers agent %d", workNo)
@@ -133,7 +134,7 @@ func (l liveFetcher) AgentByAccount(ctx context.Context, tenant, account string)
 	if err != nil {
 		return subscriber.Account{}, err
 	}
-	a, err := tr.client.QueryAgentByAccount(ctx, account)
+	a, err := tr.client.QueryAgentByAccount(cec.WithPriority(ctx), account)
 	if errors.Is(err, cec.ErrNotFound) {
 		return subscriber.Account{}, fmt.Errorf("%w: %w", subscriber.ErrNotFound, err)
 	}
