@@ -530,6 +530,9 @@ func (t *Tenant) heartbeat(ctx context.Context) error {
 		Started:        t.started.UTC(),
 		AgentsTracked:  t.trackedLocked(),
 		AgentsVisible:  t.trackedLocked() - t.vis.invisibleCount(),
+		NotVisible:     t.notVisibleLocked(),
+		RosterVisible:  !t.vis.scopeDown(schemas.ScopeSoftphone),
+		PhonesVisible:  !t.vis.scopeDown(schemas.ScopePhones),
 		PhonesTracked:  t.phonesLocked(),
 		EventsEmitted:  t.emitted.Load(),
 		LastCallsPoll:  t.lastCalls.UTC(),
@@ -573,6 +576,21 @@ func (t *Tenant) trackedLocked() int {
 		}
 	}
 	return n
+}
+
+// notVisibleLocked lists the tracked agents whose calls cannot be observed
+// now, as ranges.
+func (t *Tenant) notVisibleLocked() string {
+	if t.vis.invisibleCount() == 0 {
+		return ""
+	}
+	var nums []int
+	for w, a := range t.agents {
+		if a.inRoster && !a.visible {
+			nums = append(nums, w)
+		}
+	}
+	return schemas.FormatRanges(nums)
 }
 
 func (t *Tenant) phonesLocked() int {

@@ -153,13 +153,20 @@ type Visibility struct {
 
 // Heartbeat is the payload of the bridge's periodic liveness event.
 type Heartbeat struct {
-	Seq            uint64    `json:"seq"`
-	PrevID         string    `json:"prev_id,omitempty"`
-	Tenant         string    `json:"tenant"`
-	Instance       string    `json:"instance"`
-	Started        time.Time `json:"started"`
-	AgentsTracked  int       `json:"agents_tracked"`
-	AgentsVisible  int       `json:"agents_visible"`
+	Seq           uint64    `json:"seq"`
+	PrevID        string    `json:"prev_id,omitempty"`
+	Tenant        string    `json:"tenant"`
+	Instance      string    `json:"instance"`
+	Started       time.Time `json:"started"`
+	AgentsTracked int       `json:"agents_tracked"`
+	AgentsVisible int       `json:"agents_visible"`
+	// NotVisible lists (as work-number ranges) the agents whose calls the
+	// bridge cannot observe right now; with RosterVisible and PhonesVisible
+	// it is the whole visibility picture, so a reader that starts late
+	// (the stream keeps only the last visibility event) can rebuild it.
+	NotVisible     string    `json:"not_visible,omitempty"`
+	RosterVisible  bool      `json:"roster_visible"`
+	PhonesVisible  bool      `json:"phones_visible"`
 	PhonesTracked  int       `json:"phones_tracked"`
 	EventsEmitted  uint64    `json:"events_emitted"`
 	LastCallsPoll  time.Time `json:"last_calls_poll,omitzero"`

@@ -363,6 +363,11 @@ func (v *View) apply(streamSeq uint64, subject string, data []byte) {
 		if err = json.Unmarshal(ev.Data, &vis); err == nil {
 			err = v.applyVisibility(&vis)
 		}
+	case schemas.TypeBridgeHeartbeat:
+		var hb schemas.Heartbeat
+		if err = json.Unmarshal(ev.Data, &hb); err == nil {
+			err = v.applyHeartbeat(&hb)
+		}
 	}
 	if err != nil {
 		v.skipped++
@@ -489,6 +494,43 @@ func (v *View) applyVisibility(vis *schemas.Visibility) error {
 		}
 		set(&ts.agent(n).lost)
 	}
+	return nil
+}
+
+// applyHeartbeat takes the whole visibility picture a heartbeat carries:
+// the state stream keeps only a tenant's last visibility event, so a view
+// that bootstraps late learns the rest from the last heartbeat, and every
+// heartbeat corrects any drift.
+func (v *View) applyHeartbeat(hb *schemas.Heartbeat) error {
+	if err := v.wanted(hb.Tenant); err != nil {
+		return err
+	}
+	nums, err := schemas.ParseRanges(hb.NotVisible)
+	if err != nil {
+		return fmt.Errorf("subscriber: heartbeat not_visible: %w", err)
+	}
+	ts := v.tenantLocked(hb.Tenant)
+	for _, a := range ts.agents {
+		a.lost &^= lostCalls
+	}
+	for _, n := range nums {
+		if schemas.ValidWorkNo(n) == nil {
+			ts.agent(n).lost |= lostCalls
+		}
+	}
+	ts.lost &^= lostCalls
+	setBit := func(bit uint8, visible bool) {
+		if visible {
+			ts.lost &^= bit
+			for _, a := range ts.agents {
+				a.lost &^= bit
+			}
+		} else {
+			ts.lost |= bit
+		}
+	}
+	setBit(lostSoftphone, hb.RosterVisible)
+	setBit(lostPhones, hb.PhonesVisible)
 	return nil
 }
 

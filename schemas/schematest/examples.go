@@ -102,7 +102,8 @@ func Examples() map[string][]byte {
 	subj = schemas.BridgeSubject("acme", schemas.BridgeHeartbeat)
 	out[schemas.TypeBridgeHeartbeat] = NewEvent(schemas.TypeBridgeHeartbeat, subj, 1, schemas.Heartbeat{
 		Seq: 1, Tenant: "acme", Instance: "bridge-a", Started: exampleTime.Add(-time.Hour),
-		AgentsTracked: 1200, AgentsVisible: 1199, PhonesTracked: 1500, EventsEmitted: 98765,
+		AgentsTracked: 1200, AgentsVisible: 1199, NotVisible: "1522", RosterVisible: true, PhonesVisible: true,
+		PhonesTracked: 1500, EventsEmitted: 98765,
 		LastCallsPoll: exampleTime, LastRosterPoll: exampleTime, LastPhonesPoll: exampleTime,
 	}).Body
 	return out
