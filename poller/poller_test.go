@@ -437,3 +437,39 @@ func TestRestoreEmitsOnlyRealChanges(t *testing.T) {
 		t.Errorf("restart re-announced %s (seq %d)", rec.Subject, rec.Seq)
 	}
 }
+
+// With every agent in flight the queues are empty; a finished poll must
+// wake the dispatcher for the agent's next turn instead of leaving it to
+// the next roster poll.
+func TestFewAgentsArePolledAtTheirInterval(t *testing.T) {
+	sim, err := cecsim.New(cecsim.Config{Agents: 2, LongPollHold: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Start(context.WithoutCancel(t.Context())); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	client, err := cec.New(cec.Config{FabricURL: sim.URL(), GatewayURL: sim.URL(), AppKey: "app-key", AppSecret: "app-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := client.NewSession(cec.SessionConfig{AgentID: 1001, Password: "agent-pass"})
+	tn, err := poller.New(poller.Config{
+		Tenant: tenantName, Directory: poller.FabricDirectory{Client: client},
+		Monitors: []poller.Monitor{{Source: sess}}, Sink: newRecorder(t),
+		CallsInterval: 20 * time.Millisecond, IdleInterval: 20 * time.Millisecond,
+		RosterInterval: time.Hour, PhonesInterval: time.Hour, HeartbeatInterval: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	go func() { _ = sess.Run(ctx); done <- struct{}{} }()
+	go func() { _ = tn.Run(ctx); done <- struct{}{} }()
+	defer func() { cancel(); <-done; <-done }()
+	// Two agents every 20 ms: 40 polls take about 400 ms. Without a wake
+	// after each poll they would wait for the hourly roster.
+	eventually(t, "40 call-ID polls", func() bool { return sim.Counters()["allcallinfoEx"] >= 40 })
+}

@@ -49,8 +49,8 @@ type phone struct {
 
 // encoder builds records for one tenant.
 type encoder struct {
-	tenant string
 	source string
+	term   string // qualifies message IDs: one writer's term
 }
 
 func (e encoder) record(subject, eventType string, seq uint64, at time.Time, data any) (schemas.Record, error) {
@@ -73,7 +73,7 @@ func (e encoder) record(subject, eventType string, seq uint64, at time.Time, dat
 	if err != nil {
 		return schemas.Record{}, fmt.Errorf("poller: encode %s: %w", eventType, err)
 	}
-	return schemas.Record{Subject: subject, ID: id, Seq: seq, Body: body}, nil
+	return schemas.Record{Subject: subject, ID: id + "." + e.term, Seq: seq, Body: body}, nil
 }
 
 // prevID names the event before seq on subject; IDs are derived, so nothing

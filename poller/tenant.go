@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
@@ -40,6 +42,9 @@ type Tenant struct {
 
 	kick    chan struct{}
 	started time.Time
+	// sleepUntil is when the dispatcher next wakes by itself (zero while it
+	// is dispatching); an agent requeued earlier than that must kick it.
+	sleepUntil time.Time
 	// everReady marks monitors that have been signed in at least once, so
 	// that agents are not reported lost while the first sign-in is still
 	// under way.
@@ -60,7 +65,7 @@ func New(cfg Config) (*Tenant, error) {
 	}
 	return &Tenant{
 		cfg:       cfg,
-		enc:       encoder{tenant: cfg.Tenant, source: "/cecbridge/" + cfg.Tenant},
+		enc:       encoder{source: "/cecbridge/" + cfg.Tenant, term: uuid.NewString()[:8]},
 		log:       cfg.Logger.With("component", "poller", "tenant", cfg.Tenant),
 		agents:    make(map[int]*agent),
 		phones:    make(map[string]*phone),
@@ -119,6 +124,12 @@ func (t *Tenant) dispatch(ctx context.Context, work chan<- *agent) {
 		if a != nil {
 			a.inFlight = true
 			a.due = now // remembered as the dispatch time for fixed-rate rescheduling
+			t.sleepUntil = time.Time{}
+		} else {
+			t.sleepUntil = now.Add(time.Hour)
+			if !wake.IsZero() {
+				t.sleepUntil = wake
+			}
 		}
 		t.mu.Unlock()
 		if a != nil {
@@ -133,19 +144,24 @@ func (t *Tenant) dispatch(ctx context.Context, work chan<- *agent) {
 		if !wake.IsZero() {
 			wait = max(time.Until(wake), 0)
 		}
-		timer.Reset(wait)
+		timer.Reset(wait) // since Go 1.23 Reset also discards a stale expiry
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.kick:
 		case <-timer.C:
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
+	}
+}
+
+// requeue puts an agent back in its queue and kicks the dispatcher if the
+// agent falls due before the dispatcher would wake by itself. Callers hold
+// t.mu.
+func (t *Tenant) requeue(a *agent) {
+	t.sched.push(a)
+	if !t.sleepUntil.IsZero() && a.due.Before(t.sleepUntil) {
+		t.sleepUntil = a.due
+		t.wake()
 	}
 }
 
@@ -186,21 +202,23 @@ func (t *Tenant) pollCalls(ctx context.Context, a *agent) {
 	if t.agents[a.workNo] != a || !a.inRoster {
 		return // removed from the roster while in flight
 	}
-	t.lastCalls = now
 	if errors.Is(err, ErrNotReady) && !t.everReady[mon].Load() && now.Sub(t.started) < 2*t.cfg.RequestTimeout {
 		// The first sign-in is still under way: nothing was lost yet.
 		a.due = now.Add(t.cfg.CallsInterval)
-		t.sched.push(a)
+		t.requeue(a)
 		return
 	}
 	if err != nil {
 		t.pollsBad.Add(1)
 		t.observePoll("calls", "error")
 		t.vis.lost(a, now, reason(err))
-		a.due = dispatched.Add(t.cfg.CallsInterval)
-		t.sched.push(a)
+		// The agent's own interval, not the active one: a failing vendor
+		// must not see every idle agent polled fifteen times as often.
+		a.due = dispatched.Add(t.interval(a))
+		t.requeue(a)
 		return
 	}
+	t.lastCalls = now
 	t.pollsOK.Add(1)
 	t.vis.restored(a)
 	ids = normaliseCalls(ids)
@@ -229,7 +247,15 @@ func (t *Tenant) pollCalls(ctx context.Context, a *agent) {
 	default:
 		a.due = dispatched.Add(t.cfg.IdleInterval)
 	}
-	t.sched.push(a)
+	t.requeue(a)
+}
+
+// interval is how often an agent is polled in its current class.
+func (t *Tenant) interval(a *agent) time.Duration {
+	if a.active {
+		return t.cfg.CallsInterval
+	}
+	return t.cfg.IdleInterval
 }
 
 var errNoMonitor = errors.New("poller: no monitoring agent covers this agent")
@@ -318,6 +344,9 @@ func (t *Tenant) pollRoster(ctx context.Context) error {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if ctx.Err() != nil {
+		return ctx.Err() // the term is over: another instance may own the tenant now
+	}
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			return err
@@ -447,6 +476,9 @@ func (t *Tenant) pollPhones(ctx context.Context) error {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if ctx.Err() != nil {
+		return ctx.Err() // the term is over: another instance may own the tenant now
+	}
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			return err
@@ -466,6 +498,9 @@ func (t *Tenant) pollPhones(ctx context.Context) error {
 		if p.PhoneNum == "" || len(p.PhoneNum) > 64 {
 			t.log.Warn("phone entry skipped: empty or overlong number")
 			continue
+		}
+		if _, dup := seen[p.PhoneNum]; dup {
+			continue // listed twice in one walk: the first entry stands
 		}
 		seen[p.PhoneNum] = struct{}{}
 		st := schemas.PhoneState{Status: schemas.PhoneStatus(p.Status), StatusCode: p.Status, ConfigID: p.ID}
@@ -524,15 +559,18 @@ func (t *Tenant) heartbeat(ctx context.Context) error {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	tracked := t.trackedLocked()
 	hb := schemas.Heartbeat{
-		Tenant:         t.cfg.Tenant,
-		Instance:       t.cfg.Instance,
-		Started:        t.started.UTC(),
-		AgentsTracked:  t.trackedLocked(),
-		AgentsVisible:  t.trackedLocked() - t.vis.invisibleCount(),
-		NotVisible:     t.notVisibleLocked(),
-		RosterVisible:  !t.vis.scopeDown(schemas.ScopeSoftphone),
-		PhonesVisible:  !t.vis.scopeDown(schemas.ScopePhones),
+		Tenant:        t.cfg.Tenant,
+		Instance:      t.cfg.Instance,
+		Started:       t.started.UTC(),
+		AgentsTracked: tracked,
+		AgentsVisible: tracked - t.vis.invisibleCount(),
+		NotVisible:    t.notVisibleLocked(),
+		// Not visible until observed: a heartbeat at the start of a term
+		// must not vouch for a roster or phone list nobody has read yet.
+		RosterVisible:  t.rosterDone && !t.vis.scopeDown(schemas.ScopeSoftphone),
+		PhonesVisible:  t.phonesDone && !t.vis.scopeDown(schemas.ScopePhones),
 		PhonesTracked:  t.phonesLocked(),
 		EventsEmitted:  t.emitted.Load(),
 		LastCallsPoll:  t.lastCalls.UTC(),

@@ -127,8 +127,11 @@ type Publisher struct {
 }
 
 // New returns a Publisher for the streams of cfg. It does not provision
-// them (see [Provision]). With SpoolDir set it opens the spool and counts
-// the records an earlier run left there; they go out first.
+// them (see [Provision]). With SpoolDir set it opens the spool; records an
+// earlier run left there are discarded (and logged): that run's records
+// still in memory died with it, so replaying the spool would publish a
+// history with holes, and the poller re-detects the current state from the
+// stream anyway.
 func New(js jetstream.JetStream, cfg Config) (*Publisher, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -149,9 +152,8 @@ func New(js jetstream.JetStream, cfg Config) (*Publisher, error) {
 			return nil, err
 		}
 		p.sp = sp
-		if sp.count > 0 {
-			p.spHeadN, p.nextN = 1, uint64(sp.count)
-			p.log.Info("spool holds records from an earlier run", "records", sp.count)
+		if n := sp.drop(); n > 0 {
+			p.log.Warn("spool held records of an earlier run; discarded, current state will be re-detected", "records", n)
 		}
 	}
 	return p, nil
@@ -386,7 +388,10 @@ func (p *Publisher) intake() {
 		p.log.Error("spool unreadable, records lost", "records", spoolDropped, "err", spoolErr)
 	}
 	for subj, seq := range prime {
-		if _, busy := p.active[subj]; !busy {
+		// Never move back: a Load that read the stream before one of our
+		// own publishes was stored would otherwise undo it and cause a
+		// false conflict on the next record.
+		if _, busy := p.active[subj]; !busy && seq > p.last[subj] {
 			p.setLast(subj, seq)
 		}
 	}

@@ -174,8 +174,10 @@ type Heartbeat struct {
 	LastPhonesPoll time.Time `json:"last_phones_poll,omitzero"`
 }
 
-// Record is an encoded event ready to publish: the NATS subject, the event
-// ID (also its Nats-Msg-Id, so a retried publish is deduplicated), the
+// Record is an encoded event ready to publish: the NATS subject, the
+// message ID (its Nats-Msg-Id: the event ID qualified by the writer's term,
+// so a retry within the term is deduplicated while another writer's event
+// of the same seq is recognised as a conflict, not mistaken for ours), the
 // per-subject sequence and the encoded envelope.
 type Record struct {
 	Subject string

@@ -276,7 +276,7 @@ func (b *Bridge) Run(ctx context.Context, extra ...func(ctx context.Context) err
 	g, gctx := errgroup.WithContext(ctx)
 	for _, tr := range b.tenants {
 		if b.elector == nil {
-			g.Go(func() error { return b.term(gctx, tr) })
+			g.Go(func() error { b.termsWithoutLease(gctx, tr); return nil })
 			continue
 		}
 		g.Go(func() error {
@@ -309,29 +309,52 @@ func (b *Bridge) Run(ctx context.Context, extra ...func(ctx context.Context) err
 	return nil
 }
 
+// termsWithoutLease polls a tenant until ctx ends when leases are off; a
+// term that fails to start (the stream unreachable, say) is retried with
+// backoff rather than ending the process.
+func (b *Bridge) termsWithoutLease(ctx context.Context, tr *tenantRun) {
+	delay := time.Second
+	for ctx.Err() == nil {
+		if err := b.term(ctx, tr); err != nil && ctx.Err() == nil {
+			b.log.Error("tenant term failed; retrying", "tenant", tr.name, "err", err, "retry_in", delay)
+			select {
+			case <-ctx.Done():
+			case <-time.After(delay):
+			}
+			delay = min(2*delay, 30*time.Second)
+			continue
+		}
+		delay = time.Second
+	}
+}
+
 // term polls one tenant until ctx ends: it signs the monitoring sessions
-// in, rebuilds the tenant's state from the stream and polls; when ctx ends
-// it stops polling, flushes what was accepted, and signs the sessions out.
+// in, rebuilds the tenant's state from the stream and polls. When ctx ends
+// it stops polling, signs the sessions out at once (a successor's
+// forcelogin must not find this instance signing in again while it
+// flushes), then flushes what was accepted.
 func (b *Bridge) term(ctx context.Context, tr *tenantRun) error {
 	sessCtx, stopSessions := context.WithCancel(context.WithoutCancel(ctx))
 	var sessions errgroup.Group
-	defer func() {
+	signOut := func() {
 		stopSessions()
 		_ = sessions.Wait()
-	}()
+	}
 	for _, s := range tr.sessions {
 		sessions.Go(func() error { return s.Run(sessCtx) })
 	}
 	p, err := b.newPoller(ctx, tr)
 	if err != nil {
+		signOut()
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
 	tr.current.Store(p)
-	defer tr.current.Store(nil)
 	runErr := p.Run(ctx)
+	tr.current.Store(nil)
+	signOut()
 	b.flush()
 	return runErr
 }

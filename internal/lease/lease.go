@@ -14,8 +14,11 @@ import (
 type Config struct {
 	Bucket string        // KV bucket, created if missing; default "cecbridge_leases"
 	TTL    time.Duration // how long a term lasts without renewal; default 15s
-	Holder string        // this instance's name, stored as the key's value
-	Logger *slog.Logger
+	// Campaign is how often a candidate tries to take a free lease; default
+	// TTL/3.
+	Campaign time.Duration
+	Holder   string // this instance's name, stored as the key's value
+	Logger   *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -24,6 +27,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.TTL == 0 {
 		c.TTL = 15 * time.Second
+	}
+	if c.Campaign == 0 {
+		c.Campaign = c.TTL / 3
 	}
 	if c.Holder == "" {
 		c.Holder = "cecbridge"
@@ -63,16 +69,20 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Elector, err
 // ended); Hold waits for lead to return, then campaigns again. It returns
 // nil when ctx ends.
 func (e *Elector) Hold(ctx context.Context, key string, lead func(ctx context.Context)) error {
-	campaign := e.cfg.TTL / 3
+	campaign := e.cfg.Campaign
 	log := e.cfg.Logger.With("lease", key)
 	for {
 		rev, err := e.kv.Create(ctx, key, []byte(e.cfg.Holder))
 		if err == nil {
 			log.Info("lease acquired; polling", "holder", e.cfg.Holder)
-			e.term(ctx, key, rev, lead)
+			last, held := e.term(ctx, key, rev, lead)
 			log.Info("lease term ended")
+			if held {
+				// Ended by us (shutdown, or lead gave up), not by a lost
+				// renewal: hand the lease on now rather than after the TTL.
+				e.release(key, last)
+			}
 			if ctx.Err() != nil {
-				e.release(key)
 				return nil
 			}
 		} else if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
@@ -86,8 +96,10 @@ func (e *Elector) Hold(ctx context.Context, key string, lead func(ctx context.Co
 	}
 }
 
-// term runs lead while renewing the key; it returns once lead has returned.
-func (e *Elector) term(ctx context.Context, key string, rev uint64, lead func(ctx context.Context)) {
+// term runs lead while renewing the key; it returns once lead has
+// returned, with the last revision it wrote and whether it still held the
+// lease at the end (false when a renewal failed).
+func (e *Elector) term(ctx context.Context, key string, rev uint64, lead func(ctx context.Context)) (uint64, bool) {
 	termCtx, end := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -100,11 +112,11 @@ func (e *Elector) term(ctx context.Context, key string, rev uint64, lead func(ct
 		select {
 		case <-done:
 			end()
-			return
+			return rev, true
 		case <-ctx.Done():
 			end()
 			<-done
-			return
+			return rev, true
 		case <-tick.C:
 			rctx, cancel := context.WithTimeout(ctx, e.cfg.TTL/3)
 			next, err := e.kv.Update(rctx, key, []byte(e.cfg.Holder), rev)
@@ -115,19 +127,20 @@ func (e *Elector) term(ctx context.Context, key string, rev uint64, lead func(ct
 				e.cfg.Logger.Warn("lease renewal failed; stepping down", "lease", key, "err", err)
 				end()
 				<-done
-				return
+				return rev, false
 			}
 			rev = next
 		}
 	}
 }
 
-// release deletes the key on a clean shutdown so that a standby takes
-// over at once instead of after the TTL.
-func (e *Elector) release(key string) {
+// release deletes the key so that a standby takes over at once instead of
+// after the TTL, but only if our revision is still the last: a key another
+// holder has taken since is not ours to delete.
+func (e *Elector) release(key string, rev uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = e.kv.Delete(ctx, key)
+	_ = e.kv.Delete(ctx, key, jetstream.LastRevision(rev))
 }
 
 // Holder returns the current holder of key, or "" if none.

@@ -130,6 +130,37 @@ func TestHolderStepsDownWhenRenewalFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "a to step down", func() bool { return !a.leading.Load() })
+	// Stepping down must not delete the key someone else now holds.
+	if entry, err := kv.Get(t.Context(), "tenant.x"); err != nil || string(entry.Value()) != "intruder" {
+		t.Fatalf("after stepping down the key is %v (err %v), want the intruder's", entry, err)
+	}
 	// The intruder never renews, its key expires, and a leads again.
 	eventually(t, "a to lead again", func() bool { return a.leading.Load() && a.terms.Load() == 2 })
+}
+
+// A holder whose work ends by itself hands the lease on at once instead of
+// leaving it to expire.
+func TestLeadThatReturnsReleasesTheLease(t *testing.T) {
+	srv := natstest.RunServer(t)
+	js := natstest.JetStream(t, srv.Connect(t))
+	e, err := lease.New(t.Context(), js, lease.Config{TTL: time.Minute, Campaign: 50 * time.Millisecond, Holder: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var terms atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = e.Hold(ctx, "tenant.y", func(ctx context.Context) {
+			if terms.Add(1) == 1 {
+				return // the first term gives up at once (say, its stream was unreachable)
+			}
+			<-ctx.Done()
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	// Without the release the key would stand for the one-minute TTL and
+	// the second term could not start before then.
+	eventually(t, "a second term", func() bool { return terms.Load() == 2 })
 }

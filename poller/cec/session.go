@@ -417,6 +417,15 @@ func (s *Session) classify(ep string, resp *response) (*gwEnvelope, error) {
 	}
 	code := env.code()
 	if code == "0" {
+		if resp.status != http.StatusOK {
+			// A success code in an error answer is not an answer: "no
+			// call" must never come from a request that failed.
+			e := c.httpError(ep, resp)
+			if errors.Is(e, ErrUnauthorized) {
+				e.Err = ErrSessionLost
+			}
+			return nil, e
+		}
 		return env, nil
 	}
 	e := &Error{Endpoint: ep, HTTPStatus: resp.status, Code: code, Message: c.scrubMessage(env.message()), Err: ErrVendor}
