@@ -108,6 +108,7 @@ func (c *Config) setDefaults() {
 // pool.
 type Service struct {
 	cfg  Config
+	nc   *nats.Conn // for answers sent after the endpoint callback returned
 	view *View
 	live LiveFetcher
 	log  *slog.Logger
@@ -153,6 +154,10 @@ type call struct {
 	endpoint string
 	start    time.Time
 	answered bool
+	// async marks a request answered from a worker, after the endpoint's
+	// callback returned: micro's Request is not safe to touch then (its
+	// handler reads the error it records), so errors go out directly.
+	async bool
 }
 
 // runFunc answers one parsed request. inline is true on the endpoint's
@@ -192,7 +197,7 @@ func NewService(ctx context.Context, nc *nats.Conn, view *View, live LiveFetcher
 			return nil, fmt.Errorf("subscriber: %w", err)
 		}
 	}
-	s := &Service{cfg: cfg, view: view, live: live, log: cfg.Logger,
+	s := &Service{cfg: cfg, nc: nc, view: view, live: live, log: cfg.Logger,
 		jobs: make(chan job, cfg.Backlog), quit: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.accounts = accountCache{ttl: cfg.AccountTTL, size: cfg.AccountCacheSize, m: map[string]accountEntry{}}
@@ -294,6 +299,7 @@ func (s *Service) work() {
 }
 
 func (s *Service) runJob(j job) {
+	j.call.async = true
 	defer s.recoverReq(j.call)
 	resp, err := j.run(s.ctx, false)
 	s.reply(j.call, resp, err)
@@ -360,7 +366,13 @@ func (s *Service) reply(c *call, resp any, err error) {
 	if err == nil {
 		var b []byte
 		if b, err = json.Marshal(resp); err == nil {
-			if rerr := req.Respond(b); rerr != nil {
+			var rerr error
+			if c.async {
+				rerr = s.nc.Publish(req.Reply(), b)
+			} else {
+				rerr = req.Respond(b)
+			}
+			if rerr != nil {
 				s.log.Debug("lookup reply failed", "subject", req.Subject(), "err", rerr)
 			}
 			s.observe(c, "ok")
@@ -371,7 +383,16 @@ func (s *Service) reply(c *call, resp any, err error) {
 	if code >= 500 && !errors.Is(err, errPanicked) {
 		s.log.Warn("lookup failed", "subject", req.Subject(), "code", code, "err", err)
 	}
-	if rerr := req.Error(strconv.Itoa(code), desc, nil); rerr != nil {
+	var rerr error
+	if c.async {
+		msg := nats.NewMsg(req.Reply())
+		msg.Header.Set(micro.ErrorCodeHeader, strconv.Itoa(code))
+		msg.Header.Set(micro.ErrorHeader, desc)
+		rerr = s.nc.PublishMsg(msg)
+	} else {
+		rerr = req.Error(strconv.Itoa(code), desc, nil)
+	}
+	if rerr != nil {
 		s.log.Debug("lookup error reply failed", "subject", req.Subject(), "err", rerr)
 	}
 	s.observe(c, strconv.Itoa(code))

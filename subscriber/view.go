@@ -137,14 +137,34 @@ func (v *View) Applied() uint64 {
 }
 
 // Run bootstraps the view from the state stream, then follows the events
-// stream until ctx ends. It returns ctx's error on shutdown, or an error if
-// a consumer could not be created.
+// stream until ctx ends, and returns ctx's error. A bootstrap or follow
+// consumer that cannot be created (NATS or the streams not there yet) is
+// retried with backoff: applying an event twice is harmless, since events
+// not newer than an entity's state are ignored.
 func (v *View) Run(ctx context.Context) error {
+	delay := 250 * time.Millisecond
+	for {
+		err := v.runOnce(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		v.log.Warn("state view interrupted; retrying", "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
+}
+
+// runOnce bootstraps and follows until ctx ends or a consumer cannot be
+// created. The view is ready once it follows the events stream.
+func (v *View) runOnce(ctx context.Context) error {
 	last, err := v.bootstrap(ctx)
 	if err != nil {
 		return err
 	}
-	v.readyOnce.Do(func() { close(v.ready) })
 	cons, err := v.js.OrderedConsumer(ctx, v.cfg.EventsStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: v.filters,
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
@@ -169,6 +189,7 @@ func (v *View) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("subscriber: follow %s: %w", v.cfg.EventsStream, err)
 	}
+	v.readyOnce.Do(func() { close(v.ready) })
 	<-ctx.Done()
 	cc.Stop()
 	return ctx.Err()
