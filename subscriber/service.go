@@ -107,12 +107,15 @@ func (c *Config) setDefaults() {
 // answered there, and any that may block are handed to a bounded worker
 // pool.
 type Service struct {
-	cfg  Config
-	nc   *nats.Conn // for answers sent after the endpoint callback returned
-	view *View
-	live LiveFetcher
-	log  *slog.Logger
-	svc  micro.Service
+	cfg Config
+	nc  *nats.Conn // for answers sent after the endpoint callback returned
+	// queueMu orders hand-overs to the worker queue against Stop's drain.
+	queueMu  sync.Mutex
+	stopping bool
+	view     *View
+	live     LiveFetcher
+	log      *slog.Logger
+	svc      micro.Service
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -267,6 +270,9 @@ func (s *Service) Panics() uint64 { return s.panics.Load() }
 func (s *Service) Stop() error {
 	var err error
 	s.stop.Do(func() {
+		s.queueMu.Lock()
+		s.stopping = true
+		s.queueMu.Unlock()
 		err = s.svc.Stop()
 		s.cancel()
 		close(s.quit)
@@ -299,8 +305,12 @@ func (s *Service) work() {
 }
 
 func (s *Service) runJob(j job) {
-	j.call.async = true
 	defer s.recoverReq(j.call)
+	if time.Since(j.call.start) > schemas.MaxWait+time.Second {
+		// Waited in the queue longer than any caller waits for an answer.
+		s.reply(j.call, nil, fail(schemas.CodeTimeout, "expired while queued"))
+		return
+	}
 	resp, err := j.run(s.ctx, false)
 	s.reply(j.call, resp, err)
 }
@@ -324,9 +334,19 @@ func (s *Service) handler(tenant string, ep endpoint) micro.HandlerFunc {
 			s.reply(c, resp, err)
 			return
 		}
+		// Under the lock Stop takes before draining the queue, so that no
+		// job slips in after the drain and goes unanswered.
+		s.queueMu.Lock()
+		defer s.queueMu.Unlock()
+		if s.stopping {
+			s.reply(c, nil, fail(schemas.CodeUnavailable, "service stopping"))
+			return
+		}
+		c.async = true
 		select {
 		case s.jobs <- job{call: c, run: run}:
 		default:
+			c.async = false
 			s.rejected.Add(1)
 			s.reply(c, nil, fail(schemas.CodeUnavailable, "lookup service saturated"))
 		}
