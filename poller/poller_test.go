@@ -292,6 +292,15 @@ func TestSnapshotThenScriptedChanges(t *testing.T) {
 	eventually(t, "a heartbeat", func() bool {
 		return len(f.sink.on(schemas.BridgeSubject(tenantName, schemas.BridgeHeartbeat))) > 0
 	})
+	// The first heartbeat follows the first complete roster and phone walk
+	// and vouches for both; none came before them claiming anything.
+	var hb schemas.Heartbeat
+	if err := json.Unmarshal(f.sink.on(schemas.BridgeSubject(tenantName, schemas.BridgeHeartbeat))[0].Data, &hb); err != nil {
+		t.Fatal(err)
+	}
+	if !hb.RosterVisible || !hb.PhonesVisible || hb.AgentsTracked == 0 || hb.NotVisible != "" {
+		t.Errorf("first heartbeat = %+v, want roster and phones visible with agents tracked", hb)
+	}
 	validateAll(t, f.sink.records())
 }
 

@@ -402,7 +402,9 @@ func (t *Tenant) pollRoster(ctx context.Context) error {
 		// Only a complete, successful roster may remove an agent.
 		t.removeAgent(ctx, a, now)
 	}
+	wasDone := t.rosterDone && t.phonesDone
 	t.rosterDone = true
+	t.firstViewDone(ctx, wasDone, now)
 	t.wake()
 	return nil
 }
@@ -521,7 +523,9 @@ func (t *Tenant) pollPhones(ctx context.Context) error {
 		}
 		t.emitPhone(ctx, num, ph, nil, now, false)
 	}
+	wasDone := t.rosterDone && t.phonesDone
 	t.phonesDone = true
+	t.firstViewDone(ctx, wasDone, now)
 	return nil
 }
 
@@ -559,6 +563,25 @@ func (t *Tenant) heartbeat(ctx context.Context) error {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if !(t.rosterDone && t.phonesDone) && now.Sub(t.started) < 2*t.cfg.RequestTimeout {
+		// The first roster and phone walks are under way; the heartbeat
+		// that follows them says what is visible (see firstViewDone).
+		return nil
+	}
+	t.heartbeatLocked(ctx, now)
+	return nil
+}
+
+// firstViewDone sends a heartbeat as soon as the first roster and phone
+// walks have both completed, so that readers learn the visibility picture
+// at once rather than an interval later. Callers hold t.mu.
+func (t *Tenant) firstViewDone(ctx context.Context, wasDone bool, now time.Time) {
+	if !wasDone && t.rosterDone && t.phonesDone {
+		t.heartbeatLocked(ctx, now)
+	}
+}
+
+func (t *Tenant) heartbeatLocked(ctx context.Context, now time.Time) {
 	tracked := t.trackedLocked()
 	hb := schemas.Heartbeat{
 		Tenant:        t.cfg.Tenant,
@@ -583,7 +606,6 @@ func (t *Tenant) heartbeat(ctx context.Context) error {
 	if t.emit(ctx, subject, schemas.TypeBridgeHeartbeat, hb.Seq, now, hb) {
 		t.hbSeq = hb.Seq
 	}
-	return nil
 }
 
 // flushVisibility turns the visibility changes gathered since the last
