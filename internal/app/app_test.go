@@ -470,7 +470,7 @@ func TestLookupsMatchTheSimulator(t *testing.T) {
 
 	var calls schemas.AgentCallsResponse
 	lookup(t, e.nc, subject(schemas.LookupAgentCalls), schemas.AgentCallsRequest{WorkNo: 1002, ReadOptions: ro}, &calls)
-	if !slices.Equal(calls.CallIDs, e.sim.AgentCalls(1002)) || !slices.Equal(calls.CallIDs, []string{id}) || calls.StreamSeq < last {
+	if !slices.Equal(calls.CallIDs, e.sim.AgentCalls(1002)) || !slices.Equal(calls.CallIDs, []string{id}) || calls.StreamSeq < last || !calls.Visible {
 		t.Errorf("agent.calls 1002 = %+v, simulator has %v", calls, e.sim.AgentCalls(1002))
 	}
 	var live schemas.AgentCallsResponse
@@ -504,6 +504,9 @@ func TestLookupsMatchTheSimulator(t *testing.T) {
 	var busy []int
 	for _, a := range agents.Agents {
 		busy = append(busy, a.WorkNo)
+		if !a.Visible {
+			t.Errorf("agents.list reports %d not visible while nothing failed", a.WorkNo)
+		}
 	}
 	if !slices.Equal(busy, []int{1002}) {
 		t.Errorf("agents.list in_call = %v, want [1002]", busy)
