@@ -353,12 +353,12 @@ func (t *Tenant) pollRoster(ctx context.Context) error {
 		}
 		t.pollsBad.Add(1)
 		t.observePoll("roster", "error")
-		t.vis.scopeLost(schemas.ScopeSoftphone, now, reason(err), t.rosterRanges())
+		t.vis.scopeLost(schemas.ScopeSoftphone, now, reason(err), t.rosterRanges)
 		return err
 	}
 	t.pollsOK.Add(1)
 	t.observePoll("roster", "ok")
-	t.vis.scopeRestored(schemas.ScopeSoftphone, t.rosterRanges())
+	t.vis.scopeRestored(schemas.ScopeSoftphone, t.rosterRanges)
 	t.lastRoster = now
 	first := !t.rosterDone
 	t.sipIP, t.sipPort = r.SIPServerIP, r.SIPServerPort
@@ -487,12 +487,12 @@ func (t *Tenant) pollPhones(ctx context.Context) error {
 		}
 		t.pollsBad.Add(1)
 		t.observePoll("phones", "error")
-		t.vis.scopeLost(schemas.ScopePhones, now, reason(err), "")
+		t.vis.scopeLost(schemas.ScopePhones, now, reason(err), nil)
 		return err
 	}
 	t.pollsOK.Add(1)
 	t.observePoll("phones", "ok")
-	t.vis.scopeRestored(schemas.ScopePhones, "")
+	t.vis.scopeRestored(schemas.ScopePhones, nil)
 	t.lastPhones = now
 	first := !t.phonesDone
 	seen := make(map[string]struct{}, len(list))

@@ -81,7 +81,9 @@ func (v *visibility) forget(a *agent) {
 	delete(v.restoredSince, a.workNo)
 }
 
-func (v *visibility) scopeLost(scope string, now time.Time, reason, agents string) {
+// scopeLost and scopeRestored take the affected agents as a function: the
+// ranges of a 60,000-agent roster are only worth computing on a transition.
+func (v *visibility) scopeLost(scope string, now time.Time, reason string, agents func() string) {
 	s := v.scopes[scope]
 	if s.down {
 		return
@@ -91,10 +93,10 @@ func (v *visibility) scopeLost(scope string, now time.Time, reason, agents strin
 		s.pending = ""
 		return
 	}
-	s.pending, s.since, s.reason, s.agents = schemas.VisibilityLost, now, reason, agents
+	s.pending, s.since, s.reason, s.agents = schemas.VisibilityLost, now, reason, ranges(agents)
 }
 
-func (v *visibility) scopeRestored(scope, agents string) {
+func (v *visibility) scopeRestored(scope string, agents func() string) {
 	s := v.scopes[scope]
 	if !s.down {
 		return
@@ -104,7 +106,14 @@ func (v *visibility) scopeRestored(scope, agents string) {
 		s.pending = ""
 		return
 	}
-	s.pending, s.since, s.reason, s.agents = schemas.VisibilityRestored, time.Now(), "", agents
+	s.pending, s.since, s.reason, s.agents = schemas.VisibilityRestored, time.Now(), "", ranges(agents)
+}
+
+func ranges(f func() string) string {
+	if f == nil {
+		return ""
+	}
+	return f()
 }
 
 func (v *visibility) scopeDown(scope string) bool { return v.scopes[scope].down }
