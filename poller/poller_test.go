@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
@@ -85,16 +86,10 @@ func calls(t testing.TB, ev schemas.Event) schemas.Change[schemas.AgentCalls] {
 	return ch
 }
 
-// eventually polls cond until it holds or the deadline passes.
+// eventually waits for cond (see testwait.For).
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.For(t, 15*time.Second, what, cond)
 }
 
 type fixture struct {

@@ -111,8 +111,6 @@ func op(hadState, hasState, first bool) schemas.Op {
 	}
 }
 
-func sameCalls(a, b []string) bool { return slices.Equal(a, b) }
-
 // normaliseCalls sorts and de-duplicates, so that the order the vendor lists
 // calls in never looks like a change.
 func normaliseCalls(ids []string) []string {

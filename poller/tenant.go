@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -223,7 +224,7 @@ func (t *Tenant) pollCalls(ctx context.Context, a *agent) {
 	t.vis.restored(a)
 	ids = normaliseCalls(ids)
 	outcome := "ok"
-	if a.callsSeq == 0 || a.calls == nil || !sameCalls(a.calls, ids) {
+	if a.callsSeq == 0 || a.calls == nil || !slices.Equal(a.calls, ids) {
 		if !t.emitCalls(ctx, a, ids, now) {
 			outcome = "refused"
 		}
@@ -271,7 +272,7 @@ func (t *Tenant) emitCalls(ctx context.Context, a *agent, ids []string, now time
 	}
 	seq := a.callsSeq + 1
 	ch := schemas.Change[schemas.AgentCalls]{
-		Op:       op(had, true, t.firstSight(a)),
+		Op:       op(had, true, a.fromFirstRoster),
 		Key:      schemas.Key{Tenant: t.cfg.Tenant, WorkNo: a.workNo},
 		Seq:      seq,
 		PrevID:   prevID(subject, seq),
@@ -285,11 +286,6 @@ func (t *Tenant) emitCalls(ctx context.Context, a *agent, ids []string, now time
 	a.calls, a.callsSeq, a.callsSeen = ids, seq, now
 	return true
 }
-
-// firstSight reports whether an entity without state belongs to the
-// bridge's first complete view (a snapshot) rather than appearing later (a
-// create).
-func (t *Tenant) firstSight(a *agent) bool { return a.fromFirstRoster }
 
 // emit encodes and hands one event to the sink. Callers hold t.mu, which
 // keeps sequence assignment and hand-over in one order per subject.

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/schemas"
 	"github.com/cecbridge/cecbridge/schemas/schematest"
 )
@@ -158,16 +159,10 @@ func (b *bridge) visibility(state, scope, agents string) uint64 {
 	})
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor waits for cond (see testwait.For).
 func waitFor(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(tb, 10*time.Second, what, cond)
 }
 
 // env is a server, the two streams, a running view and a lookup service.

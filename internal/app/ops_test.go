@@ -39,6 +39,7 @@ import (
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/app"
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 	"github.com/cecbridge/cecbridge/schemas"
@@ -47,16 +48,10 @@ import (
 // ---------------------------------------------------------------------------
 // Helpers
 
-// opsEventually polls cond until it holds or the deadline passes.
+// opsEventually waits for cond (see testwait.For).
 func opsEventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, d, what, cond)
 }
 
 // syncBuffer is a goroutine-safe log sink.

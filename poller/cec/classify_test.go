@@ -45,16 +45,8 @@ func TestSuccessCodeInAnErrorAnswerIsAnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess := client.NewSession(cec.SessionConfig{AgentID: 1001, Password: "p"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sess.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
-	defer wcancel()
-	if err := sess.WaitReady(wctx); err != nil {
-		t.Fatal(err)
-	}
+	sess := runSession(t, client, cec.SessionConfig{Password: "p"})
+	ctx := context.Background()
 
 	ids, err := sess.AllCallInfo(ctx, 1003)
 	if err == nil || ids != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
@@ -52,8 +53,9 @@ func newClient(t testing.TB, sim *cecsim.Sim, mod func(*cec.Config)) *cec.Client
 	return c
 }
 
-// runSession runs a session until the test ends and waits for sign-in.
-func runSession(t testing.TB, c *cec.Client, sc cec.SessionConfig) *cec.Session {
+// startSession runs a session and waits for its sign-in. stop ends Run and
+// returns its error; it is also called when the test ends.
+func startSession(t testing.TB, c *cec.Client, sc cec.SessionConfig) (*cec.Session, func() error) {
 	t.Helper()
 	if sc.AgentID == 0 {
 		sc.AgentID = 1001
@@ -65,30 +67,40 @@ func runSession(t testing.TB, c *cec.Client, sc cec.SessionConfig) *cec.Session 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+		})
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
 	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer wcancel()
 	if err := s.WaitReady(wctx); err != nil {
 		t.Fatalf("WaitReady: %v", err)
 	}
+	return s, stop
+}
+
+// runSession runs a session until the test ends and waits for sign-in.
+func runSession(t testing.TB, c *cec.Client, sc cec.SessionConfig) *cec.Session {
+	t.Helper()
+	s, stop := startSession(t, c, sc)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
 	return s
 }
 
-// eventually polls cond until it holds or the deadline passes.
+// eventually waits for cond (see testwait.For).
 func eventually(t testing.TB, d time.Duration, msg string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", msg)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, d, msg, cond)
 }
 
 func counter(sim *cecsim.Sim, name string) int64 { return sim.Counters()[name] }
@@ -567,20 +579,10 @@ func TestInvalidatedGUIDRecovers(t *testing.T) {
 func TestForceLoginWhenAlreadySignedIn(t *testing.T) {
 	sim := startSim(t, cecsim.Config{Agents: 5})
 	// A previous bridge instance left a live session behind.
-	old := newClient(t, sim, nil)
-	oldCtx, oldCancel := context.WithCancel(context.Background())
-	oldSess := old.NewSession(cec.SessionConfig{AgentID: 1001, Password: "agent-pass"})
-	oldDone := make(chan error, 1)
-	go func() { oldDone <- oldSess.Run(oldCtx) }()
-	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer wcancel()
-	if err := oldSess.WaitReady(wctx); err != nil {
-		t.Fatal(err)
-	}
+	_, stopOld := startSession(t, newClient(t, sim, nil), cec.SessionConfig{})
 	// Freeze the old instance without a sign-out, as a crash would.
 	sim.Inject(cecsim.Fault{Endpoint: "logout", Kind: cecsim.FaultHTTPStatus, Status: 503, Count: 1})
-	oldCancel()
-	<-oldDone
+	_ = stopOld()
 	if !sim.SessionSignedIn(1001) {
 		t.Fatal("setup: old session should still be signed in")
 	}
@@ -596,18 +598,8 @@ func TestForceLoginWhenAlreadySignedIn(t *testing.T) {
 
 func TestSignOutOnCancel(t *testing.T) {
 	sim := startSim(t, cecsim.Config{Agents: 5})
-	c := newClient(t, sim, nil)
-	s := c.NewSession(cec.SessionConfig{AgentID: 1001, Password: "agent-pass"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer wcancel()
-	if err := s.WaitReady(wctx); err != nil {
-		t.Fatal(err)
-	}
-	cancel()
-	if err := <-done; err != nil {
+	s, stop := startSession(t, newClient(t, sim, nil), cec.SessionConfig{})
+	if err := stop(); err != nil {
 		t.Fatalf("Run returned %v", err)
 	}
 	if sim.SessionSignedIn(1001) || counter(sim, "logout") != 1 || s.State() != cec.SignedOut {

@@ -214,28 +214,18 @@ func TestStoppedSessionReleasesConnections(t *testing.T) {
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
-	c := clientFor(t, srv.URL, "", nil)
-	s := c.NewSession(cec.SessionConfig{AgentID: 1001, Password: "agent-pass"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer wcancel()
-	if err := s.WaitReady(wctx); err != nil {
-		t.Fatal(err)
-	}
+	s, stop := startSession(t, clientFor(t, srv.URL, "", nil), cec.SessionConfig{})
 	// Queries alongside the long poll: more than one pooled connection.
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			if _, err := s.AllCallInfo(wctx, 1002); err != nil {
+			if _, err := s.AllCallInfo(context.Background(), 1002); err != nil {
 				t.Error(err)
 			}
 		})
 	}
 	wg.Wait()
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 2*time.Second, "every gateway connection closed", func() bool {

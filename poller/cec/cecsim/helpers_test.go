@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
 
@@ -150,14 +151,8 @@ func retcode(t testing.TB, r reply) string {
 	return c
 }
 
-// eventually polls cond until it holds or the deadline passes.
+// eventually waits for cond (see testwait.For).
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, within, what, cond)
 }
