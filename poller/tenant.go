@@ -705,16 +705,13 @@ func (t *Tenant) Stats() Stats {
 }
 
 // Restore takes over the state a stored event describes: call it for the
-// last event of every subject before Run (after a restart), and at any time
-// with what the stream holds when another writer won a subject. Events of
-// other tenants or unknown shapes are an error and change nothing.
+// last event of every subject before Run (after a restart; Resync handles a
+// subject another writer won while running). Events of other tenants or
+// unknown shapes are an error and change nothing.
 func (t *Tenant) Restore(subject string, ev schemas.Event) error {
-	ps, err := schemas.ParseSubject(subject)
+	ps, err := t.ownSubject(subject)
 	if err != nil {
 		return err
-	}
-	if ps.Tenant != t.cfg.Tenant {
-		return fmt.Errorf("poller: subject %q belongs to another tenant", subject)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -726,12 +723,9 @@ func (t *Tenant) Restore(subject string, ev schemas.Event) error {
 // throughout, so no event of the subject is emitted from the stale state
 // while the publisher re-learns the subject's position.
 func (t *Tenant) Resync(ctx context.Context, subject string, load func(ctx context.Context) (*schemas.Event, error)) error {
-	ps, err := schemas.ParseSubject(subject)
+	ps, err := t.ownSubject(subject)
 	if err != nil {
 		return err
-	}
-	if ps.Tenant != t.cfg.Tenant {
-		return fmt.Errorf("poller: subject %q belongs to another tenant", subject)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -744,6 +738,18 @@ func (t *Tenant) Resync(ctx context.Context, subject string, load func(ctx conte
 		return nil
 	}
 	return t.restoreLocked(subject, ps, *ev)
+}
+
+// ownSubject parses an event subject of this tenant.
+func (t *Tenant) ownSubject(subject string) (schemas.ParsedSubject, error) {
+	ps, err := schemas.ParseSubject(subject)
+	if err != nil {
+		return ps, err
+	}
+	if ps.Tenant != t.cfg.Tenant {
+		return ps, fmt.Errorf("poller: subject %q belongs to another tenant", subject)
+	}
+	return ps, nil
 }
 
 // forgetLocked drops what the poller knows of an entity the stream no
