@@ -112,8 +112,8 @@ type Publisher struct {
 	wake    chan struct{}
 	running bool
 
-	inflight                                                             atomic.Int64
-	published, duplicates, conflicts, refused, retries, failed, buffered atomic.Uint64
+	inflight                                                   atomic.Int64
+	published, duplicates, conflicts, refused, retries, failed atomic.Uint64
 
 	// Owned by Run.
 	last    map[string]uint64 // events-stream seq of the last message per subject

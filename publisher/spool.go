@@ -261,13 +261,3 @@ func (s *spool) drop() int {
 	s.reset()
 	return n
 }
-
-func (s *spool) close() {
-	if s.r != nil {
-		s.r.Close()
-	}
-	if s.w != nil {
-		s.w.Close()
-	}
-	s.r, s.rbuf, s.w = nil, nil, nil
-}

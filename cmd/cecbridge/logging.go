@@ -25,7 +25,7 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 		if f, ok := w.(*os.File); ok && isTerminal(f) {
 			noColor = false
 		}
-		return slog.New(tint.NewHandler(w, &tint.Options{Level: lv, TimeFormat: time.TimeOnly, NoColor: noColor}))
+		return slog.New(tint.NewTextHandler(w, &tint.Options{Level: lv, TimeFormat: time.TimeOnly, NoColor: noColor}))
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lv}))
 }
