@@ -6,6 +6,10 @@ import (
 
 // Bridge is the whole configuration of one cecbridge process.
 type Bridge struct {
+	// Instance names this bridge process: the lease holder, the heartbeats.
+	// Keep it stable across restarts and distinct between instances; empty
+	// means the host name.
+	Instance  string    `yaml:"instance"`
 	NATS      NATS      `yaml:"nats"`
 	Streams   Streams   `yaml:"streams"`
 	Publisher Publisher `yaml:"publisher"`
@@ -18,20 +22,18 @@ type Bridge struct {
 
 // NATS says how to reach the NATS servers.
 type NATS struct {
-	URLs         []string `yaml:"urls"`
-	Name         string   `yaml:"name"`
-	CredsFile    string   `yaml:"creds_file"`
-	NKeySeedFile string   `yaml:"nkey_seed_file"`
-	User         string   `yaml:"user"`
-	Password     Secret   `yaml:"password"`
-	PasswordFile string   `yaml:"password_file"`
-	Token        Secret   `yaml:"token"`
-	TokenFile    string   `yaml:"token_file"`
-	TLS          TLS      `yaml:"tls"`
-	// ReconnectBufferBytes bounds what the client buffers while reconnecting.
-	ReconnectBufferBytes int           `yaml:"reconnect_buffer_bytes"`
-	ReconnectWait        time.Duration `yaml:"reconnect_wait"`
-	ConnectTimeout       time.Duration `yaml:"connect_timeout"`
+	URLs           []string      `yaml:"urls"`
+	Name           string        `yaml:"name"`
+	CredsFile      string        `yaml:"creds_file"`
+	NKeySeedFile   string        `yaml:"nkey_seed_file"`
+	User           string        `yaml:"user"`
+	Password       Secret        `yaml:"password"`
+	PasswordFile   string        `yaml:"password_file"`
+	Token          Secret        `yaml:"token"`
+	TokenFile      string        `yaml:"token_file"`
+	TLS            TLS           `yaml:"tls"`
+	ReconnectWait  time.Duration `yaml:"reconnect_wait"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 }
 
 // TLS configures a TLS client.
@@ -144,7 +146,6 @@ func (b *Bridge) setDefaults() {
 	if len(b.NATS.URLs) == 0 {
 		b.NATS.URLs = []string{"nats://127.0.0.1:4222"}
 	}
-	setIf(&b.NATS.ReconnectBufferBytes, 8<<20)
 	setIf(&b.NATS.ReconnectWait, 2*time.Second)
 	setIf(&b.NATS.ConnectTimeout, 5*time.Second)
 	setIf(&b.Streams.Events, "CEC_EVENTS")

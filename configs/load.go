@@ -279,6 +279,9 @@ func (b *Bridge) validate() Problems {
 			bad(path, "must be a positive duration, got %s", d)
 		}
 	}
+	if len(b.Instance) > 128 || strings.ContainsFunc(b.Instance, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		bad("instance", "must be at most 128 printable characters, got %q", b.Instance)
+	}
 	for i, u := range b.NATS.URLs {
 		pu, err := url.Parse(strings.TrimSpace(u))
 		if err != nil || pu.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, pu.Scheme) {
@@ -296,9 +299,6 @@ func (b *Bridge) validate() Problems {
 	}
 	positive("nats.reconnect_wait", b.NATS.ReconnectWait)
 	positive("nats.connect_timeout", b.NATS.ConnectTimeout)
-	if b.NATS.ReconnectBufferBytes < 0 {
-		bad("nats.reconnect_buffer_bytes", "must not be negative")
-	}
 	for path, name := range map[string]string{"streams.events": b.Streams.Events, "streams.state": b.Streams.State} {
 		if name == "" || strings.ContainsAny(name, " .*>/\\\t") {
 			bad(path, "must be a stream name without spaces, '.', '*', '>', '/' or '\\', got %q", name)

@@ -24,6 +24,15 @@ type countingSink struct{ n atomic.Int64 }
 
 func (s *countingSink) Emit(context.Context, schemas.Record) error { s.n.Add(1); return nil }
 
+// Load, Latest and Prime make it the poller's History too: an empty stream.
+func (s *countingSink) Load(context.Context, string) (map[string]schemas.Stored, error) {
+	return nil, nil
+}
+
+func (s *countingSink) Latest(context.Context, string) (*schemas.Stored, error) { return nil, nil }
+
+func (s *countingSink) Prime(string, uint64) {}
+
 func benchSim(b *testing.B, agents int) *cecsim.Sim {
 	b.Helper()
 	sim, err := cecsim.New(cecsim.Config{Agents: agents, LongPollHold: time.Second})
@@ -38,7 +47,7 @@ func benchSim(b *testing.B, agents int) *cecsim.Sim {
 }
 
 // startBenchPoller runs a poller whose agents are all due all the time.
-func startBenchPoller(b *testing.B, sim *cecsim.Sim, interval time.Duration, sink poller.Sink) (stop func()) {
+func startBenchPoller(b *testing.B, sim *cecsim.Sim, interval time.Duration, sink *countingSink) (stop func()) {
 	b.Helper()
 	client, err := cec.New(cec.Config{FabricURL: sim.URL(), GatewayURL: sim.URL(), AppKey: "app-key", AppSecret: "app-secret"})
 	if err != nil {
@@ -47,7 +56,7 @@ func startBenchPoller(b *testing.B, sim *cecsim.Sim, interval time.Duration, sin
 	sess := client.NewSession(cec.SessionConfig{AgentID: 1001, Password: "agent-pass"})
 	tn, err := poller.New(poller.Config{
 		Tenant: "bench", Directory: poller.FabricDirectory{Client: client},
-		Monitors: []poller.Monitor{{Source: sess}}, Sink: sink,
+		Monitors: []poller.Monitor{{Source: sess}}, Sink: sink, History: sink,
 		CallsInterval: interval, IdleInterval: interval,
 		RosterInterval: time.Hour, PhonesInterval: time.Hour, HeartbeatInterval: time.Hour,
 		Concurrency: 64,

@@ -30,8 +30,11 @@ type Config struct {
 	Directory Directory
 	Monitors  []Monitor
 	Sink      Sink
-	Observer  Observer
-	Logger    *slog.Logger
+	// History is where the term rebuilds its state from and re-reads a
+	// subject after a conflict (the term's publisher writer).
+	History  History
+	Observer Observer
+	Logger   *slog.Logger
 
 	CallsInterval     time.Duration // active agents; default 1s
 	IdleInterval      time.Duration // other agents; default 15s
@@ -89,6 +92,9 @@ func (c *Config) validate() error {
 	}
 	if c.Sink == nil {
 		errs = append(errs, errors.New("sink is required"))
+	}
+	if c.History == nil {
+		errs = append(errs, errors.New("history is required"))
 	}
 	if len(c.Monitors) == 0 {
 		errs = append(errs, errors.New("at least one monitor is required"))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,18 +19,73 @@ import (
 	"github.com/cecbridge/cecbridge/schemas/schematest"
 )
 
-// recorder is a Sink that keeps every accepted record in order, checks the
-// per-subject sequence rules as it goes, and can be told to refuse.
+// recorder is a Sink and History that keeps every accepted record in
+// order, checks the per-subject sequence rules as it goes, and can be told
+// to refuse. As a History it holds what a stream would: the last record of
+// every subject, including those given as already stored.
 type recorder struct {
 	t       testing.TB
 	mu      sync.Mutex
 	all     []schemas.Record
 	last    map[string]uint64
+	stored  map[string]schemas.Record
+	primed  map[string]uint64
 	refuse  bool
 	refused int
 }
 
-func newRecorder(t testing.TB) *recorder { return &recorder{t: t, last: map[string]uint64{}} }
+func newRecorder(t testing.TB) *recorder {
+	return &recorder{t: t, last: map[string]uint64{}, stored: map[string]schemas.Record{}, primed: map[string]uint64{}}
+}
+
+// store records rec as already in the stream (from an earlier run).
+func (r *recorder) store(rec schemas.Record) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last[rec.Subject] = rec.Seq
+	r.stored[rec.Subject] = rec
+}
+
+func (r *recorder) storedLocked(rec schemas.Record) schemas.Stored {
+	var ev schemas.Event
+	if err := json.Unmarshal(rec.Body, &ev); err != nil {
+		r.t.Errorf("undecodable stored event: %v", err)
+	}
+	return schemas.Stored{Subject: rec.Subject, StreamSeq: rec.Seq, Event: ev, Body: rec.Body}
+}
+
+// Load implements poller.History.
+func (r *recorder) Load(_ context.Context, filter string) (map[string]schemas.Stored, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	prefix := strings.TrimSuffix(filter, ">")
+	out := map[string]schemas.Stored{}
+	for subj, rec := range r.stored {
+		if strings.HasPrefix(subj, prefix) {
+			out[subj] = r.storedLocked(rec)
+		}
+	}
+	return out, nil
+}
+
+// Latest implements poller.History.
+func (r *recorder) Latest(_ context.Context, subject string) (*schemas.Stored, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec, ok := r.stored[subject]
+	if !ok {
+		return nil, nil
+	}
+	st := r.storedLocked(rec)
+	return &st, nil
+}
+
+// Prime implements poller.History.
+func (r *recorder) Prime(subject string, seq uint64) {
+	r.mu.Lock()
+	r.primed[subject] = seq
+	r.mu.Unlock()
+}
 
 var errRefused = errors.New("refused by test")
 
@@ -44,6 +100,7 @@ func (r *recorder) Emit(_ context.Context, rec schemas.Record) error {
 		r.t.Errorf("%s: seq %d, want %d (holes or repeats)", rec.Subject, rec.Seq, want)
 	}
 	r.last[rec.Subject] = rec.Seq
+	r.stored[rec.Subject] = rec
 	r.all = append(r.all, rec)
 	return nil
 }
@@ -128,20 +185,39 @@ func startFixture(t *testing.T, agents int, restore []schemas.Record) *fixture {
 
 func startPoller(t *testing.T, sim *cecsim.Sim, restore []schemas.Record) *fixture {
 	t.Helper()
-	client, err := cec.New(cec.Config{FabricURL: sim.URL(), GatewayURL: sim.URL(), AppKey: "app-key", AppSecret: "app-secret", RequestTimeout: 2 * time.Second})
+	return startPollerWith(t, sim, restore, pollerOpts{})
+}
+
+// pollerOpts change how a test poller reaches the vendor.
+type pollerOpts struct {
+	url       string                                  // vendor base URL (default: the simulator's)
+	directory func(poller.Directory) poller.Directory // wraps the directory
+}
+
+func startPollerWith(t *testing.T, sim *cecsim.Sim, restore []schemas.Record, o pollerOpts) *fixture {
+	t.Helper()
+	if o.url == "" {
+		o.url = sim.URL()
+	}
+	client, err := cec.New(cec.Config{FabricURL: o.url, GatewayURL: o.url, AppKey: "app-key", AppSecret: "app-secret", RequestTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sess := client.NewSession(cec.SessionConfig{AgentID: 1001, Password: "agent-pass"})
 	sink := newRecorder(t)
 	for _, rec := range restore {
-		sink.last[rec.Subject] = rec.Seq
+		sink.store(rec)
+	}
+	var dir poller.Directory = poller.FabricDirectory{Client: client}
+	if o.directory != nil {
+		dir = o.directory(dir)
 	}
 	tn, err := poller.New(poller.Config{
 		Tenant:            tenantName,
-		Directory:         poller.FabricDirectory{Client: client},
+		Directory:         dir,
 		Monitors:          []poller.Monitor{{Source: sess}},
 		Sink:              sink,
+		History:           sink,
 		CallsInterval:     50 * time.Millisecond,
 		IdleInterval:      200 * time.Millisecond,
 		RosterInterval:    100 * time.Millisecond,
@@ -153,15 +229,6 @@ func startPoller(t *testing.T, sim *cecsim.Sim, restore []schemas.Record) *fixtu
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, rec := range restore {
-		var ev schemas.Event
-		if err := json.Unmarshal(rec.Body, &ev); err != nil {
-			t.Fatal(err)
-		}
-		if err := tn.Restore(rec.Subject, ev); err != nil {
-			t.Fatal(err)
-		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &fixture{sim: sim, client: client, session: sess, sink: sink, tenant: tn, cancel: cancel, done: make(chan struct{})}
@@ -459,9 +526,10 @@ func TestFewAgentsArePolledAtTheirInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 	sess := client.NewSession(cec.SessionConfig{AgentID: 1001, Password: "agent-pass"})
+	rec := newRecorder(t)
 	tn, err := poller.New(poller.Config{
 		Tenant: tenantName, Directory: poller.FabricDirectory{Client: client},
-		Monitors: []poller.Monitor{{Source: sess}}, Sink: newRecorder(t),
+		Monitors: []poller.Monitor{{Source: sess}}, Sink: rec, History: rec,
 		CallsInterval: 20 * time.Millisecond, IdleInterval: 20 * time.Millisecond,
 		RosterInterval: time.Hour, PhonesInterval: time.Hour, HeartbeatInterval: time.Hour,
 	})

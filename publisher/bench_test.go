@@ -6,12 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/cecbridge/cecbridge/internal/natstest"
 	"github.com/cecbridge/cecbridge/publisher"
 	"github.com/cecbridge/cecbridge/schemas"
 	"github.com/cecbridge/cecbridge/schemas/schematest"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 const benchSubjects = 10_000
@@ -57,11 +58,12 @@ func BenchmarkPublish(b *testing.B) {
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	defer func() { cancel(); <-done }()
+	w := p.NewWriter(publisher.WriterConfig{Term: "bench"})
 
 	b.ResetTimer()
 	start := time.Now()
 	for _, r := range recs {
-		if err := p.Emit(ctx, r); err != nil {
+		if err := w.Emit(ctx, r); err != nil {
 			b.Fatal(err)
 		}
 	}

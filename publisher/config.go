@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/cecbridge/cecbridge/schemas"
 )
 
 // Defaults for zero Config fields.
 const (
-	DefaultEventsStream    = "CEC_EVENTS"
-	DefaultStateStream     = "CEC_STATE"
+	DefaultEventsStream    = schemas.EventsStream
+	DefaultStateStream     = schemas.StateStream
 	DefaultMaxAge          = 7 * 24 * time.Hour
 	DefaultDuplicateWindow = 2 * time.Minute
 	DefaultMaxInFlight     = 1024
@@ -65,19 +67,11 @@ type Config struct {
 	BufferEvents int
 	// SpoolDir, if set, is where records beyond BufferEvents are appended
 	// while NATS is slow or away. Segments left by an earlier run are
-	// published first.
+	// discarded at start: that run's terms are over.
 	SpoolDir string
 	// SpoolMaxBytes bounds the spool (default 256 MiB).
 	SpoolMaxBytes int64
 
-	// OnConflict is called when another writer owns a subject's history:
-	// the record and every queued record of that subject were dropped, and
-	// last is what the events stream now holds. The caller should re-read
-	// the entity (Load with the subject as filter) instead of forking it:
-	// until then, records of that subject keep conflicting and being
-	// dropped. It runs on the publishing loop: it must return quickly and
-	// must not call Load itself (it may start a goroutine that does).
-	OnConflict func(subject string, last *Latest)
 	// Observer, if set, receives per-attempt outcomes and latencies.
 	Observer Observer
 	// Logger receives warnings (refused records, conflicts, failures).

@@ -4,51 +4,46 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cecbridge/cecbridge/schemas"
 )
 
-// sourceHeader names, on a sourced message, the origin stream and sequence:
-// "<stream> <seq> ...".
-const sourceHeader = "Nats-Stream-Source"
-
-func latestFrom(subject string, seq uint64, body []byte) *Latest {
-	l := &Latest{Subject: subject, StreamSeq: seq, Body: body}
+func latestFrom(subject string, seq uint64, body []byte) *schemas.Stored {
+	l := &schemas.Stored{Subject: subject, StreamSeq: seq, Body: body}
 	// A body that is not an event leaves Event zero; Body still says what
 	// the stream holds.
 	_ = json.Unmarshal(body, &l.Event)
 	return l
 }
 
-// originSeq reads the events-stream sequence from a sourced message.
-func originSeq(h string) uint64 {
-	f := strings.Fields(h)
-	if len(f) < 2 {
-		return 0
-	}
-	n, _ := strconv.ParseUint(f[1], 10, 64)
-	return n
-}
-
 // Load returns the current state of every subject under filter (for
-// example "cec.evt.acme.>") and primes the expected last-subject sequences
-// of those subjects. Call it before emitting records for them.
+// example "cec.evt.acme.>") and primes the writer's expected sequences with
+// what it loaded. Call it before the writer emits records for those
+// subjects, and after the previous term's writer has ended.
 //
 // It reads the last message per subject of the state stream, then the
 // events stream past the highest origin sequence seen there (sourcing is
 // asynchronous and may lag), then the last sequence per subject of the
-// events stream (headers only). A subject whose events have aged out keeps
-// its state with StreamSeq 0.
-func (p *Publisher) Load(ctx context.Context, filter string) (map[string]Latest, error) {
-	out := make(map[string]Latest)
+// events stream (headers only), which tells the subjects whose events have
+// aged out (their state keeps StreamSeq 0).
+//
+// A subject is primed with the sequence of the very message its state was
+// loaded from, never with a later one: if another writer is still
+// publishing while Load reads, the stream moves on past what was loaded,
+// the writer's next record on that subject is refused, and the subject is
+// re-read (see WriterConfig.OnConflict), instead of a record built on stale
+// state being accepted after a message it never saw.
+func (w *Writer) Load(ctx context.Context, filter string) (map[string]schemas.Stored, error) {
+	p := w.p
+	out := make(map[string]schemas.Stored)
 	var maxOrigin uint64
 	err := p.read(ctx, p.cfg.StateStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{filter},
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
 	}, func(m jetstream.Msg) {
-		seq := originSeq(m.Headers().Get(sourceHeader))
+		seq := schemas.OriginSeq(m.Headers().Get(schemas.SourceHeader))
 		maxOrigin = max(maxOrigin, seq)
 		out[m.Subject()] = *latestFrom(m.Subject(), seq, m.Data())
 	})
@@ -75,50 +70,40 @@ func (p *Publisher) Load(ctx context.Context, filter string) (map[string]Latest,
 		return nil, err
 	}
 
-	// What the events stream holds now is what publishes are checked
-	// against; anything else has aged out.
-	prime := make(map[string]uint64, len(out))
+	if loadCaughtUp != nil {
+		loadCaughtUp()
+	}
+	// Which subjects does the events stream still hold at all?
+	held := make(map[string]bool, len(out))
 	err = p.read(ctx, p.cfg.EventsStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{filter},
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
 		HeadersOnly:    true,
-	}, func(m jetstream.Msg) {
-		md, err := m.Metadata()
-		if err != nil {
-			return
-		}
-		prime[m.Subject()] = md.Sequence.Stream
-	})
+	}, func(m jetstream.Msg) { held[m.Subject()] = true })
 	if err != nil {
 		return nil, err
 	}
+	prime := make(map[string]uint64, len(out))
 	for subj, l := range out {
-		seq := prime[subj]
-		if seq == 0 || seq < l.StreamSeq {
-			l.StreamSeq = seq
+		if !held[subj] {
+			// Aged out: the next publish must expect an empty subject.
+			l.StreamSeq = 0
 			out[subj] = l
 		}
-	}
-	for subj := range out {
-		if _, ok := prime[subj]; !ok {
-			prime[subj] = 0 // aged out: a publish must expect an empty subject
-		}
+		prime[subj] = l.StreamSeq
 	}
 	p.mu.Lock()
-	if p.prime == nil {
-		p.prime = prime
-	} else {
-		for k, v := range prime {
-			p.prime[k] = v
-		}
+	for k, v := range prime {
+		w.primes[k] = v
 	}
 	p.mu.Unlock()
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+	p.wakeUp()
 	return out, nil
 }
+
+// loadCaughtUp, when set by a test, runs between Load's catch-up read and
+// its last read, where a concurrent writer is most harmful.
+var loadCaughtUp func()
 
 // read delivers every message of an ordered consumer that is pending when it
 // starts, then stops.

@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/cecbridge/cecbridge/schemas"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cecbridge/cecbridge/schemas"
 )
 
 // StreamConfigs returns the configurations Provision applies: the events

@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/cecbridge/cecbridge/internal/natstest"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/publisher"
 	"github.com/cecbridge/cecbridge/schemas"
 	"github.com/cecbridge/cecbridge/schemas/schematest"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 type env struct {
@@ -35,12 +36,13 @@ func newEnv(t *testing.T, cfg publisher.Config) *env {
 	return &env{srv: s, js: js, cfg: cfg}
 }
 
-// start creates a publisher and runs it until the test ends.
-func (e *env) start(t *testing.T, cfg publisher.Config) *publisher.Publisher {
+// start creates a publisher, runs it until the test ends, and gives it one
+// writer (a term without a name or a gate: always open).
+func (e *env) start(t *testing.T, cfg publisher.Config) (*publisher.Publisher, *publisher.Writer) {
 	t.Helper()
 	p := e.newPublisher(t, cfg)
 	e.run(t, p)
-	return p
+	return p, p.NewWriter(publisher.WriterConfig{})
 }
 
 func (e *env) newPublisher(t *testing.T, cfg publisher.Config) *publisher.Publisher {
@@ -64,19 +66,23 @@ func (e *env) run(t *testing.T, p *publisher.Publisher) {
 	})
 }
 
-func flush(t *testing.T, p *publisher.Publisher, d time.Duration) {
+type flusher interface {
+	Flush(ctx context.Context) error
+}
+
+func flush(t *testing.T, p flusher, d time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	if err := p.Flush(ctx); err != nil {
-		t.Fatalf("Flush: %v (stats %+v)", err, p.Stats())
+		t.Fatalf("Flush: %v", err)
 	}
 }
 
-func emit(t *testing.T, p *publisher.Publisher, rec schemas.Record) {
+func emit(t *testing.T, w *publisher.Writer, rec schemas.Record) {
 	t.Helper()
 	schematest.ValidateEvent(t, rec.Body)
-	if err := p.Emit(context.Background(), rec); err != nil {
+	if err := w.Emit(context.Background(), rec); err != nil {
 		t.Fatalf("Emit %s #%d: %v", rec.Subject, rec.Seq, err)
 	}
 }
@@ -144,12 +150,12 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 func TestPublishInOrder(t *testing.T) {
 	e := newEnv(t, publisher.Config{})
-	p := e.start(t, publisher.Config{MaxInFlight: 8})
+	p, wr := e.start(t, publisher.Config{MaxInFlight: 8})
 	want := map[string]uint64{}
 	for seq := uint64(1); seq <= 20; seq++ {
 		for w := 101; w < 111; w++ {
 			rec := schematest.CallsRecord("acme", w, seq, fmt.Sprintf("c-%d-%d", w, seq))
-			emit(t, p, rec)
+			emit(t, wr, rec)
 			want[rec.Subject] = seq
 		}
 	}
@@ -201,9 +207,9 @@ func TestAmbiguousRetryStoresOnce(t *testing.T) {
 	e := newEnv(t, publisher.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	p := e.start(t, publisher.Config{})
+	p, w := e.start(t, publisher.Config{})
 	first := schematest.CallsRecord("acme", 101, 1, "a")
-	emit(t, p, first)
+	emit(t, w, first)
 	flush(t, p, 10*time.Second)
 	firstSeq := readStream(t, e.js, publisher.DefaultEventsStream)[first.Subject][0].seq
 
@@ -213,9 +219,9 @@ func TestAmbiguousRetryStoresOnce(t *testing.T) {
 		jetstream.WithExpectLastSequencePerSubject(firstSeq)); err != nil {
 		t.Fatal(err)
 	}
-	emit(t, p, second)
+	emit(t, w, second)
 	third := schematest.CallsRecord("acme", 101, 3, "c")
-	emit(t, p, third)
+	emit(t, w, third)
 	flush(t, p, 10*time.Second)
 	checkChains(t, readStream(t, e.js, publisher.DefaultEventsStream), map[string]uint64{first.Subject: 3})
 	st := p.Stats()
@@ -230,8 +236,8 @@ func TestAmbiguousRetryStoresOnce(t *testing.T) {
 	if _, err := e.js.Publish(ctx, other.Subject, other.Body, jetstream.WithMsgID(other.ID)); err != nil {
 		t.Fatal(err)
 	}
-	p2 := e.start(t, publisher.Config{})
-	emit(t, p2, other)
+	p2, w2 := e.start(t, publisher.Config{})
+	emit(t, w2, other)
 	flush(t, p2, 10*time.Second)
 	if n := len(readStream(t, e.js, publisher.DefaultEventsStream)[other.Subject]); n != 1 {
 		t.Errorf("%s stored %d times", other.Subject, n)
@@ -243,15 +249,13 @@ func TestAmbiguousRetryStoresOnce(t *testing.T) {
 
 func TestSecondWriterConflict(t *testing.T) {
 	e := newEnv(t, publisher.Config{})
-	type call struct {
-		subject string
-		last    *publisher.Latest
-	}
-	calls := make(chan call, 4)
-	p := e.start(t, publisher.Config{OnConflict: func(s string, l *publisher.Latest) { calls <- call{s, l} }})
+	p := e.newPublisher(t, publisher.Config{})
+	e.run(t, p)
+	conflicts := make(chan string, 4)
+	w := p.NewWriter(publisher.WriterConfig{OnConflict: func(s string) { conflicts <- s }})
 	rec1 := schematest.CallsRecord("acme", 101, 1, "a")
-	emit(t, p, rec1)
-	flush(t, p, 10*time.Second)
+	emit(t, w, rec1)
+	flush(t, w, 10*time.Second)
 
 	// Another bridge, which believes it owns agent 101, writes its seq 2.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -263,23 +267,22 @@ func TestSecondWriterConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Our seq 2 and 3 are now a fork: both dropped, one callback.
-	emit(t, p, schematest.CallsRecord("acme", 101, 2, "ours"))
-	emit(t, p, schematest.CallsRecord("acme", 101, 3, "ours"))
+	emit(t, w, schematest.CallsRecord("acme", 101, 2, "ours"))
+	emit(t, w, schematest.CallsRecord("acme", 101, 3, "ours"))
 	other := schematest.CallsRecord("acme", 102, 1, "x")
-	emit(t, p, other)
-	flush(t, p, 10*time.Second)
+	emit(t, w, other)
+	flush(t, w, 10*time.Second)
 
-	// One call per refused publish: the queued seq 3 is dropped with seq 2,
-	// or, if it arrived after the refusal, refused on its own.
-	for i := 0; i < len(calls) || i == 0; i++ {
-		select {
-		case c := <-calls:
-			if c.subject != rec1.Subject || c.last == nil || c.last.StreamSeq != ack.Sequence || string(c.last.Body) != string(theirs.Body) || c.last.Event.Subject != rec1.Subject {
-				t.Errorf("OnConflict(%s, %+v)", c.subject, c.last)
-			}
-		default:
-			t.Fatal("OnConflict not called")
+	select {
+	case subj := <-conflicts:
+		if subj != rec1.Subject {
+			t.Errorf("OnConflict(%s)", subj)
 		}
+	default:
+		t.Fatal("OnConflict not called")
+	}
+	if len(conflicts) != 0 {
+		t.Errorf("%d more OnConflict calls; the subject is blocked after the first", len(conflicts))
 	}
 	got := readStream(t, e.js, publisher.DefaultEventsStream)
 	if n := len(got[rec1.Subject]); n != 2 || got[rec1.Subject][1].msgID != theirs.ID {
@@ -289,19 +292,20 @@ func TestSecondWriterConflict(t *testing.T) {
 	if st := p.Stats(); st.Conflicts != 2 || st.Published != 2 {
 		t.Errorf("stats %+v, want 2 conflicts 2 published", st)
 	}
-	// Still stale: refused again.
-	emit(t, p, schematest.CallsRecord("acme", 101, 4, "stale"))
-	flush(t, p, 10*time.Second)
+	// Until the subject is re-read, records of it are dropped.
+	emit(t, w, schematest.CallsRecord("acme", 101, 4, "stale"))
+	flush(t, w, 10*time.Second)
 	if st := p.Stats(); st.Conflicts != 3 {
 		t.Errorf("stale record after conflict: stats %+v", st)
 	}
 	// Having re-read, the poller continues from the other writer's event.
-	state, err := p.Load(ctx, rec1.Subject)
-	if err != nil || state[rec1.Subject].StreamSeq != ack.Sequence {
-		t.Fatalf("Load after conflict: %+v, %v", state, err)
+	last, err := w.Latest(ctx, rec1.Subject)
+	if err != nil || last == nil || last.StreamSeq != ack.Sequence || string(last.Body) != string(theirs.Body) || last.Event.Subject != rec1.Subject {
+		t.Fatalf("Latest after conflict: %+v, %v", last, err)
 	}
-	emit(t, p, schematest.CallsRecord("acme", 101, 3, "after"))
-	flush(t, p, 10*time.Second)
+	w.Prime(rec1.Subject, last.StreamSeq)
+	emit(t, w, schematest.CallsRecord("acme", 101, 3, "after"))
+	flush(t, w, 10*time.Second)
 	if got := readStream(t, e.js, publisher.DefaultEventsStream)[rec1.Subject]; len(got) != 3 || got[2].data.Seq != 3 {
 		t.Fatalf("publish after conflict: %+v", got)
 	}
@@ -309,7 +313,7 @@ func TestSecondWriterConflict(t *testing.T) {
 
 func TestServerRestartMidRun(t *testing.T) {
 	e := newEnv(t, publisher.Config{})
-	p := e.start(t, publisher.Config{MaxInFlight: 64, AckTimeout: time.Second})
+	p, wr := e.start(t, publisher.Config{MaxInFlight: 64, AckTimeout: time.Second})
 	const subjects = 20
 	want := map[string]uint64{}
 	var mu sync.Mutex
@@ -318,7 +322,7 @@ func TestServerRestartMidRun(t *testing.T) {
 		for seq := from; seq <= to; seq++ {
 			for w := 101; w < 101+subjects; w++ {
 				rec := schematest.CallsRecord("acme", w, seq, "c")
-				emit(t, p, rec)
+				emit(t, wr, rec)
 				mu.Lock()
 				want[rec.Subject] = seq
 				emitted++
@@ -349,10 +353,11 @@ func TestServerRestartMidRun(t *testing.T) {
 func TestBufferFull(t *testing.T) {
 	e := newEnv(t, publisher.Config{})
 	p := e.newPublisher(t, publisher.Config{BufferEvents: 5}) // not running: nothing drains
+	w := p.NewWriter(publisher.WriterConfig{})
 	for seq := uint64(1); seq <= 5; seq++ {
-		emit(t, p, schematest.CallsRecord("acme", 101, seq, "c"))
+		emit(t, w, schematest.CallsRecord("acme", 101, seq, "c"))
 	}
-	err := p.Emit(context.Background(), schematest.CallsRecord("acme", 101, 6, "c"))
+	err := w.Emit(context.Background(), schematest.CallsRecord("acme", 101, 6, "c"))
 	if !errors.Is(err, publisher.ErrBufferFull) {
 		t.Fatalf("Emit past the bound: %v, want ErrBufferFull", err)
 	}
@@ -362,7 +367,7 @@ func TestBufferFull(t *testing.T) {
 	// Once running, the five accepted records go out and room returns.
 	e.run(t, p)
 	flush(t, p, 10*time.Second)
-	emit(t, p, schematest.CallsRecord("acme", 101, 6, "c"))
+	emit(t, w, schematest.CallsRecord("acme", 101, 6, "c"))
 	flush(t, p, 10*time.Second)
 	checkChains(t, readStream(t, e.js, publisher.DefaultEventsStream), map[string]uint64{schemas.AgentCallsSubject("acme", 101): 6})
 }
@@ -372,13 +377,14 @@ func TestSpoolDrainsInOrder(t *testing.T) {
 	dir := t.TempDir()
 	cfg := publisher.Config{BufferEvents: 4, SpoolDir: dir, SpoolMaxBytes: 64 << 10}
 	p := e.newPublisher(t, cfg)
+	wr := p.NewWriter(publisher.WriterConfig{})
 	want := map[string]uint64{}
 	n := 0
 	var refused error
 	for seq := uint64(1); refused == nil; seq++ {
 		for w := 101; w < 104; w++ {
 			rec := schematest.CallsRecord("acme", w, seq, "c")
-			if refused = p.Emit(context.Background(), rec); refused != nil {
+			if refused = wr.Emit(context.Background(), rec); refused != nil {
 				break
 			}
 			want[rec.Subject] = seq
@@ -407,8 +413,9 @@ func TestSpoolOfAnEarlierRunIsDiscarded(t *testing.T) {
 	dir := t.TempDir()
 	cfg := publisher.Config{BufferEvents: 1, SpoolDir: dir}
 	p1 := e.newPublisher(t, cfg)
+	w1 := p1.NewWriter(publisher.WriterConfig{})
 	for seq := uint64(1); seq <= 10; seq++ {
-		emit(t, p1, schematest.CallsRecord("acme", 101, seq, "c"))
+		emit(t, w1, schematest.CallsRecord("acme", 101, seq, "c"))
 	}
 	// p1 never runs (a crash): its record in memory died with it, so its
 	// spool (seq 2-10) would leave a hole at seq 1. The next publisher
@@ -418,7 +425,8 @@ func TestSpoolOfAnEarlierRunIsDiscarded(t *testing.T) {
 		t.Fatalf("spool kept %d records of the earlier run", st.Spooled)
 	}
 	e.run(t, p2)
-	emit(t, p2, schematest.CallsRecord("acme", 101, 1, "c"))
+	w2 := p2.NewWriter(publisher.WriterConfig{})
+	emit(t, w2, schematest.CallsRecord("acme", 101, 1, "c"))
 	flush(t, p2, 10*time.Second)
 	got := readStream(t, e.js, publisher.DefaultEventsStream)[schemas.AgentCallsSubject("acme", 101)]
 	if len(got) != 1 || got[0].data.Seq != 1 {
@@ -429,10 +437,10 @@ func TestSpoolOfAnEarlierRunIsDiscarded(t *testing.T) {
 func TestLoadAfterEventsAgedOut(t *testing.T) {
 	cfg := publisher.Config{MaxAge: time.Second, DuplicateWindow: 500 * time.Millisecond}
 	e := newEnv(t, cfg)
-	p := e.start(t, cfg)
+	_, w := e.start(t, cfg)
 	rec := schematest.CallsRecord("acme", 101, 1, "a")
-	emit(t, p, rec)
-	flush(t, p, 10*time.Second)
+	emit(t, w, rec)
+	flush(t, w, 10*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	eventually(t, 15*time.Second, "events to age out", func() bool {
@@ -444,8 +452,8 @@ func TestLoadAfterEventsAgedOut(t *testing.T) {
 		return err == nil && s.CachedInfo().State.Msgs == 1
 	})
 
-	p2 := e.start(t, cfg) // a restarted bridge
-	state, err := p2.Load(ctx, schemas.TenantEvents("acme"))
+	p2, w2 := e.start(t, cfg) // a restarted bridge
+	state, err := w2.Load(ctx, schemas.TenantEvents("acme"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,9 +461,13 @@ func TestLoadAfterEventsAgedOut(t *testing.T) {
 	if !ok || l.StreamSeq != 0 || string(l.Body) != string(rec.Body) || l.Event.ID != rec.ID {
 		t.Fatalf("Load = %+v", state)
 	}
+	// Latest finds it in the state stream too.
+	if last, err := w2.Latest(ctx, rec.Subject); err != nil || last == nil || last.StreamSeq != 0 || last.Event.ID != rec.ID {
+		t.Fatalf("Latest = %+v, %v", last, err)
+	}
 	next := schematest.CallsRecord("acme", 101, 2, "b")
-	emit(t, p2, next)
-	flush(t, p2, 10*time.Second)
+	emit(t, w2, next)
+	flush(t, w2, 10*time.Second)
 	if st := p2.Stats(); st.Published != 1 || st.Conflicts != 0 {
 		t.Fatalf("publish after age-out: %+v", st)
 	}
@@ -471,20 +483,20 @@ func TestLoadCatchesUpUnsourced(t *testing.T) {
 	if _, err := e.js.UpdateStream(ctx, state); err != nil {
 		t.Fatal(err)
 	}
-	p := e.start(t, publisher.Config{})
+	_, w := e.start(t, publisher.Config{})
 	for seq := uint64(1); seq <= 3; seq++ {
-		emit(t, p, schematest.CallsRecord("acme", 101, seq, "a"))
-		emit(t, p, schematest.CallsRecord("acme", 102, seq, "b"))
+		emit(t, w, schematest.CallsRecord("acme", 101, seq, "a"))
+		emit(t, w, schematest.CallsRecord("acme", 102, seq, "b"))
 	}
-	flush(t, p, 10*time.Second)
+	flush(t, w, 10*time.Second)
 	eventually(t, 5*time.Second, "state stream to source agent 101", func() bool {
 		s, err := e.js.Stream(ctx, publisher.DefaultStateStream)
 		return err == nil && s.CachedInfo().State.LastSeq >= 3
 	})
 	events := readStream(t, e.js, publisher.DefaultEventsStream)
 
-	p2 := e.start(t, publisher.Config{})
-	got, err := p2.Load(ctx, schemas.TenantEvents("acme"))
+	p2, w2 := e.start(t, publisher.Config{})
+	got, err := w2.Load(ctx, schemas.TenantEvents("acme"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,9 +509,9 @@ func TestLoadCatchesUpUnsourced(t *testing.T) {
 		}
 	}
 	// Expected sequences were primed: the next records go out cleanly.
-	emit(t, p2, schematest.CallsRecord("acme", 101, 4, "a"))
-	emit(t, p2, schematest.CallsRecord("acme", 102, 4, "b"))
-	flush(t, p2, 10*time.Second)
+	emit(t, w2, schematest.CallsRecord("acme", 101, 4, "a"))
+	emit(t, w2, schematest.CallsRecord("acme", 102, 4, "b"))
+	flush(t, w2, 10*time.Second)
 	if st := p2.Stats(); st.Published != 2 || st.Conflicts != 0 || st.Retries != 0 {
 		t.Fatalf("stats %+v", st)
 	}

@@ -174,11 +174,11 @@ type Heartbeat struct {
 	LastPhonesPoll time.Time `json:"last_phones_poll,omitzero"`
 }
 
-// Record is an encoded event ready to publish: the NATS subject, the
-// message ID (its Nats-Msg-Id: the event ID qualified by the writer's term,
-// so a retry within the term is deduplicated while another writer's event
-// of the same seq is recognised as a conflict, not mistaken for ours), the
-// per-subject sequence and the encoded envelope.
+// Record is an encoded event ready to publish: the NATS subject, the event
+// ID (the publisher's writer qualifies it with its term to make the
+// Nats-Msg-Id, so a retry within the term is deduplicated while another
+// writer's event of the same seq is recognised as a conflict, not mistaken
+// for ours), the per-subject sequence and the encoded envelope.
 type Record struct {
 	Subject string
 	ID      string

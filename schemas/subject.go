@@ -117,6 +117,7 @@ type ParsedSubject struct {
 	WorkNo   int    // agent subjects
 	PhoneNum string // phone subjects, unescaped
 	Aspect   string // "calls", "softphone", "state", or the bridge kind
+	Kind     Kind   // what the subject carries; KindUnknown for an aspect this version does not know
 }
 
 // ErrBadSubject is returned by ParseSubject for a subject outside the scheme.
@@ -147,6 +148,7 @@ func ParseSubject(subject string) (ParsedSubject, error) {
 	default:
 		return ParsedSubject{}, fmt.Errorf("%w: %q", ErrBadSubject, subject)
 	}
+	p.Kind = kindOf(p.Entity, p.Aspect)
 	return p, nil
 }
 

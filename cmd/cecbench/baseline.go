@@ -172,11 +172,12 @@ func benchPublish(ctx context.Context, nc *nats.Conn, cfg publisher.Config, runI
 	pctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- pub.Run(pctx) }()
+	w := pub.NewWriter(publisher.WriterConfig{Term: "bench"})
 	rs := recs("bp" + runID)
 	start := time.Now()
 	for _, r := range rs {
 		for {
-			err := pub.Emit(ctx, r)
+			err := w.Emit(ctx, r)
 			if err == nil {
 				break
 			}

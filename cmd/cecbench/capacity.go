@@ -49,6 +49,7 @@ func capacityPoll(ctx context.Context, o Options, sim *cecsim.Sim, natsURL strin
 	if err != nil {
 		return CapacityResult{}, fmt.Errorf("capacity nats: %w", err)
 	}
+	defer nc.Close()
 	bctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- app.Serve(bctx, cfg, nc, log) }()

@@ -89,6 +89,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	defer app.Drain(nc, log)
 	url := ns.ClientURL()
 	log.Info("NATS with JetStream up", "url", url, "store", dir)
 	fmt.Fprintf(stdout, `

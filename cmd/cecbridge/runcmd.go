@@ -28,9 +28,5 @@ func runBridgeCmd(ctx context.Context, args []string, _, stderr io.Writer) error
 	}
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
 	log.Info("starting cecbridge", "version", app.Version, "tenants", len(cfg.Tenants), "nats", cfg.NATS.URLs)
-	nc, err := app.ConnectNATS(cfg.NATS, log)
-	if err != nil {
-		return err
-	}
-	return app.Serve(ctx, cfg, nc, log)
+	return app.Run(ctx, cfg, log)
 }

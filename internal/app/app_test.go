@@ -161,6 +161,7 @@ type env struct {
 	js     jetstream.JetStream
 	nc     *nats.Conn
 	events *streamReader
+	starts int // instances started, each under its own name
 }
 
 func newEnv(t *testing.T, agents int) *env {
@@ -203,10 +204,13 @@ func newEnv(t *testing.T, agents int) *env {
 // called (or the test ends).
 func (e *env) start(t *testing.T) (stop func()) {
 	t.Helper()
-	nc := e.srv.Connect(t)
+	nc := e.srv.Connect(t, nats.ReconnectBufSize(-1))
+	e.starts++
+	cfg := e.cfg
+	cfg.Instance = fmt.Sprintf("instance-%d", e.starts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- app.Serve(ctx, e.cfg, nc, slog.New(slog.DiscardHandler)) }()
+	go func() { done <- app.Serve(ctx, cfg, nc, slog.New(slog.DiscardHandler)) }()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {

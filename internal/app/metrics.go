@@ -1,20 +1,11 @@
 package app
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
-	"log/slog"
-	"net"
-	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cecbridge/cecbridge/poller"
 	"github.com/cecbridge/cecbridge/poller/cec"
@@ -205,102 +196,4 @@ func lookupCode(code string) string {
 		return code
 	}
 	return "other"
-}
-
-// HTTPAddr is the address the metrics and health listener is bound to
-// ("" until it listens, or when http.listen is off); with http.listen
-// "127.0.0.1:0" it tells the chosen port.
-func (b *Bridge) HTTPAddr() string {
-	if p := b.httpAddr.Load(); p != nil {
-		return *p
-	}
-	return ""
-}
-
-// readiness says what is not ready: NATS, the streams, every tenant's token
-// and sessions.
-func (b *Bridge) readiness(ctx context.Context) map[string]string {
-	problems := map[string]string{}
-	if b.nc.Status() != nats.CONNECTED {
-		problems["nats"] = "not connected (" + b.nc.Status().String() + ")"
-	} else if !b.streamsReady(ctx) {
-		problems["streams"] = "stream " + b.cfg.Streams.Events + " not reachable"
-	}
-	for _, tr := range b.tenants {
-		if tr.poller() == nil {
-			continue // a standby: another instance holds this tenant's lease
-		}
-		if exp := tr.client.TokenExpiry(); exp.IsZero() || time.Now().After(exp) {
-			problems["tenant."+tr.name+".token"] = "no valid API Fabric token"
-		}
-		for _, s := range tr.sessions {
-			if !s.Ready() {
-				problems["tenant."+tr.name+".session"] = "monitoring session not signed in (" + s.State().String() + ")"
-			}
-		}
-	}
-	return problems
-}
-
-// streamsReady checks the events stream, at most every 5 seconds.
-func (b *Bridge) streamsReady(ctx context.Context) bool {
-	b.streamCheck.mu.Lock()
-	defer b.streamCheck.mu.Unlock()
-	if time.Since(b.streamCheckAt) < 5*time.Second {
-		return b.streamOK
-	}
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	_, err := b.js.Stream(sctx, b.cfg.Streams.Events)
-	b.streamOK, b.streamCheckAt = err == nil, time.Now()
-	return b.streamOK
-}
-
-// streamCheck caches the readiness probe's stream lookup.
-type streamCheck struct {
-	mu            sync.Mutex
-	streamCheckAt time.Time
-	streamOK      bool
-}
-
-// serveHTTP serves /metrics, /healthz and /readyz until ctx ends.
-func serveHTTP(ctx context.Context, addr string, b *Bridge, m *metrics, log *slog.Logger) error {
-	m.reg.MustRegister(newStateCollector(b))
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSONStatus(w, http.StatusOK, map[string]any{"status": "alive"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		problems := b.readiness(r.Context())
-		if len(problems) > 0 {
-			writeJSONStatus(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "not_ready": problems})
-			return
-		}
-		writeJSONStatus(w, http.StatusOK, map[string]any{"status": "ready"})
-	})
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	bound := ln.Addr().String()
-	b.httpAddr.Store(&bound)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	log.Info("metrics and health endpoints up", "addr", ln.Addr().String())
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}
-
-func writeJSONStatus(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

@@ -15,15 +15,20 @@ import (
 )
 
 // natsOptions turns the configuration into connection options: every
-// authentication method NATS offers, TLS, and reconnecting forever with a
-// bounded buffer so a NATS outage never ends the process.
+// authentication method NATS offers, TLS, and reconnecting forever so a
+// NATS outage never ends the process.
+//
+// The client buffers nothing while disconnected: the publisher keeps its
+// own outage buffer and sends only while its lease term is confirmed, and
+// a lease renewal or campaign replayed from a client buffer after the
+// outage would act on a stale view of who holds what.
 func natsOptions(c configs.NATS, log *slog.Logger) ([]nats.Option, error) {
 	failing := &lastErr{}
 	opts := []nats.Option{
 		nats.Name(c.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(c.ReconnectWait),
-		nats.ReconnectBufSize(c.ReconnectBufferBytes),
+		nats.ReconnectBufSize(-1),
 		nats.Timeout(c.ConnectTimeout),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {

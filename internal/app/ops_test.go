@@ -123,7 +123,7 @@ type runningBridge struct {
 func runBridge(t *testing.T, cfg configs.Bridge, nc *nats.Conn, log *slog.Logger) *runningBridge {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	b, err := app.New(ctx, cfg, nc, log)
+	b, err := app.New(cfg, nc, log)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -8,149 +8,169 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cecbridge/cecbridge/configs"
-	"github.com/cecbridge/cecbridge/poller/cec"
-	"github.com/cecbridge/cecbridge/subscriber"
+	"github.com/cecbridge/cecbridge/publisher"
 )
 
 // Version is the bridge's version, reported by the lookup service.
-var Version = "0.1.0"
+var Version = "0.2.0"
 
-// Serve runs the bridge and its lookup service over nc until ctx ends, then
-// drains nc. extra loops run alongside (dev mode's event counter).
+// Run is the whole bridge as "cecbridge run" starts it: it connects to
+// NATS, serves until ctx ends, and closes the connection it opened.
+func Run(ctx context.Context, cfg configs.Bridge, log *slog.Logger, extra ...func(context.Context) error) error {
+	nc, err := ConnectNATS(cfg.NATS, log)
+	if err != nil {
+		return err
+	}
+	defer Drain(nc, log)
+	return Serve(ctx, cfg, nc, log, extra...)
+}
+
+// Serve builds a bridge on nc and serves until ctx ends. The caller owns
+// nc. extra loops run alongside (dev mode's event counter).
 func Serve(ctx context.Context, cfg configs.Bridge, nc *nats.Conn, log *slog.Logger, extra ...func(context.Context) error) error {
-	defer drain(nc, log)
-	b, err := New(ctx, cfg, nc, log)
+	b, err := New(cfg, nc, log)
 	if err != nil {
 		return err
 	}
 	return b.Serve(ctx, extra...)
 }
 
-// Serve runs the bridge and, unless disabled, its lookup service until ctx
-// ends. Unlike the package-level Serve it leaves the connection open: the
-// caller that built the Bridge with New owns it.
+// Serve starts the bridge step by step and runs it until ctx ends or a
+// step fails for good; then it stops the steps in reverse order under one
+// deadline and returns what failed, joined.
+//
+// The steps, in order:
+//  1. the HTTP endpoints, so that /healthz answers at once and /readyz
+//     says what is not ready yet;
+//  2. the streams, provisioned (waiting for NATS if it is not up; a
+//     stream that cannot be made to fit is a permanent error);
+//  3. the publisher;
+//  4. the lookup service and its state view, unless disabled;
+//  5. the tenants: each polled while this instance holds its lease;
+//  6. the extra loops.
+//
+// On the way out the tenants stop first (each term stops polling, signs
+// its sessions out, publishes what it can within publisher.flush_timeout
+// and fences the rest), then the lookups, then the publisher.
 func (b *Bridge) Serve(ctx context.Context, extra ...func(context.Context) error) error {
-	if !b.cfg.Lookup.Disabled {
-		stop, err := b.startLookups(ctx, b.log)
+	lc := &lifecycle{log: b.log}
+	// Each step runs on a context detached from ctx: they stop when the
+	// lifecycle stops them, in order, not all at once when ctx ends.
+	base := context.WithoutCancel(ctx)
+	failed := make(chan error, 1)
+	fail := func(err error) {
+		select {
+		case failed <- err:
+		default:
+		}
+	}
+	runErr := b.start(ctx, base, lc, fail, extra)
+	if runErr == nil {
+		select {
+		case <-ctx.Done():
+		case runErr = <-failed:
+			b.log.Error("bridge step failed; stopping", "err", runErr)
+		}
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), b.cfg.Publisher.FlushTimeout+b.cfg.Publisher.AckTimeout+10*time.Second)
+	defer cancel()
+	stopErr := lc.stop(stopCtx)
+	for _, tr := range b.tenants {
+		// Connections a live lookup opened after the sessions stopped would
+		// otherwise hold the vendor's server (and our shutdown) open.
+		tr.client.CloseIdleConnections()
+	}
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return errors.Join(runErr, stopErr)
+	}
+	return stopErr
+}
+
+// start runs the start-up steps; a step that fails for good later reports
+// through fail.
+func (b *Bridge) start(ctx, base context.Context, lc *lifecycle, fail func(error), extra []func(context.Context) error) error {
+	if addr := b.cfg.HTTP.Listen; addr != "" {
+		srv, err := b.listenHTTP(addr)
 		if err != nil {
-			return err
+			return fmt.Errorf("http: %w", err)
 		}
-		defer stop()
+		lc.started("http", srv.stop)
 	}
-	return b.Run(ctx, extra...)
-}
-
-// startLookups starts the state view and the lookup service.
-func (b *Bridge) startLookups(ctx context.Context, log *slog.Logger) (func(), error) {
-	cfg := b.cfg
-	names := make([]string, len(cfg.Tenants))
-	for i, t := range cfg.Tenants {
-		names[i] = t.Name
+	if err := b.provision(ctx); err != nil {
+		return err
 	}
-	view, err := subscriber.NewView(b.js, subscriber.ViewConfig{
-		EventsStream: cfg.Streams.Events,
-		StateStream:  cfg.Streams.State,
-		Tenants:      names,
-		Logger:       log,
+	lc.background(base, "publisher", b.pub.Run)
+	if !b.cfg.Lookup.Disabled {
+		stop, err := b.startLookups(base)
+		if err != nil {
+			return fmt.Errorf("lookups: %w", err)
+		}
+		lc.started("lookups", stop)
+	}
+	lc.background(base, "tenants", func(ctx context.Context) error {
+		g, gctx := errgroup.WithContext(ctx)
+		for _, tr := range b.tenants {
+			g.Go(func() error { return b.pollTenant(gctx, tr) })
+		}
+		return g.Wait()
 	})
-	if err != nil {
-		return nil, err
-	}
-	vctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	viewDone := make(chan struct{})
-	go func() {
-		defer close(viewDone)
-		if err := view.Run(vctx); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("state view stopped", "err", err)
-		}
-	}()
-	svc, err := subscriber.NewService(vctx, b.nc, view, liveFetcher{b}, subscriber.Config{
-		Version:    Version,
-		QueueGroup: cfg.Lookup.QueueGroup,
-		Tenants:    names,
-		Logger:     log,
-		Observer:   lookupObserver{b.metrics},
-	})
-	if err != nil {
-		cancel()
-		<-viewDone
-		return nil, err
-	}
-	log.Info("lookup service up", "subjects", "cec.lookup.<tenant>.>", "queue_group", cfg.Lookup.QueueGroup)
-	b.lookups.Store(svc)
-	return func() {
-		b.lookups.Store(nil)
-		if err := svc.Stop(); err != nil {
-			log.Warn("lookup service stop", "err", err)
-		}
-		cancel()
-		<-viewDone
-	}, nil
-}
-
-// liveFetcher answers lookups that must go to the vendor, through the same
-// clients (and request budget) as the pollers.
-type liveFetcher struct{ b *Bridge }
-
-var (
-	errNoTenant = errors.New("no such tenant")
-	// errStandby: another instance holds the tenant's lease, and only the
-	// holder's gateway sessions are signed in.
-	errStandby = errors.New("this instance is a standby for tenant")
-)
-
-func (l liveFetcher) tenant(name string) (*tenantRun, error) {
-	for _, tr := range l.b.tenants {
-		if tr.name == name {
-			if tr.poller() == nil {
-				return nil, fmt.Errorf("%w: %q", errStandby, name)
+	for i, fn := range extra {
+		lc.background(base, fmt.Sprintf("extra[%d]", i), func(ctx context.Context) error {
+			err := fn(ctx)
+			if err != nil && ctx.Err() == nil {
+				fail(err)
 			}
-			return tr, nil
+			return err
+		})
+	}
+	return nil
+}
+
+// provision lays out the streams, waiting for NATS as long as ctx lasts:
+// the bridge starts in any order with its dependencies. /readyz reports
+// the last reason it could not yet.
+func (b *Bridge) provision(ctx context.Context) error {
+	delay := 250 * time.Millisecond
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := publisher.Provision(pctx, b.js, b.publisherConfig())
+		cancel()
+		if err == nil {
+			b.provisioned.Store(true)
+			b.provisionErr.Store(nil)
+			return nil
 		}
-	}
-	return nil, fmt.Errorf("%w: %q", errNoTenant, name)
-}
-
-// AgentCalls implements subscriber.LiveFetcher.
-func (l liveFetcher) AgentCalls(ctx context.Context, tenant string, workNo int) ([]string, error) {
-	tr, err := l.tenant(tenant)
-	if err != nil {
-		return nil, err
-	}
-	for i, s := range tr.sessions {
-		if tr.covers[i] == nil || tr.covers[i](workNo) {
-			// Someone is waiting for this answer: it goes before the polls.
-			return s.AllCallInfo(cec.WithPriority(ctx), workNo)
+		msg := err.Error()
+		b.provisionErr.Store(&msg)
+		if ctx.Err() != nil {
+			return fmt.Errorf("provision streams: %w", err)
 		}
+		b.log.Warn("streams not ready yet; retrying", "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("provision streams: %w", ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
 	}
-	return nil, fmt.Errorf("no monitoring agent covers agent %d", workNo)
 }
 
-// AgentByAccount implements subscriber.LiveFetcher.
-func (l liveFetcher) AgentByAccount(ctx context.Context, tenant, account string) (subscriber.Account, error) {
-	tr, err := l.tenant(tenant)
-	if err != nil {
-		return subscriber.Account{}, err
-	}
-	a, err := tr.client.QueryAgentByAccount(cec.WithPriority(ctx), account)
-	if errors.Is(err, cec.ErrNotFound) {
-		return subscriber.Account{}, fmt.Errorf("%w: %w", subscriber.ErrNotFound, err)
-	}
-	if err != nil {
-		return subscriber.Account{}, err
-	}
-	return subscriber.Account{WorkNo: a.WorkNo, AgentType: a.AgentType, AgentStatus: a.AgentStatus}, nil
-}
-
-// drain flushes and closes the connection, waiting (bounded) for it to
+// Drain flushes and closes a connection, waiting (bounded) for it to
 // close. Draining while reconnecting would drop buffered publishes, so it
 // first waits a little for the connection to come back.
-func drain(nc *nats.Conn, log *slog.Logger) {
-	deadline := time.Now().Add(5 * time.Second)
-	for nc.IsReconnecting() && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+func Drain(nc *nats.Conn, log *slog.Logger) {
+	if nc.IsReconnecting() {
+		back := nc.StatusChanged(nats.CONNECTED, nats.CLOSED)
+		if nc.IsReconnecting() {
+			select {
+			case <-back:
+			case <-time.After(5 * time.Second):
+			}
+		}
+		nc.RemoveStatusListener(back)
 	}
 	closed := make(chan struct{})
 	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })

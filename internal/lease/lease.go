@@ -5,19 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// ErrConfig is wrapped by every configuration error of this package.
+var ErrConfig = errors.New("lease: invalid configuration")
+
 // Config configures an election.
 type Config struct {
 	Bucket string        // KV bucket, created if missing; default "cecbridge_leases"
-	TTL    time.Duration // how long a term lasts without renewal; default 15s
+	TTL    time.Duration // how long a key lives without renewal; default 15s
 	// Campaign is how often a candidate tries to take a free lease; default
 	// TTL/3.
 	Campaign time.Duration
-	Holder   string // this instance's name, stored as the key's value
+	// Holder names this instance and is stored as the key's value. Keep it
+	// stable across restarts (a configured name, the host name): a
+	// restarted instance then resumes its own leases at once instead of
+	// waiting for them to expire.
+	Holder string
+	// Replicas of the bucket's stream (default 1).
+	Replicas int
 	Logger   *slog.Logger
 }
 
@@ -34,104 +45,356 @@ func (c *Config) setDefaults() {
 	if c.Holder == "" {
 		c.Holder = "cecbridge"
 	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 
+func (c *Config) validate() error {
+	var errs []error
+	if c.TTL < time.Second {
+		errs = append(errs, fmt.Errorf("ttl %s is shorter than 1s", c.TTL))
+	}
+	if c.Campaign <= 0 {
+		errs = append(errs, fmt.Errorf("campaign interval %s must be positive", c.Campaign))
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("replicas %d not in 1..5", c.Replicas))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
+}
+
 // Elector runs elections in one bucket.
 type Elector struct {
-	kv  jetstream.KeyValue
+	js  jetstream.JetStream
 	cfg Config
+	log *slog.Logger
+
+	mu  sync.Mutex
+	kv  jetstream.KeyValue
+	ttl time.Duration // the bucket's TTL once known: it decides when keys expire
 }
 
-// New creates (or reuses) the bucket. Its TTL is the lease term: every
-// renewal is a new write, so a key lives TTL after its last renewal.
-func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Elector, error) {
+// New validates cfg. It does no I/O: the bucket is opened (or created) by
+// Hold, which retries while NATS is unreachable.
+func New(js jetstream.JetStream, cfg Config) (*Elector, error) {
 	cfg.setDefaults()
-	if cfg.TTL < time.Second {
-		return nil, fmt.Errorf("lease: ttl %s is shorter than 1s", cfg.TTL)
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      cfg.Bucket,
-		Description: "cecbridge poller leases: one holder per tenant",
-		TTL:         cfg.TTL,
-		History:     1,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("lease: bucket %s: %w", cfg.Bucket, err)
-	}
-	return &Elector{kv: kv, cfg: cfg}, nil
+	return &Elector{js: js, cfg: cfg, log: cfg.Logger.With("component", "lease")}, nil
 }
+
+// bucket opens the bucket, creating it if missing. An existing bucket is
+// used as it is: its TTL, not ours, decides when a key expires, so a
+// differing one is reported and then trusted.
+func (e *Elector) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.kv != nil {
+		return e.kv, nil
+	}
+	kv, err := e.js.KeyValue(ctx, e.cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = e.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      e.cfg.Bucket,
+			Description: "cecbridge poller leases: one holder per tenant",
+			TTL:         e.cfg.TTL,
+			History:     1,
+			Replicas:    e.cfg.Replicas,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = e.js.KeyValue(ctx, e.cfg.Bucket) // another instance was first
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lease: bucket %s: %w", e.cfg.Bucket, err)
+	}
+	status, err := kv.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lease: bucket %s: %w", e.cfg.Bucket, err)
+	}
+	e.ttl = e.cfg.TTL
+	if ttl := status.TTL(); ttl != e.cfg.TTL {
+		if ttl >= time.Second {
+			e.ttl = ttl
+		}
+		e.log.Warn("lease bucket TTL differs from lease.ttl; the bucket's applies",
+			"bucket", e.cfg.Bucket, "bucket_ttl", ttl, "lease_ttl", e.cfg.TTL)
+	}
+	e.kv = kv
+	return kv, nil
+}
+
+// TTL is the lease term in force (the bucket's, once Hold has opened it).
+func (e *Elector) TTL() time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ttl > 0 {
+		return e.ttl
+	}
+	return e.cfg.TTL
+}
+
+// margin is how long before a key could expire on the server the holder
+// stops acting: renewals are timed from before the request was sent, so
+// the margin only has to cover clock rate differences and the time between
+// a validity check and the write it allows.
+func (e *Elector) margin() time.Duration { return e.TTL() / 5 }
 
 // Hold campaigns for key until ctx ends. Each time it wins, lead runs with
-// a context that is cancelled when the term ends (a renewal failed or ctx
-// ended); Hold waits for lead to return, then campaigns again. It returns
-// nil when ctx ends.
-func (e *Elector) Hold(ctx context.Context, key string, lead func(ctx context.Context)) error {
-	campaign := e.cfg.Campaign
-	log := e.cfg.Logger.With("lease", key)
+// the new term; when the term is over (its context ends) lead must return,
+// and Hold campaigns again. It returns nil when ctx ends.
+//
+// The first time Hold finds the key held under this instance's own name
+// (an earlier run of this instance that died without releasing it), it
+// takes the key over at once rather than waiting for it to expire.
+func (e *Elector) Hold(ctx context.Context, key string, lead func(*Term)) error {
+	log := e.log.With("lease", key)
+	c := campaign{e: e, key: key, log: log, mayResume: true}
 	for {
-		rev, err := e.kv.Create(ctx, key, []byte(e.cfg.Holder))
-		if err == nil {
-			log.Info("lease acquired; polling", "holder", e.cfg.Holder)
-			last, held := e.term(ctx, key, rev, lead)
-			log.Info("lease term ended")
+		rev, sent, ok := c.attempt(ctx)
+		if ok {
+			last, held := e.hold(ctx, key, rev, sent, log, lead)
 			if held {
 				// Ended by us (shutdown, or lead gave up), not by a lost
 				// renewal: hand the lease on now rather than after the TTL.
 				e.release(key, last)
 			}
-			if ctx.Err() != nil {
-				return nil
-			}
-		} else if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
-			log.Warn("lease campaign failed; retrying", "err", err)
+			c.holder = ""
 		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := c.e.cfg.Campaign
+		wait += time.Duration(rand.Float64() * 0.2 * float64(wait))
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(campaign):
+		case <-time.After(wait):
 		}
 	}
 }
 
-// term runs lead while renewing the key; it returns once lead has
-// returned, with the last revision it wrote and whether it still held the
-// lease at the end (false when a renewal failed).
-func (e *Elector) term(ctx context.Context, key string, rev uint64, lead func(ctx context.Context)) (uint64, bool) {
+// campaign is one Hold's memory between attempts.
+type campaign struct {
+	e         *Elector
+	key       string
+	log       *slog.Logger
+	mayResume bool   // the first look may resume a key left by this instance's earlier run
+	holder    string // the other holder last seen, to log changes only
+	lastErr   string // the last failure logged
+	outage    bool   // the last attempt could not reach NATS
+}
+
+// attempt tries once to take the key; it returns the revision written and
+// when the write was sent.
+func (c *campaign) attempt(ctx context.Context) (uint64, time.Time, bool) {
+	e := c.e
+	kv, err := e.bucket(ctx)
+	if err != nil {
+		c.failed(ctx, err)
+		return 0, time.Time{}, false
+	}
+	entry, err := kv.Get(ctx, c.key)
+	resume := c.mayResume
+	c.mayResume = false
+	switch {
+	case err == nil && string(entry.Value()) == e.cfg.Holder && resume:
+		sent := time.Now()
+		rev, err := kv.Update(ctx, c.key, []byte(e.cfg.Holder), entry.Revision())
+		if err != nil {
+			c.failed(ctx, err)
+			return 0, time.Time{}, false
+		}
+		c.log.Info("lease resumed from an earlier run of this instance", "holder", e.cfg.Holder)
+		c.outage, c.lastErr = false, ""
+		return rev, sent, true
+	case err == nil:
+		h := string(entry.Value())
+		if h == e.cfg.Holder {
+			c.log.Error("lease held under this instance's own name by another process: give every instance its own name (instance)", "holder", h)
+		} else if h != c.holder {
+			c.log.Info("lease held by another instance; standing by", "holder", h)
+		}
+		c.holder, c.outage, c.lastErr = h, false, ""
+		return 0, time.Time{}, false
+	case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+		if c.outage {
+			// NATS is back after an outage during which the key expired.
+			// Its last holder kept polling through the outage and is
+			// reclaiming it now with its buffer; give it one round.
+			c.outage = false
+			c.log.Info("lease free after an outage; leaving its last holder a moment to reclaim it")
+			return 0, time.Time{}, false
+		}
+	default:
+		c.failed(ctx, err)
+		return 0, time.Time{}, false
+	}
+	sent := time.Now()
+	rev, err := kv.Create(ctx, c.key, []byte(e.cfg.Holder))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, time.Time{}, false // another candidate was first
+	}
+	if err != nil {
+		c.failed(ctx, err)
+		return 0, time.Time{}, false
+	}
+	c.lastErr = ""
+	c.log.Info("lease acquired", "holder", e.cfg.Holder)
+	return rev, sent, true
+}
+
+func (c *campaign) failed(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	c.outage = true
+	if msg := err.Error(); msg != c.lastErr {
+		c.lastErr = msg
+		c.log.Warn("lease campaign failed; retrying", "err", err)
+	}
+}
+
+// hold runs lead for one term while renewing the key. It returns once lead
+// has returned, with the last revision written and whether the key was
+// still ours at the end.
+func (e *Elector) hold(ctx context.Context, key string, rev uint64, sent time.Time, log *slog.Logger, lead func(*Term)) (uint64, bool) {
 	termCtx, end := context.WithCancel(ctx)
+	term := newTerm(termCtx, key)
+	term.extend(sent.Add(e.TTL() - e.margin()))
+	log = log.With("term", term.ID())
+	log.Info("lease term started; polling")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		lead(termCtx)
+		lead(term)
 	}()
-	tick := time.NewTicker(e.cfg.TTL / 3)
-	defer tick.Stop()
+	// stop ends the term and waits for lead. A lost key revokes the
+	// validity first, so that nothing more is published; a clean stop
+	// lets lead publish what it holds while the validity lasts.
+	stop := func(lost bool) {
+		if lost {
+			term.revoke()
+		}
+		end()
+		<-done
+		term.revoke()
+		log.Info("lease term ended")
+	}
+
+	renewEvery := e.TTL() / 3
+	retryEvery := max(e.TTL()/15, 100*time.Millisecond)
+	timer := time.NewTimer(renewEvery)
+	defer timer.Stop()
+	failing := ""
 	for {
 		select {
 		case <-done:
 			end()
+			term.revoke()
+			log.Info("lease term ended")
 			return rev, true
 		case <-ctx.Done():
-			end()
-			<-done
+			stop(false)
 			return rev, true
-		case <-tick.C:
-			rctx, cancel := context.WithTimeout(ctx, e.cfg.TTL/3)
-			next, err := e.kv.Update(rctx, key, []byte(e.cfg.Holder), rev)
-			cancel()
-			if err != nil {
-				// Someone else holds it, or we could not confirm in time:
-				// either way we may no longer act as the holder.
-				e.cfg.Logger.Warn("lease renewal failed; stepping down", "lease", key, "err", err)
-				end()
-				<-done
+		case <-timer.C:
+		}
+		sent := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, renewEvery)
+		next, err := e.kv.Update(rctx, key, []byte(e.cfg.Holder), rev)
+		cancel()
+		switch {
+		case err == nil:
+			rev = next
+			term.extend(sent.Add(e.TTL() - e.margin()))
+			if failing != "" {
+				log.Info("lease renewed again; publishing resumes")
+				failing = ""
+			}
+			timer.Reset(renewEvery)
+		case errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+			// The key is no longer the one we wrote: taken, released by
+			// someone, or expired while NATS was away.
+			next, sent, outcome := e.reclaim(ctx, key, term, log)
+			switch outcome {
+			case reclaimed:
+				rev = next
+				term.extend(sent.Add(e.TTL() - e.margin()))
+				failing = ""
+				timer.Reset(renewEvery)
+			case retryLater:
+				timer.Reset(retryEvery)
+			default:
+				log.Warn("lease lost; stepping down")
+				stop(true)
 				return rev, false
 			}
-			rev = next
+		default:
+			// NATS unreachable or slow: the term goes on (polling and
+			// buffering), its validity lapses until a renewal succeeds.
+			if ctx.Err() != nil {
+				continue
+			}
+			if msg := err.Error(); msg != failing {
+				failing = msg
+				log.Warn("lease renewal failing; polling goes on, publishing waits for a renewal", "err", err)
+			}
+			timer.Reset(retryEvery)
 		}
 	}
+}
+
+type reclaimOutcome int
+
+const (
+	lost reclaimOutcome = iota
+	reclaimed
+	retryLater
+)
+
+// reclaim takes the key anew if nobody holds it (it expired while NATS was
+// away) and the holder confirms that nobody acted in its place meanwhile.
+func (e *Elector) reclaim(ctx context.Context, key string, term *Term, log *slog.Logger) (uint64, time.Time, reclaimOutcome) {
+	rctx, cancel := context.WithTimeout(ctx, e.TTL()/3)
+	defer cancel()
+	entry, err := e.kv.Get(rctx, key)
+	switch {
+	case err == nil:
+		if string(entry.Value()) == e.cfg.Holder {
+			log.Error("lease taken under this instance's own name by another process: give every instance its own name (instance)")
+		}
+		return 0, time.Time{}, lost
+	case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+	default:
+		return 0, time.Time{}, retryLater
+	}
+	check := term.reacquireCheck()
+	if check == nil {
+		return 0, time.Time{}, lost
+	}
+	sent := time.Now()
+	rev, err := e.kv.Create(rctx, key, []byte(e.cfg.Holder))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyExists):
+		return 0, time.Time{}, lost
+	case err != nil:
+		return 0, time.Time{}, retryLater
+	}
+	if err := check(rctx); err != nil {
+		log.Warn("lease expired during an outage and someone acted meanwhile; stepping down", "err", err)
+		e.release(key, rev)
+		return 0, time.Time{}, lost
+	}
+	log.Info("lease expired during an outage; reclaimed, nobody acted meanwhile")
+	return rev, sent, reclaimed
 }
 
 // release deletes the key so that a standby takes over at once instead of
@@ -145,12 +408,24 @@ func (e *Elector) release(key string, rev uint64) {
 
 // Holder returns the current holder of key, or "" if none.
 func (e *Elector) Holder(ctx context.Context, key string) (string, error) {
-	entry, err := e.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	kv, err := e.bucket(ctx)
+	if err != nil {
+		return "", err
+	}
+	entry, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return "", nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("lease: %w", err)
 	}
 	return string(entry.Value()), nil
+}
+
+// Unleased returns a term that is valid until ctx ends: for running without
+// leases, where this instance is the only writer by configuration.
+func Unleased(ctx context.Context, key string) *Term {
+	t := newTerm(ctx, key)
+	t.extend(time.Now().Add(100 * 365 * 24 * time.Hour))
+	return t
 }

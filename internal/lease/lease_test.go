@@ -10,6 +10,7 @@ import (
 	"github.com/cecbridge/cecbridge/internal/lease"
 	"github.com/cecbridge/cecbridge/internal/natstest"
 	"github.com/cecbridge/cecbridge/internal/testwait"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // eventually waits for cond (see testwait.For).
@@ -22,24 +23,43 @@ func eventually(t *testing.T, what string, cond func() bool) {
 type candidate struct {
 	leading atomic.Bool
 	terms   atomic.Int32
+	term    atomic.Pointer[lease.Term]
 	cancel  context.CancelFunc
 	done    chan struct{}
 }
 
 func campaign(t *testing.T, e *lease.Elector, key string) *candidate {
+	return campaignWith(t, e, key, nil)
+}
+
+// campaignWith also installs check as every term's reacquire check.
+func campaignWith(t *testing.T, e *lease.Elector, key string, check func(context.Context) error) *candidate {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &candidate{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
-		_ = e.Hold(ctx, key, func(ctx context.Context) {
+		_ = e.Hold(ctx, key, func(term *lease.Term) {
+			if check != nil {
+				term.OnReacquire(check)
+			}
+			c.term.Store(term)
 			c.terms.Add(1)
 			c.leading.Store(true)
-			<-ctx.Done()
+			<-term.Context().Done()
 			c.leading.Store(false)
 		})
 	}()
 	t.Cleanup(func() { cancel(); <-c.done })
 	return c
+}
+
+func newElector(t *testing.T, js jetstream.JetStream, cfg lease.Config) *lease.Elector {
+	t.Helper()
+	e, err := lease.New(js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 // One of two candidates leads; when it stops cleanly the other takes over
@@ -48,14 +68,8 @@ func TestOneHolderAndCleanHandover(t *testing.T) {
 	srv := natstest.RunServer(t)
 	js := natstest.JetStream(t, srv.Connect(t))
 	ctx := t.Context()
-	ea, err := lease.New(ctx, js, lease.Config{TTL: 2 * time.Second, Holder: "a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eb, err := lease.New(ctx, js, lease.Config{TTL: 2 * time.Second, Holder: "b"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ea := newElector(t, js, lease.Config{TTL: 2 * time.Second, Holder: "a"})
+	eb := newElector(t, js, lease.Config{TTL: 2 * time.Second, Holder: "b"})
 	a := campaign(t, ea, "tenant.acme")
 	eventually(t, "a to lead", a.leading.Load)
 	b := campaign(t, eb, "tenant.acme")
@@ -112,10 +126,7 @@ func TestHolderStepsDownWhenRenewalFails(t *testing.T) {
 	srv := natstest.RunServer(t)
 	nc := srv.Connect(t)
 	js := natstest.JetStream(t, nc)
-	e, err := lease.New(t.Context(), js, lease.Config{TTL: time.Second, Holder: "a"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := newElector(t, js, lease.Config{TTL: time.Second, Holder: "a"})
 	a := campaign(t, e, "tenant.x")
 	eventually(t, "a to lead", a.leading.Load)
 	kv, err := js.KeyValue(t.Context(), "cecbridge_leases")
@@ -139,20 +150,17 @@ func TestHolderStepsDownWhenRenewalFails(t *testing.T) {
 func TestLeadThatReturnsReleasesTheLease(t *testing.T) {
 	srv := natstest.RunServer(t)
 	js := natstest.JetStream(t, srv.Connect(t))
-	e, err := lease.New(t.Context(), js, lease.Config{TTL: time.Minute, Campaign: 50 * time.Millisecond, Holder: "a"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := newElector(t, js, lease.Config{TTL: time.Minute, Campaign: 50 * time.Millisecond, Holder: "a"})
 	ctx, cancel := context.WithCancel(context.Background())
 	var terms atomic.Int32
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = e.Hold(ctx, "tenant.y", func(ctx context.Context) {
+		_ = e.Hold(ctx, "tenant.y", func(term *lease.Term) {
 			if terms.Add(1) == 1 {
 				return // the first term gives up at once (say, its stream was unreachable)
 			}
-			<-ctx.Done()
+			<-term.Context().Done()
 		})
 	}()
 	defer func() { cancel(); <-done }()

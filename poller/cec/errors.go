@@ -33,6 +33,10 @@ var (
 	ErrPageDrift = errors.New("cec: pagination drift")
 	// ErrVendor: any other vendor return code.
 	ErrVendor = errors.New("cec: vendor error")
+	// ErrSignedInElsewhere: the monitoring agent is signed in by someone
+	// else and the session was told not to force it out (see
+	// SessionConfig.MayForce). It is retried.
+	ErrSignedInElsewhere = errors.New("cec: agent signed in elsewhere")
 	// ErrNotReady: the gateway session is not signed in at the moment. It
 	// also matches ErrSessionLost, since callers handle both alike.
 	ErrNotReady error = &aliasError{msg: "cec: gateway session not ready", alias: ErrSessionLost}
@@ -106,7 +110,7 @@ func Retryable(err error) bool {
 	switch {
 	case errors.Is(err, ErrRateLimited), errors.Is(err, ErrUpstream),
 		errors.Is(err, ErrSessionLost), errors.Is(err, ErrPageDrift),
-		errors.Is(err, ErrBadResponse):
+		errors.Is(err, ErrBadResponse), errors.Is(err, ErrSignedInElsewhere):
 		return true
 	}
 	var e *Error
@@ -135,6 +139,8 @@ func outcome(err error) string {
 		return "not_ready"
 	case errors.Is(err, ErrSessionLost):
 		return "session_lost"
+	case errors.Is(err, ErrSignedInElsewhere):
+		return "signed_in_elsewhere"
 	case errors.Is(err, ErrUnauthorized):
 		return "unauthorized"
 	case errors.Is(err, ErrRateLimited):

@@ -34,6 +34,11 @@ type SessionConfig struct {
 	// OnState receives state transitions. It may be called from query
 	// goroutines as well as from Run.
 	OnState func(SessionState)
+	// MayForce, if set, is asked before a forcelogin takes the agent over
+	// from another sign-in. A bridge whose lease is unconfirmed (NATS away)
+	// keeps polling, but must not push a successor's session out; the
+	// sign-in then fails with ErrSignedInElsewhere and is retried.
+	MayForce func() bool
 
 	Logger *slog.Logger // nil means the client's logger
 }
@@ -309,6 +314,9 @@ func (s *Session) signIn(ctx context.Context) (string, error) {
 	_, resp, err := s.gwCall(ctx, "login", http.MethodPut, path, "", 0, body, 0)
 	var e *Error
 	if errors.As(err, &e) && e.Code == "100-002" {
+		if s.cfg.MayForce != nil && !s.cfg.MayForce() {
+			return "", &Error{Endpoint: "login", HTTPStatus: e.HTTPStatus, Code: e.Code, Message: "signed in elsewhere; not forcing it while the lease is unconfirmed", Err: ErrSignedInElsewhere}
+		}
 		_, resp, err = s.gwCall(ctx, "forcelogin", http.MethodPut, path+"/forcelogin", "", 0, body, 0)
 	}
 	if err != nil {

@@ -9,25 +9,47 @@ import (
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
+// aspect is what the poller keeps of one entity aspect (one subject): the
+// last state it published, that event's sequence, and when an observation
+// last confirmed the state. It is the one record of "what the stream says"
+// for calls, softphones and phones alike.
+type aspect[T any] struct {
+	state   T
+	seq     uint64    // 0: nothing published (or restored) yet
+	seen    time.Time // by_poll of the last observation that saw state
+	present bool      // false: never observed, or deleted
+}
+
+// known reports whether the stream describes the entity at all (a deleted
+// entity is known: its history continues if it comes back).
+func (a *aspect[T]) known() bool { return a.seq > 0 }
+
+// set takes over a state published (or restored) at seq.
+func (a *aspect[T]) set(seq uint64, at time.Time, state *T) {
+	a.seq, a.seen = seq, at
+	if state == nil {
+		var zero T
+		a.state, a.present = zero, false
+		return
+	}
+	a.state, a.present = *state, true
+}
+
 // agent is everything the poller keeps per tracked agent. It is small on
 // purpose: a tenant may have 60,000 of them.
 type agent struct {
 	workNo int
 
-	// calls entity
-	calls      []string // sorted; nil with callsSeq 0 means never observed
-	callsSeq   uint64
-	callsSeen  time.Time // by_poll of the last successful calls poll
-	lastInCall time.Time // last poll that saw at least one call
+	calls      aspect[schemas.AgentCalls] // call IDs sorted
+	lastInCall time.Time                  // last poll that saw at least one call
 	visible    bool
 	monitor    int // index into Tenant.monitors, -1 if none covers it
 
-	// softphone entity
-	softphone schemas.AgentSoftphone
-	spSeq     uint64
-	spSeen    time.Time
-	spDeleted bool // the last softphone event was a delete
+	softphone aspect[schemas.AgentSoftphone]
 	inRoster  bool // present in the last complete roster
+	// missing counts the complete rosters in a row that did not list the
+	// agent; it is removed at the second (see pollRoster).
+	missing uint8
 	// fromFirstRoster marks agents of the bridge's first complete roster
 	// since start: their first events are snapshots, later ones creates.
 	fromFirstRoster bool
@@ -41,17 +63,12 @@ type agent struct {
 
 // phone is the state of one softphone number.
 type phone struct {
-	state   schemas.PhoneState
-	seq     uint64
-	seen    time.Time
-	deleted bool
+	state   aspect[schemas.PhoneState]
+	missing uint8 // complete walks in a row without the number
 }
 
 // encoder builds records for one tenant.
-type encoder struct {
-	source string
-	term   string // qualifies message IDs: one writer's term
-}
+type encoder struct{ source string }
 
 func (e encoder) record(subject, eventType string, seq uint64, at time.Time, data any) (schemas.Record, error) {
 	payload, err := json.Marshal(data)
@@ -73,7 +90,7 @@ func (e encoder) record(subject, eventType string, seq uint64, at time.Time, dat
 	if err != nil {
 		return schemas.Record{}, fmt.Errorf("poller: encode %s: %w", eventType, err)
 	}
-	return schemas.Record{Subject: subject, ID: id + "." + e.term, Seq: seq, Body: body}, nil
+	return schemas.Record{Subject: subject, ID: id, Seq: seq, Body: body}, nil
 }
 
 // prevID names the event before seq on subject; IDs are derived, so nothing
@@ -109,6 +126,37 @@ func op(hadState, hasState, first bool) schemas.Op {
 	default:
 		return schemas.OpUpdate
 	}
+}
+
+// change is the event for one aspect moving from its current state to
+// after (nil: the entity is gone).
+func change[T any](a *aspect[T], key schemas.Key, subject string, after *T, first bool, now time.Time) schemas.Change[T] {
+	var before *T
+	if a.present {
+		b := a.state
+		before = &b
+	}
+	seq := a.seq + 1
+	return schemas.Change[T]{
+		Op:       op(a.present, after != nil, first),
+		Key:      key,
+		Seq:      seq,
+		PrevID:   prevID(subject, seq),
+		Before:   before,
+		After:    after,
+		Detected: detected(a.seen, now),
+	}
+}
+
+// emitChange publishes an aspect's change and, if the sink took it, makes
+// it the aspect's state. Callers hold t.mu.
+func emitChange[T any](t *Tenant, a *aspect[T], key schemas.Key, subject, eventType string, after *T, first bool, now time.Time) bool {
+	ch := change(a, key, subject, after, first, now)
+	if !t.emit(subject, eventType, ch.Seq, now, ch) {
+		return false
+	}
+	a.set(ch.Seq, now, after)
+	return true
 }
 
 // normaliseCalls sorts and de-duplicates, so that the order the vendor lists

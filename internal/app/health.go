@@ -1,0 +1,136 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// HTTPAddr is the address the metrics and health listener is bound to
+// ("" until it listens, or when http.listen is off); with http.listen
+// "127.0.0.1:0" it tells the chosen port.
+func (b *Bridge) HTTPAddr() string {
+	if p := b.httpAddr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// readiness says what is not ready: NATS, the streams, every tenant's token
+// and sessions.
+func (b *Bridge) readiness(ctx context.Context) map[string]string {
+	problems := map[string]string{}
+	switch {
+	case b.nc.Status() != nats.CONNECTED:
+		problems["nats"] = "not connected (" + b.nc.Status().String() + ")"
+	case !b.provisioned.Load():
+		why := "being provisioned"
+		if p := b.provisionErr.Load(); p != nil {
+			why = "not provisioned yet: " + *p
+		}
+		problems["streams"] = why
+	case !b.streamsReady(ctx):
+		problems["streams"] = "stream " + b.cfg.Streams.Events + " not reachable"
+	}
+	for _, tr := range b.tenants {
+		if tr.poller() == nil {
+			continue // a standby: another instance holds this tenant's lease
+		}
+		if exp := tr.client.TokenExpiry(); exp.IsZero() || time.Now().After(exp) {
+			problems["tenant."+tr.name+".token"] = "no valid API Fabric token"
+		}
+		for _, s := range tr.sessions {
+			if !s.Ready() {
+				problems["tenant."+tr.name+".session"] = "monitoring session not signed in (" + s.State().String() + ")"
+			}
+		}
+		if t := tr.term.Load(); t != nil && !t.Valid() {
+			problems["tenant."+tr.name+".lease"] = "lease renewal unconfirmed: polling goes on, publishing waits"
+		}
+	}
+	return problems
+}
+
+// streamsReady checks the events stream, at most every 5 seconds.
+func (b *Bridge) streamsReady(ctx context.Context) bool {
+	b.streamCheck.mu.Lock()
+	defer b.streamCheck.mu.Unlock()
+	if time.Since(b.streamCheckAt) < 5*time.Second {
+		return b.streamOK
+	}
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := b.js.Stream(sctx, b.cfg.Streams.Events)
+	b.streamOK, b.streamCheckAt = err == nil, time.Now()
+	return b.streamOK
+}
+
+// streamCheck caches the readiness probe's stream lookup.
+type streamCheck struct {
+	mu            sync.Mutex
+	streamCheckAt time.Time
+	streamOK      bool
+}
+
+// httpServer is the running /metrics, /healthz and /readyz listener.
+type httpServer struct {
+	srv  *http.Server
+	done chan error
+}
+
+// listenHTTP opens the listener and serves /metrics, /healthz and /readyz
+// in the background: health answers from the first moment, before NATS or
+// the streams are there.
+func (b *Bridge) listenHTTP(addr string) (*httpServer, error) {
+	b.metrics.reg.MustRegister(newStateCollector(b))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(b.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSONStatus(w, http.StatusOK, map[string]any{"status": "alive"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		problems := b.readiness(r.Context())
+		if len(problems) > 0 {
+			writeJSONStatus(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "not_ready": problems})
+			return
+		}
+		writeJSONStatus(w, http.StatusOK, map[string]any{"status": "ready"})
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	bound := ln.Addr().String()
+	b.httpAddr.Store(&bound)
+	h := &httpServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, done: make(chan error, 1)}
+	b.log.Info("metrics and health endpoints up", "addr", bound)
+	go func() {
+		err := h.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		h.done <- err
+	}()
+	return h, nil
+}
+
+func (h *httpServer) stop(ctx context.Context) error {
+	err := h.srv.Shutdown(ctx)
+	if serveErr := <-h.done; serveErr != nil {
+		return serveErr
+	}
+	return err
+}
+
+func writeJSONStatus(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

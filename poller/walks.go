@@ -1,0 +1,182 @@
+package poller
+
+import (
+	"context"
+	"time"
+
+	"github.com/cecbridge/cecbridge/schemas"
+)
+
+// missingToDelete is how many complete walks in a row must miss an entity
+// before it is deleted. Offset paging is no snapshot: an entity can slide
+// past the page boundary while a walk is under way (a removal on a page
+// already read, an addition at the end, the total unchanged) and be missed
+// by one complete walk while it still exists. A second walk, which starts
+// after the first has ended, confirms a real removal. The same rule keeps
+// an empty but well-formed roster from deleting every agent at once.
+const missingToDelete = 2
+
+// walkFailed says whether a walk's outcome is a failure to report: not
+// when the term ended under it (another instance may own the tenant now),
+// but when the walk's own deadline passed, as for any other error.
+func (t *Tenant) walkFailed(err error) bool { return err != nil && !t.termOver() }
+
+// pollRoster applies one complete queryAgentInfo answer.
+func (t *Tenant) pollRoster(ctx context.Context) error {
+	r, err := t.cfg.Directory.Roster(ctx)
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.termOver() {
+		return nil
+	}
+	if t.walkFailed(err) {
+		t.pollsBad.Add(1)
+		t.observePoll("roster", "error")
+		t.vis.scopeLost(schemas.ScopeSoftphone, now, reason(err), t.rosterRanges)
+		return err
+	}
+	t.pollsOK.Add(1)
+	t.observePoll("roster", "ok")
+	t.vis.scopeRestored(schemas.ScopeSoftphone, t.rosterRanges)
+	t.lastRoster = now
+	first := !t.rosterDone
+
+	seen := make(map[int]struct{}, len(r.Agents))
+	for _, ra := range r.Agents {
+		if schemas.ValidWorkNo(ra.WorkNo) != nil {
+			t.log.Warn("roster entry skipped: work number out of range", "work_no", ra.WorkNo)
+			continue
+		}
+		if _, dup := seen[ra.WorkNo]; dup {
+			continue
+		}
+		seen[ra.WorkNo] = struct{}{}
+		a := t.track(ra.WorkNo, now)
+		a.missing = 0
+		if !a.inRoster {
+			a.inRoster = true
+			a.fromFirstRoster = first
+			if a.monitor >= 0 {
+				t.sched.push(a)
+			} else {
+				t.vis.lost(a, now, reason(errNoMonitor))
+			}
+		}
+		sp := schemas.AgentSoftphone{
+			SIPAccount:    ra.SIPAccount,
+			AccountCode:   ra.AccountCode,
+			SIPServerIP:   r.SIPServerIP,
+			SIPServerPort: r.SIPServerPort,
+		}
+		if !a.softphone.present || a.softphone.state != sp {
+			subject := schemas.AgentSoftphoneSubject(t.cfg.Tenant, a.workNo)
+			emitChange(t, &a.softphone, schemas.Key{Tenant: t.cfg.Tenant, WorkNo: a.workNo}, subject, schemas.TypeAgentSoftphone, &sp, a.fromFirstRoster, now)
+		} else {
+			a.softphone.seen = now
+		}
+	}
+	for workNo, a := range t.agents {
+		if _, ok := seen[workNo]; ok || !a.inRoster && !a.softphone.present && !a.calls.present {
+			continue // listed, or nothing left to delete
+		}
+		// Only complete, successful rosters may remove an agent, and two
+		// of them in a row.
+		if a.missing++; a.missing >= missingToDelete {
+			t.removeAgent(a, now)
+		}
+	}
+	wasDone := t.rosterDone && t.phonesDone
+	t.rosterDone = true
+	t.firstViewDone(wasDone, now)
+	t.wake()
+	return nil
+}
+
+// removeAgent records that the roster no longer lists an agent: its
+// softphone and calls entities are deleted and it is no longer polled. The
+// struct stays as a tombstone so that sequences continue if it comes back.
+func (t *Tenant) removeAgent(a *agent, now time.Time) {
+	key := schemas.Key{Tenant: t.cfg.Tenant, WorkNo: a.workNo}
+	if a.softphone.present {
+		subject := schemas.AgentSoftphoneSubject(t.cfg.Tenant, a.workNo)
+		if !emitChange[schemas.AgentSoftphone](t, &a.softphone, key, subject, schemas.TypeAgentSoftphone, nil, false, now) {
+			return // retried on the next roster
+		}
+	}
+	if a.calls.present {
+		subject := schemas.AgentCallsSubject(t.cfg.Tenant, a.workNo)
+		if !emitChange[schemas.AgentCalls](t, &a.calls, key, subject, schemas.TypeAgentCalls, nil, false, now) {
+			return
+		}
+	}
+	a.inRoster = false
+	a.fromFirstRoster = false
+	a.missing = 0
+	t.sched.remove(a)
+	t.vis.forget(a)
+}
+
+// pollPhones applies one complete queryPhone walk.
+func (t *Tenant) pollPhones(ctx context.Context) error {
+	list, err := t.cfg.Directory.Phones(ctx)
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.termOver() {
+		return nil
+	}
+	if t.walkFailed(err) {
+		t.pollsBad.Add(1)
+		t.observePoll("phones", "error")
+		t.vis.scopeLost(schemas.ScopePhones, now, reason(err), nil)
+		return err
+	}
+	t.pollsOK.Add(1)
+	t.observePoll("phones", "ok")
+	t.vis.scopeRestored(schemas.ScopePhones, nil)
+	t.lastPhones = now
+	first := !t.phonesDone
+	seen := make(map[string]struct{}, len(list))
+	for _, p := range list {
+		if p.PhoneNum == "" || len(p.PhoneNum) > 64 {
+			t.log.Warn("phone entry skipped: empty or overlong number")
+			continue
+		}
+		if _, dup := seen[p.PhoneNum]; dup {
+			continue // listed twice in one walk: the first entry stands
+		}
+		seen[p.PhoneNum] = struct{}{}
+		st := schemas.PhoneState{Status: schemas.PhoneStatus(p.Status), StatusCode: p.Status, ConfigID: p.ID}
+		ph := t.phones[p.PhoneNum]
+		if ph == nil {
+			ph = &phone{}
+			t.phones[p.PhoneNum] = ph
+		}
+		ph.missing = 0
+		if !ph.state.present || ph.state.state != st {
+			t.emitPhone(p.PhoneNum, ph, &st, now, first)
+		} else {
+			ph.state.seen = now
+		}
+	}
+	for num, ph := range t.phones {
+		if _, ok := seen[num]; ok || !ph.state.present {
+			continue
+		}
+		if ph.missing++; ph.missing >= missingToDelete {
+			t.emitPhone(num, ph, nil, now, false)
+		}
+	}
+	wasDone := t.rosterDone && t.phonesDone
+	t.phonesDone = true
+	t.firstViewDone(wasDone, now)
+	return nil
+}
+
+func (t *Tenant) emitPhone(num string, ph *phone, st *schemas.PhoneState, now time.Time, first bool) {
+	subject := schemas.PhoneStateSubject(t.cfg.Tenant, num)
+	if emitChange(t, &ph.state, schemas.Key{Tenant: t.cfg.Tenant, PhoneNum: num}, subject, schemas.TypePhoneState, st, first, now) {
+		ph.missing = 0
+	}
+}

@@ -1,0 +1,54 @@
+package schemas
+
+// Kind is what an event subject carries: one aspect of an entity, or one
+// kind of the bridge's own events. Code that handles events by what they
+// are (restoring state, applying them to a view) switches on it.
+type Kind int
+
+// The kinds of event subjects.
+const (
+	KindUnknown Kind = iota
+	KindAgentCalls
+	KindAgentSoftphone
+	KindPhoneState
+	KindBridgeVisibility
+	KindBridgeHeartbeat
+)
+
+var kindTypes = map[Kind]string{
+	KindAgentCalls:       TypeAgentCalls,
+	KindAgentSoftphone:   TypeAgentSoftphone,
+	KindPhoneState:       TypePhoneState,
+	KindBridgeVisibility: TypeBridgeVisibility,
+	KindBridgeHeartbeat:  TypeBridgeHeartbeat,
+}
+
+// EventType is the CloudEvent type of the kind's events ("" if unknown).
+func (k Kind) EventType() string { return kindTypes[k] }
+
+// KindOfType is the kind of an event type (KindUnknown if none).
+func KindOfType(eventType string) Kind {
+	for k, t := range kindTypes {
+		if t == eventType {
+			return k
+		}
+	}
+	return KindUnknown
+}
+
+// kindOf names the kind of a parsed subject from its entity and aspect.
+func kindOf(entity, aspect string) Kind {
+	switch {
+	case entity == "agent" && aspect == "calls":
+		return KindAgentCalls
+	case entity == "agent" && aspect == "softphone":
+		return KindAgentSoftphone
+	case entity == "phone" && aspect == "state":
+		return KindPhoneState
+	case entity == "bridge" && aspect == BridgeVisibility:
+		return KindBridgeVisibility
+	case entity == "bridge" && aspect == BridgeHeartbeat:
+		return KindBridgeHeartbeat
+	}
+	return KindUnknown
+}
