@@ -10,6 +10,7 @@
 package natstest
 
 import (
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -122,6 +123,31 @@ func (s *Server) Connect(t testing.TB, opts ...nats.Option) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// ConnectLater is Connect for a server that is not up yet: the client
+// keeps trying in the background (as the bridge's does) and buffers
+// nothing meanwhile.
+func (s *Server) ConnectLater(t testing.TB, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	base := []nats.Option{
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(50 * time.Millisecond),
+		nats.ReconnectJitter(0, 0),
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectBufSize(-1),
+	}
+	nc, err := nats.Connect(s.clientURL(), append(base, opts...)...)
+	if err != nil {
+		t.Fatalf("natstest: connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// clientURL is the client URL, also while the server is stopped.
+func (s *Server) clientURL() string {
+	return fmt.Sprintf("nats://%s:%d", s.opts.Host, s.opts.Port)
 }
 
 // JetStream returns a JetStream context on nc.
