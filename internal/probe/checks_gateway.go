@@ -75,8 +75,12 @@ func hasCode(err error, codes ...string) bool {
 // poll polls once and notes a GUID rotation.
 func (p *Probe) poll(ctx context.Context) (cec.Poll, error) {
 	r, err := p.session.PollOnce(ctx)
-	if err == nil && r.Rotated && p.rotatedAfter == 0 {
+	switch {
+	case err != nil || p.rotatedAfter != 0:
+	case r.Rotated:
 		p.rotatedAfter = time.Since(p.signedInAt)
+	default:
+		p.plainPollAt = time.Since(p.signedInAt)
 	}
 	return r, err
 }
@@ -374,7 +378,9 @@ func checkGUID(ctx context.Context, p *Probe) []Row {
 			Bridge: "keeps the sign-in GUID; adopts a new one whenever Set-GUID brings one"}}
 	}
 	p.replay.AuthMode = "dynamic"
-	p.replay.GUIDInterval = max(p.rotatedAfter.Round(10*time.Millisecond), 10*time.Millisecond).String()
+	// The rotation period lies between the last poll that brought no new
+	// GUID and the one that did: the lower bound replays safely.
+	p.replay.GUIDInterval = max(p.plainPollAt.Round(10*time.Millisecond), 10*time.Millisecond).String()
 	row := Row{Status: StatusOK, Answered: "dynamic: a new GUID came in Set-GUID on a poll",
 		Bridge: "adopts each new GUID at once; queries in flight with the old one are retried",
 		Timing: "after " + p.rotatedAfter.Round(10*time.Millisecond).String()}

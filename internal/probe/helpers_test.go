@@ -46,9 +46,11 @@ func startSim(t *testing.T, cfg cecsim.Config) *cecsim.Sim {
 
 // tenantFor is the tenant configuration of a simulator, with fast
 // intervals, as an operator would write it before probing.
-func tenantFor(name string, sim *cecsim.Sim) configs.Tenant {
+func tenantFor(name string, sim *cecsim.Sim) configs.Tenant { return configsFor(name, sim.URL()) }
+
+func configsFor(name, url string) configs.Tenant {
 	b := configs.WithDefaults(configs.Bridge{Tenants: []configs.Tenant{{
-		Name: name, FabricURL: sim.URL(), GatewayURL: sim.URL(),
+		Name: name, FabricURL: url, GatewayURL: url,
 		AppKey: "app-key", AppSecret: "app-secret",
 		Timeout:  2 * time.Second,
 		Monitors: []configs.Monitor{{AgentID: 1001, Password: "agent-pass"}},

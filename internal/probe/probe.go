@@ -81,6 +81,7 @@ type Probe struct {
 	session       *cec.Session // signed in between sign-in and sign-out
 	signedInAt    time.Time
 	rotatedAfter  time.Duration // when a new GUID first arrived; 0 if none
+	plainPollAt   time.Duration // the last poll answer before that without one
 	idleKind      string        // "empty", "omit" or "code"
 	idleCode      string
 	inCallAgent   int

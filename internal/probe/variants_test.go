@@ -144,3 +144,15 @@ func suspendPhone(t *testing.T, sim *cecsim.Sim, ev *events, tenant string) {
 		return has(ev, schemas.PhoneStateSubject(tenant, "88881004"), func(s schemas.PhoneState) bool { return s.StatusCode == 1 })
 	})
 }
+
+// Without the suggested no_call_codes, a tenant that says "no call" with
+// a code makes the bridge lose sight of its idle agents: what the
+// suggestion fixes is real.
+func TestWithoutTheSuggestionIdleAgentsAreNotVisible(t *testing.T) {
+	srv := natstest.RunServer(t)
+	sim := startSim(t, cecsim.Config{NoCallMode: cecsim.NoCallError, NoCallCode: "900-002"})
+	nc := srv.Connect(t)
+	ev := collect(t, nc, "nosugg")
+	runBridge(t, srv.URL(), nc, tenantFor("nosugg", sim))
+	testwait.For(t, 15*time.Second, "idle agents reported not visible", func() bool { return len(ev.lost("nosugg")) > 0 })
+}
