@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cecbridge/cecbridge/configs"
+	"github.com/cecbridge/cecbridge/internal/diagnose"
 	"github.com/cecbridge/cecbridge/internal/lease"
 	"github.com/cecbridge/cecbridge/poller"
 	"github.com/cecbridge/cecbridge/poller/cec"
@@ -34,6 +35,7 @@ type Bridge struct {
 	tenants []*tenantRun
 	started time.Time
 	metrics *metrics
+	diag    *diagnose.Diagnoser // vendor answers that contradict the configuration
 	streamCheck
 
 	httpAddr atomic.Pointer[string]             // set once the HTTP listener is open
@@ -66,7 +68,7 @@ func New(ctx context.Context, cfg configs.Bridge, nc *nats.Conn, log *slog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	b := &Bridge{cfg: cfg, log: log, nc: nc, js: js, started: time.Now(), metrics: newMetrics()}
+	b := &Bridge{cfg: cfg, log: log, nc: nc, js: js, started: time.Now(), metrics: newMetrics(), diag: diagnose.New(log)}
 	pcfg := publisher.Config{
 		EventsStream:    cfg.Streams.Events,
 		StateStream:     cfg.Streams.State,
@@ -145,7 +147,7 @@ func (b *Bridge) newTenant(tc configs.Tenant) (*tenantRun, error) {
 		CAFile:             tc.TLS.CAFile,
 		InsecureSkipVerify: tc.TLS.InsecureSkipVerify,
 		NoCallCodes:        tc.NoCallCodes,
-		Observer:           upstreamObserver{b.metrics, tc.Name},
+		Observer:           b.diag.Tenant(tc.Name, upstreamObserver{b.metrics, tc.Name}),
 		Logger:             log,
 	}
 	if tc.TLS.InsecureSkipVerify {

@@ -265,7 +265,7 @@ type streamCheck struct {
 
 // serveHTTP serves /metrics, /healthz and /readyz until ctx ends.
 func serveHTTP(ctx context.Context, addr string, b *Bridge, m *metrics, log *slog.Logger) error {
-	m.reg.MustRegister(newStateCollector(b))
+	m.reg.MustRegister(newStateCollector(b), b.diag)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -273,11 +273,14 @@ func serveHTTP(ctx context.Context, addr string, b *Bridge, m *metrics, log *slo
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		problems := b.readiness(r.Context())
+		body, status := map[string]any{"status": "ready"}, http.StatusOK
 		if len(problems) > 0 {
-			writeJSONStatus(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "not_ready": problems})
-			return
+			body, status = map[string]any{"status": "not ready", "not_ready": problems}, http.StatusServiceUnavailable
 		}
-		writeJSONStatus(w, http.StatusOK, map[string]any{"status": "ready"})
+		if fs := b.diag.Findings(); len(fs) > 0 {
+			body["diagnosis"] = fs // the vendor contradicts the configuration: what, and the fix
+		}
+		writeJSONStatus(w, status, body)
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
