@@ -36,6 +36,7 @@ type Bridge struct {
 	started time.Time
 	metrics *metrics
 	diag    *diagnose.Diagnoser // vendor answers that contradict the configuration
+	detect  *detection          // how late changes can have been seen
 	streamCheck
 
 	httpAddr atomic.Pointer[string]             // set once the HTTP listener is open
@@ -69,6 +70,7 @@ func New(ctx context.Context, cfg configs.Bridge, nc *nats.Conn, log *slog.Logge
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	b := &Bridge{cfg: cfg, log: log, nc: nc, js: js, started: time.Now(), metrics: newMetrics(), diag: diagnose.New(log)}
+	b.detect = newDetection(b.metrics.reg)
 	pcfg := publisher.Config{
 		EventsStream:    cfg.Streams.Events,
 		StateStream:     cfg.Streams.State,
@@ -192,7 +194,7 @@ func (b *Bridge) newPoller(ctx context.Context, tr *tenantRun) (*poller.Tenant, 
 		Instance:          b.instance,
 		Directory:         poller.FabricDirectory{Client: tr.client},
 		Monitors:          tr.monitors,
-		Sink:              b.pub,
+		Sink:              b.detect.sink(tc.Name, b.pub),
 		Observer:          pollObserver{b.metrics, tc.Name},
 		Logger:            log,
 		CallsInterval:     tc.Intervals.Calls,
