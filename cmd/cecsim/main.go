@@ -90,6 +90,9 @@ func runWith(ctx context.Context, args []string, stdout io.Writer, ready func(*c
 		}
 		cfg.Workload.Enabled = false // the captured world, as it was
 		*agents = cfg.Agents
+		if rp.AuthMode != "" {
+			*auth = rp.AuthMode
+		}
 	}
 	sim, err := cecsim.New(cfg)
 	if err != nil {
