@@ -310,16 +310,16 @@ func checkThrottling(_ context.Context, p *Probe) []Row {
 			where = append(where, fmt.Sprintf("%s x%d", l.Endpoint, l.Throttled))
 		}
 	}
-	budget := "no request budget (unlimited)"
+	budget := "sends as fast as its schedules ask (no budget set)"
 	if p.tc.Budget > 0 {
-		budget = fmt.Sprintf("a budget of %g requests/s", p.tc.Budget)
+		budget = fmt.Sprintf("keeps to its budget of %g requests/s", p.tc.Budget)
 	}
 	if throttled == 0 {
-		return []Row{{Status: StatusOK, Answered: "no throttling", Bridge: "keeps to " + budget,
+		return []Row{{Status: StatusOK, Answered: "no throttling", Bridge: budget,
 			Timing: fmt.Sprintf("%d requests", total)}}
 	}
 	return []Row{{Status: StatusWarn, Answered: fmt.Sprintf("throttled %d times: %s", throttled, strings.Join(where, ", ")),
-		Bridge: "backs off when throttled and keeps to " + budget + "; set budget below the rate the tenant allows",
+		Bridge: "backs off when throttled and " + budget + "; set budget below the rate the tenant allows",
 		Timing: fmt.Sprintf("%d requests", total)}}
 }
 
