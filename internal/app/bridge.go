@@ -138,28 +138,11 @@ func provisionWithRetry(ctx context.Context, js jetstream.JetStream, pcfg publis
 
 func (b *Bridge) newTenant(tc configs.Tenant) (*tenantRun, error) {
 	log := b.log.With("tenant", tc.Name)
-	ccfg := cec.Config{
-		FabricURL:          tc.FabricURL,
-		TokenURL:           tc.TokenURL,
-		GatewayURL:         tc.GatewayURL,
-		AppKey:             tc.AppKey,
-		AppSecret:          cec.Secret(tc.AppSecret.Reveal()),
-		TokenLifetime:      tc.TokenLifetime,
-		RequestTimeout:     tc.Timeout,
-		CAFile:             tc.TLS.CAFile,
-		InsecureSkipVerify: tc.TLS.InsecureSkipVerify,
-		NoCallCodes:        tc.NoCallCodes,
-		Observer:           b.diag.Tenant(tc.Name, upstreamObserver{b.metrics, tc.Name}),
-		Logger:             log,
-	}
+	ccfg := ClientConfig(tc)
+	ccfg.Observer = b.diag.Tenant(tc.Name, upstreamObserver{b.metrics, tc.Name})
+	ccfg.Logger = log
 	if tc.TLS.InsecureSkipVerify {
 		log.Warn("vendor TLS certificate verification is OFF (tls.insecure_skip_verify)")
-	}
-	if tc.Budget > 0 {
-		// One budget for every query of the tenant, polls and live lookups
-		// alike; NewBudget keeps the burst at 1 or more, since a burst below
-		// 1 would refuse every request and the tenant would never poll.
-		ccfg.Limiter = cec.NewBudget(tc.Budget, tc.Burst)
 	}
 	client, err := cec.New(ccfg)
 	if err != nil {

@@ -21,9 +21,13 @@ type counting struct {
 	codes    int
 }
 
-func (c *counting) ObserveRequest(string, string, time.Duration) { c.mu.Lock(); c.requests++; c.mu.Unlock() }
-func (c *counting) ObserveCode(string, string)                   { c.mu.Lock(); c.codes++; c.mu.Unlock() }
-func (c *counting) ObserveToken(cec.TokenGrant)                  {}
+func (c *counting) ObserveRequest(string, string, time.Duration) {
+	c.mu.Lock()
+	c.requests++
+	c.mu.Unlock()
+}
+func (c *counting) ObserveCode(string, string)  { c.mu.Lock(); c.codes++; c.mu.Unlock() }
+func (c *counting) ObserveToken(cec.TokenGrant) {}
 
 // answers feeds n allcallinfoEx answers, coded of them with code.
 func answers(o cec.Observer, n, coded int, code string) {

@@ -24,7 +24,7 @@ const skewTolerance = 30 * time.Second
 func checkToken(ctx context.Context, p *Probe) []Row {
 	tok, g, err := p.client.FetchToken(ctx, p.tc.TokenLifetime)
 	if err != nil {
-		row := Row{Status: StatusFail, Answered: p.describe(err),
+		row := Row{Status: failure(err), Answered: p.describe(err),
 			Bridge: "cannot read the API Fabric: no roster, no phone states, no account lookups"}
 		if errors.Is(err, cec.ErrUnauthorized) {
 			row.Bridge += "; check app_key and app_secret"
@@ -158,7 +158,7 @@ func checkExpiredToken(ctx context.Context, p *Probe) []Row {
 func checkRoster(ctx context.Context, p *Probe) []Row {
 	ai, err := p.client.QueryAgentInfo(ctx)
 	if err != nil {
-		return []Row{{Status: StatusFail, Answered: p.describe(err),
+		return []Row{{Status: failure(err), Answered: p.describe(err),
 			Bridge: "cannot read the roster: no softphone events, and no agent to poll calls for"}}
 	}
 	without := 0
@@ -199,7 +199,7 @@ func checkRoster(ctx context.Context, p *Probe) []Row {
 func checkPhones(ctx context.Context, p *Probe) []Row {
 	first, err := p.client.QueryPhonePage(ctx, 0, 100)
 	if err != nil {
-		return []Row{{Status: StatusFail, Answered: p.describe(err), Bridge: "cannot read phone registration states"}}
+		return []Row{{Status: failure(err), Answered: p.describe(err), Bridge: "cannot read phone registration states"}}
 	}
 	pages := (first.Total + 99) / 100
 	parts := []string{fmt.Sprintf("total %d, first page %d", first.Total, len(first.Phones))}
@@ -367,6 +367,16 @@ func clip(s string, n int) string {
 		return s[:n] + "..."
 	}
 	return s
+}
+
+// failure is the status of a check whose question went unanswered: a
+// throttled question may be asked again later, anything else means the
+// bridge cannot work either.
+func failure(err error) Status {
+	if errors.Is(err, cec.ErrRateLimited) {
+		return StatusWarn
+	}
+	return StatusFail
 }
 
 func worse(a, b Status) Status {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cecbridge/cecbridge/configs"
+	"github.com/cecbridge/cecbridge/internal/app"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
@@ -116,24 +117,8 @@ func New(tc configs.Tenant, opts Options) (*Probe, error) {
 	for _, m := range tc.Monitors {
 		p.scrub.addSecret(m.Password.Reveal())
 	}
-	ccfg := cec.Config{
-		FabricURL:          tc.FabricURL,
-		TokenURL:           tc.TokenURL,
-		GatewayURL:         tc.GatewayURL,
-		AppKey:             tc.AppKey,
-		AppSecret:          cec.Secret(tc.AppSecret.Reveal()),
-		TokenLifetime:      tc.TokenLifetime,
-		RequestTimeout:     tc.Timeout,
-		CAFile:             tc.TLS.CAFile,
-		InsecureSkipVerify: tc.TLS.InsecureSkipVerify,
-		NoCallCodes:        tc.NoCallCodes,
-		WrapTransport:      p.rec.wrap,
-		Observer:           p.rec,
-		Logger:             opts.Logger,
-	}
-	if tc.Budget > 0 {
-		ccfg.Limiter = cec.NewBudget(tc.Budget, tc.Burst)
-	}
+	ccfg := app.ClientConfig(tc)
+	ccfg.WrapTransport, ccfg.Observer, ccfg.Logger = p.rec.wrap, p.rec, opts.Logger
 	client, err := cec.New(ccfg)
 	if err != nil {
 		return nil, fmt.Errorf("probe: %w", err)

@@ -91,12 +91,9 @@ type Report struct {
 // finish sets the verdict and merges the suggestions.
 func (r *Report) finish() {
 	worst := StatusOK
-	rank := []Status{StatusOK, StatusSkip, StatusWarn, StatusFix, StatusFail}
 	r.Suggest = nil
 	for _, row := range r.Checks {
-		if slices.Index(rank, row.Status) > slices.Index(rank, worst) {
-			worst = row.Status
-		}
+		worst = worse(worst, row.Status)
 		for _, s := range row.Suggest {
 			r.Suggest = mergeSuggestion(r.Suggest, s)
 		}

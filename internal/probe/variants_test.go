@@ -16,8 +16,9 @@ import (
 // gapVariant is one answer the vendor's documents leave open, as a
 // simulator setting, with what the probe must report about it.
 type gapVariant struct {
-	name string
-	sim  cecsim.Config
+	name   string
+	sim    cecsim.Config
+	faults []cecsim.Fault // injected before the probe
 	// check is the row that names the variant, and what it must say.
 	check, says string
 	status      probe.Status
@@ -59,6 +60,8 @@ var gapVariants = []gapVariant{
 		check: "GUID", says: "dynamic: a new GUID came in Set-GUID", status: probe.StatusOK},
 	{name: "loginex not offered", sim: cecsim.Config{NoLoginEx: true},
 		check: "sign-in", says: "loginex refused (HTTP 404", status: probe.StatusOK},
+	{name: "throttled once", faults: []cecsim.Fault{{Endpoint: "allcallinfoEx", Kind: cecsim.FaultThrottle, Count: 1}},
+		check: "throttling", says: "throttled 1 times: allcallinfoEx x1", status: probe.StatusWarn},
 	{name: "token shorter than asked", sim: cecsim.Config{TokenMaxLifetime: 2 * time.Minute},
 		check: "token", says: "granted 2m0s of 10m0s asked", status: probe.StatusWarn,
 		suggest: []probe.Suggestion{{Key: "token_lifetime", Value: "2m0s"}}},
@@ -79,6 +82,9 @@ func TestProbeNamesEachGapVariantAndItsSuggestionWorks(t *testing.T) {
 			// in-call answer is seen too.
 			if _, err := sim.StartCall(1002); err != nil {
 				t.Fatal(err)
+			}
+			for _, f := range v.faults {
+				sim.Inject(f)
 			}
 			tc := tenantFor(tenant, sim)
 			_, report := runProbe(t, tc, probe.Options{GUIDWatch: 400 * time.Millisecond})

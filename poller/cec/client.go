@@ -415,6 +415,18 @@ func (c *Client) badResponse(endpoint string, r *response, err error) *Error {
 	return &Error{Endpoint: endpoint, HTTPStatus: r.status, Message: msg, Excerpt: c.excerpt(r.body), Err: ErrBadResponse}
 }
 
+// account reports one finished request, answered (resp) or not, to the
+// Observer and the debug log.
+func (c *Client) account(ctx context.Context, endpoint string, resp *response, err error) {
+	var d time.Duration
+	status := 0
+	if resp != nil {
+		d, status = resp.elapsed, resp.status
+	}
+	c.observe(endpoint, err, d)
+	c.logResult(ctx, endpoint, status, d, err)
+}
+
 func (c *Client) observe(endpoint string, err error, d time.Duration) {
 	if c.cfg.Observer != nil {
 		c.cfg.Observer.ObserveRequest(endpoint, outcome(err), d)

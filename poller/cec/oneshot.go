@@ -32,13 +32,7 @@ func (c *Client) TryToken(ctx context.Context, token Secret) error {
 		header: map[string]string{"Authorization": "Bearer " + token.Reveal(), "X-APP-Key": c.cfg.AppKey},
 	})
 	err = c.fabricResult(ep, resp, err, func(b []byte) error { _, err := decodeAgentInfo(b); return err })
-	var d time.Duration
-	status := 0
-	if resp != nil {
-		d, status = resp.elapsed, resp.status
-	}
-	c.observe(ep, err, d)
-	c.logResult(ctx, ep, status, d, err)
+	c.account(ctx, ep, resp, err)
 	return err
 }
 

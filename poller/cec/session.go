@@ -416,13 +416,7 @@ func (s *Session) gwCall(ctx context.Context, ep, method, path, guid string, gen
 		}
 		env, err = s.classify(ep, resp)
 	}
-	var d time.Duration
-	status := 0
-	if resp != nil {
-		d, status = resp.elapsed, resp.status
-	}
-	c.observe(ep, err, d)
-	c.logResult(ctx, ep, status, d, err)
+	c.account(ctx, ep, resp, err)
 	return env, resp, err
 }
 
