@@ -35,6 +35,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	store := fs.String("store", "", "JetStream store directory (default: a new temporary directory)")
 	port := fs.Int("nats-port", 4222, "NATS client port on 127.0.0.1 (0 = any free port)")
+	httpPort := fs.Int("http-port", 9090, "port on 127.0.0.1 for /metrics, /healthz and /readyz (0 = any free port)")
 	agents := fs.Int("agents", 200, "simulated agents")
 	seed := fs.Int64("seed", 1, "workload seed")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
@@ -85,6 +86,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	log.Info("simulated CEC up", "url", sim.URL(), "agents", *agents)
 
 	cfg := devConfig(sim.URL(), ns.ClientURL())
+	httpAddr, err := loopbackAddr(*httpPort, log)
+	if err != nil {
+		return err
+	}
+	cfg.HTTP.Listen = httpAddr
 	nc, err := app.ConnectNATS(cfg.NATS, log)
 	if err != nil {
 		return err
@@ -97,9 +103,10 @@ cecbridge dev is running. From another terminal:
   nats sub --server %[1]s 'cec.evt.%[2]s.>'
   go run ./cmd/cecbridge tail --server %[1]s
   go run ./cmd/cecbridge lookup agent-calls 1001 --server %[1]s --tenant %[2]s
+  curl http://%[3]s/metrics     (and /healthz, /readyz)
 Press Ctrl-C to stop.
 
-`, url, devTenant)
+`, url, devTenant, httpAddr)
 	counter := &eventCounter{counts: map[string]int{}}
 	return app.Serve(ctx, cfg, nc, log, func(ctx context.Context) error { return counter.run(ctx, nc, log) })
 }
@@ -125,6 +132,24 @@ func devConfig(simURL, natsURL string) configs.Bridge {
 	}
 	cfg = configs.WithDefaults(cfg)
 	return cfg
+}
+
+// loopbackAddr is 127.0.0.1 with port if it is free, else with a free one.
+func loopbackAddr(port int, log *slog.Logger) (string, error) {
+	if port != 0 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			_ = l.Close()
+			return addr, nil
+		}
+		log.Warn("HTTP port busy; using a free one", "port", port)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("dev: no free port for HTTP: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
 }
 
 // startDevNATS starts an embedded NATS server with JetStream on loopback,

@@ -5,6 +5,7 @@
 //	cecbridge dev                      embedded NATS + simulated CEC + bridge, no setup
 //	cecbridge run --config FILE        the bridge against a configured CEC and NATS
 //	cecbridge check-config FILE        validate a configuration (--print shows it, secrets redacted)
+//	cecbridge probe --config FILE      read-only checks against a live tenant; says what to configure
 //	cecbridge lookup WHAT [ARGS]       ask the lookup service
 //	cecbridge tail [FILTER]            print live or replayed events
 //	cecbridge health --url URL        exit 0 if the bridge answers ready (for container health checks)
@@ -27,6 +28,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	var status exitStatus
+	if errors.As(err, &status) {
+		os.Exit(int(status))
+	}
 	if err != nil {
 		if !errors.Is(err, errUsage) {
 			fmt.Fprintln(os.Stderr, "cecbridge:", err)
@@ -44,6 +49,9 @@ commands:
                  the simulated CEC and the bridge (no setup needed)
   run            run the bridge: --config FILE
   check-config   validate a configuration file: FILE [--print]
+  probe          read-only checks against a live tenant: --config FILE
+                 [--tenant T] [--json] [--capture DIR] [--slow]; exit status
+                 0 works, 2 works with the suggested config, 1 cannot work
   lookup         ask the lookup service, e.g. "lookup agent-calls 1001"
   tail           print events as they happen: [subject filter]
   health         probe a running bridge: --url http://127.0.0.1:9090/readyz
@@ -64,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runBridgeCmd(ctx, rest, stdout, stderr)
 	case "check-config":
 		return runCheckConfig(rest, stdout, stderr)
+	case "probe":
+		return runProbe(ctx, rest, stdout, stderr)
 	case "lookup":
 		return runLookup(ctx, rest, stdout, stderr)
 	case "tail":

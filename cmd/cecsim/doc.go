@@ -4,5 +4,9 @@
 //
 //	go run ./cmd/cecsim -addr 127.0.0.1:8090 -agents 200 -seed 1 -auth dynamic
 //
+// With -replay DIR it serves a captured tenant (cecbridge probe --capture
+// DIR): its gap answers, example bodies and world shape, with a static
+// world holding the calls seen when it was captured.
+//
 // It stops on SIGINT or SIGTERM.
 package main

@@ -46,6 +46,7 @@ func runWith(ctx context.Context, args []string, stdout io.Writer, ready func(*c
 	calls := fs.Float64("calls-per-agent-hour", 30, "call arrivals per signed-in agent per hour")
 	noWorkload := fs.Bool("static-world", false, "disable the workload (world changes only by scripts)")
 	loose := fs.Bool("loose-types", false, "randomly swap numbers and strings where the vendor is loose")
+	replay := fs.String("replay", "", "capture directory (cecbridge probe --capture): take gap switches, example bodies and the world's shape from it; implies -static-world")
 	debug := fs.Bool("debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -78,14 +79,38 @@ func runWith(ctx context.Context, args []string, stdout io.Writer, ready func(*c
 	default:
 		return fmt.Errorf("cecsim: -auth must be static or dynamic, not %q", *auth)
 	}
+	var rp cecsim.Replay
+	if *replay != "" {
+		var err error
+		if rp, err = cecsim.ReadReplay(*replay); err != nil {
+			return err
+		}
+		if cfg, err = rp.Apply(cfg); err != nil {
+			return err
+		}
+		cfg.Workload.Enabled = false // the captured world, as it was
+		*agents = cfg.Agents
+		if rp.AuthMode != "" {
+			*auth = rp.AuthMode
+		}
+	}
 	sim, err := cecsim.New(cfg)
 	if err != nil {
+		return err
+	}
+	if err := sim.PlaceCalls(rp.Calls); err != nil {
 		return err
 	}
 	if err := sim.Start(ctx); err != nil {
 		return err
 	}
-	first := 1001
+	if *replay != "" {
+		log.Info("replaying a capture", "dir", *replay, "source", rp.Source)
+	}
+	first := cfg.FirstWorkNo
+	if first == 0 {
+		first = 1001
+	}
 	log.Info("cecsim ready",
 		"url", sim.URL(),
 		"app_key", "app-key", "app_secret", "app-secret", // test values, printed on purpose

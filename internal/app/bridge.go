@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cecbridge/cecbridge/configs"
+	"github.com/cecbridge/cecbridge/internal/diagnose"
 	"github.com/cecbridge/cecbridge/internal/lease"
 	"github.com/cecbridge/cecbridge/poller"
 	"github.com/cecbridge/cecbridge/poller/cec"
@@ -32,6 +33,8 @@ type Bridge struct {
 	instance string
 	started  time.Time
 	metrics  *metrics
+	diag     *diagnose.Diagnoser // vendor answers that contradict the configuration
+	detect   *detection          // how late changes can have been seen
 	streamCheck
 
 	// provisioned is set once the streams are laid out; until then
@@ -75,7 +78,8 @@ func New(cfg configs.Bridge, nc *nats.Conn, log *slog.Logger) (*Bridge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	b := &Bridge{cfg: cfg, log: log, nc: nc, js: js, started: time.Now(), metrics: newMetrics()}
+	b := &Bridge{cfg: cfg, log: log, nc: nc, js: js, started: time.Now(), metrics: newMetrics(), diag: diagnose.New(log)}
+	b.detect = newDetection(b.metrics.reg)
 	if b.pub, err = publisher.New(js, b.publisherConfig()); err != nil {
 		return nil, err
 	}
@@ -123,28 +127,11 @@ func (b *Bridge) publisherConfig() publisher.Config {
 
 func (b *Bridge) newTenant(tc configs.Tenant) (*tenantRun, error) {
 	log := b.log.With("tenant", tc.Name)
-	ccfg := cec.Config{
-		FabricURL:          tc.FabricURL,
-		TokenURL:           tc.TokenURL,
-		GatewayURL:         tc.GatewayURL,
-		AppKey:             tc.AppKey,
-		AppSecret:          cec.Secret(tc.AppSecret.Reveal()),
-		TokenLifetime:      tc.TokenLifetime,
-		RequestTimeout:     tc.Timeout,
-		CAFile:             tc.TLS.CAFile,
-		InsecureSkipVerify: tc.TLS.InsecureSkipVerify,
-		NoCallCodes:        tc.NoCallCodes,
-		Observer:           upstreamObserver{b.metrics, tc.Name},
-		Logger:             log,
-	}
+	ccfg := ClientConfig(tc)
+	ccfg.Observer = b.diag.Tenant(tc.Name, upstreamObserver{b.metrics, tc.Name})
+	ccfg.Logger = log
 	if tc.TLS.InsecureSkipVerify {
 		log.Warn("vendor TLS certificate verification is OFF (tls.insecure_skip_verify)")
-	}
-	if tc.Budget > 0 {
-		// One budget for every query of the tenant, polls and live lookups
-		// alike; NewBudget keeps the burst at 1 or more, since a burst below
-		// 1 would refuse every request and the tenant would never poll.
-		ccfg.Limiter = cec.NewBudget(tc.Budget, tc.Burst)
 	}
 	client, err := cec.New(ccfg)
 	if err != nil {

@@ -89,7 +89,7 @@ type httpServer struct {
 // in the background: health answers from the first moment, before NATS or
 // the streams are there.
 func (b *Bridge) listenHTTP(addr string) (*httpServer, error) {
-	b.metrics.reg.MustRegister(newStateCollector(b))
+	b.metrics.reg.MustRegister(newStateCollector(b), b.diag)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -97,11 +97,14 @@ func (b *Bridge) listenHTTP(addr string) (*httpServer, error) {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		problems := b.readiness(r.Context())
+		body, status := map[string]any{"status": "ready"}, http.StatusOK
 		if len(problems) > 0 {
-			writeJSONStatus(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "not_ready": problems})
-			return
+			body, status = map[string]any{"status": "not ready", "not_ready": problems}, http.StatusServiceUnavailable
 		}
-		writeJSONStatus(w, http.StatusOK, map[string]any{"status": "ready"})
+		if fs := b.diag.Findings(); len(fs) > 0 {
+			body["diagnosis"] = fs // the vendor contradicts the configuration: what, and the fix
+		}
+		writeJSONStatus(w, status, body)
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

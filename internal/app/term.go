@@ -76,7 +76,7 @@ func (b *Bridge) term(term *lease.Term, tr *tenantRun) error {
 		Instance:          b.instance,
 		Directory:         poller.FabricDirectory{Client: tr.client},
 		Monitors:          tr.monitors,
-		Sink:              w,
+		Sink:              b.detect.sink(tc.Name, w),
 		History:           w,
 		Observer:          pollObserver{b.metrics, tc.Name},
 		Logger:            b.log,

@@ -52,8 +52,11 @@ type Config struct {
 	InsecureSkipVerify bool
 
 	HTTPClient *http.Client // optional; otherwise one tuned for connection reuse
-	Limiter    Limiter      // optional; applied to query requests only
-	Observer   Observer     // optional
+	// WrapTransport, if set, wraps the transport of the client built when
+	// HTTPClient is nil (TLS settings included), e.g. to record exchanges.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
+	Limiter       Limiter  // optional; applied to query requests only
+	Observer      Observer // optional
 
 	// NoCallCodes are allcallinfoEx return codes that mean "agent has no
 	// call" on this deployment. Default: none.
@@ -178,6 +181,9 @@ func buildHTTPClient(cfg Config) (*http.Client, error) {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		TLSClientConfig:       tlsCfg,
+	}
+	if cfg.WrapTransport != nil {
+		return &http.Client{Transport: cfg.WrapTransport(tr)}, nil
 	}
 	return &http.Client{Transport: tr}, nil
 }
@@ -409,9 +415,22 @@ func (c *Client) badResponse(endpoint string, r *response, err error) *Error {
 	return &Error{Endpoint: endpoint, HTTPStatus: r.status, Message: msg, Excerpt: c.excerpt(r.body), Err: ErrBadResponse}
 }
 
+// account reports one finished request, answered (resp) or not, to the
+// Observer and the debug log.
+func (c *Client) account(ctx context.Context, endpoint string, resp *response, err error) {
+	var d time.Duration
+	status := 0
+	if resp != nil {
+		d, status = resp.elapsed, resp.status
+	}
+	c.observe(endpoint, err, d)
+	c.logResult(ctx, endpoint, status, d, err)
+}
+
 func (c *Client) observe(endpoint string, err error, d time.Duration) {
 	if c.cfg.Observer != nil {
 		c.cfg.Observer.ObserveRequest(endpoint, outcome(err), d)
+		c.observeCode(endpoint, err)
 	}
 }
 

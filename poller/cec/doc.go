@@ -12,4 +12,11 @@
 //
 // Credentials, tokens, GUIDs and softphone passwords are held as [Secret] or
 // kept private, and are scrubbed from every error string and log record.
+//
+// An [Observer] that is also a [FactObserver] hears the facts the bridge's
+// configuration rests on (tokens granted, return codes the client has no
+// meaning for). Tools that must see the vendor's answers unsmoothed
+// (cecbridge probe) use the one-shot operations: [Client.FetchToken],
+// [Client.TryToken], [Session.SignInOnce], [Session.PollOnce] and
+// [Session.SignOut].
 package cec

@@ -42,18 +42,8 @@ func (c *Client) fabricCall(ctx context.Context, ep, method, path string, body a
 			endpoint: ep, method: method, url: c.fabric + path, body: raw,
 			header: map[string]string{"Authorization": "Bearer " + tok, "X-APP-Key": c.cfg.AppKey},
 		})
-		status := 0
-		if resp != nil {
-			status = resp.status
-		}
 		err = c.fabricResult(ep, resp, err, decode)
-		if resp != nil {
-			c.observe(ep, err, resp.elapsed)
-			c.logResult(ctx, ep, status, resp.elapsed, err)
-		} else {
-			c.observe(ep, err, 0)
-			c.logResult(ctx, ep, 0, 0, err)
-		}
+		c.account(ctx, ep, resp, err)
 		if errors.Is(err, ErrUnauthorized) && attempt == 0 {
 			c.tokens.invalidate(tok)
 			continue

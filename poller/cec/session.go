@@ -18,6 +18,8 @@ import (
 
 const gwBase = "/agentgateway/resource"
 
+const epAllCallInfo = "allcallinfoEx"
+
 // Poll cadence: the vendor asks for a re-poll 200–500 ms after an empty
 // answer, and immediately after an event so queued events drain quickly.
 const repollDelay = 200 * time.Millisecond
@@ -27,6 +29,9 @@ type SessionConfig struct {
 	AgentID  int    // the monitoring agent's work number
 	Password Secret // the agent's sign-in password
 	PhoneNum string // softphone number bound at sign-in
+	// LoginEx signs in with loginex (CCS only: no media server, no
+	// licence) instead of login. Tenants that do not offer it refuse it.
+	LoginEx bool
 
 	// OnEvent receives every event from the agent's queue, in order, on the
 	// Run goroutine. It must not block for long: the poll is the heartbeat.
@@ -299,10 +304,18 @@ type signInBody struct {
 	Status        int    `json:"status"`
 }
 
-// signIn performs login, or forcelogin when the gateway says the agent is
-// already signed in (a previous bridge instance, or our own session that the
-// gateway has not yet timed out), and returns the new GUID.
+// signIn performs login (or loginex), or forcelogin when the gateway says
+// the agent is already signed in (a previous bridge instance, or our own
+// session that the gateway has not yet timed out), and returns the new GUID.
 func (s *Session) signIn(ctx context.Context) (string, error) {
+	g, _, err := s.signInOnce(ctx, true)
+	return g, err
+}
+
+// signInOnce signs in and returns the GUID and the raw Set-GUID header.
+// With takeOver false an agent that is already signed in is left alone
+// and the 100-002 answer is returned as the error.
+func (s *Session) signInOnce(ctx context.Context, takeOver bool) (guid, setGUID string, _ error) {
 	body, _ := json.Marshal(signInBody{
 		Password: s.cfg.Password.Reveal(), PhoneNum: s.cfg.PhoneNum,
 		AutoAnswer: true, AutoEnterIdle: true, ReleasePhone: true, AgentType: 4,
@@ -310,24 +323,37 @@ func (s *Session) signIn(ctx context.Context) (string, error) {
 		// monitoring agent.
 		Status: 3,
 	})
-	path := "/onlineagent/" + s.idStr
-	_, resp, err := s.gwCall(ctx, "login", http.MethodPut, path, "", 0, body, 0)
+	ep, path := "login", "/onlineagent/"+s.idStr
+	if s.cfg.LoginEx {
+		ep = "loginex"
+	}
+	_, resp, err := s.gwCall(ctx, ep, http.MethodPut, signInPath(path, ep), "", 0, body, 0)
 	var e *Error
-	if errors.As(err, &e) && e.Code == "100-002" {
+	if takeOver && errors.As(err, &e) && e.Code == "100-002" {
 		if s.cfg.MayForce != nil && !s.cfg.MayForce() {
-			return "", &Error{Endpoint: "login", HTTPStatus: e.HTTPStatus, Code: e.Code, Message: "signed in elsewhere; not forcing it while the lease is unconfirmed", Err: ErrSignedInElsewhere}
+			return "", "", &Error{Endpoint: ep, HTTPStatus: e.HTTPStatus, Code: e.Code, Message: "signed in elsewhere; not forcing it while the lease is unconfirmed", Err: ErrSignedInElsewhere}
 		}
-		_, resp, err = s.gwCall(ctx, "forcelogin", http.MethodPut, path+"/forcelogin", "", 0, body, 0)
+		ep = "forcelogin"
+		_, resp, err = s.gwCall(ctx, ep, http.MethodPut, signInPath(path, ep), "", 0, body, 0)
 	}
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	g := parseSetGUID(resp.header.Get("Set-GUID"))
+	setGUID = resp.header.Get("Set-GUID")
+	g := parseSetGUID(setGUID)
 	if g == "" {
-		return "", &Error{Endpoint: "login", HTTPStatus: resp.status, Message: "no Set-GUID header", Err: ErrBadResponse}
+		return "", "", &Error{Endpoint: ep, HTTPStatus: resp.status, Message: "no Set-GUID header", Err: ErrBadResponse}
 	}
 	s.c.secrets.addRotating(g)
-	return g, nil
+	return g, setGUID, nil
+}
+
+// signInPath is the path of a sign-in endpoint for the agent at base.
+func signInPath(base, ep string) string {
+	if ep == "login" {
+		return base
+	}
+	return base + "/" + ep
 }
 
 // pollLoop long-polls until the session is lost or pctx ends.
@@ -398,13 +424,7 @@ func (s *Session) gwCall(ctx context.Context, ep, method, path, guid string, gen
 		}
 		env, err = s.classify(ep, resp)
 	}
-	var d time.Duration
-	status := 0
-	if resp != nil {
-		d, status = resp.elapsed, resp.status
-	}
-	c.observe(ep, err, d)
-	c.logResult(ctx, ep, status, d, err)
+	c.account(ctx, ep, resp, err)
 	return env, resp, err
 }
 
@@ -443,6 +463,10 @@ func (s *Session) classify(ep string, resp *response) (*gwEnvelope, error) {
 		e.RetryAfter = parseRetryAfter(resp.header.Get("Retry-After"))
 	case sessionLostCode(code):
 		e.Err = ErrSessionLost
+	case ep == epAllCallInfo && c.noCall[code]:
+		// The tenant's way of saying "no call" (Config.NoCallCodes): an
+		// answer, observed and reported as one.
+		return env, nil
 	}
 	return env, e
 }
@@ -478,14 +502,13 @@ func (s *Session) query(ctx context.Context, ep, path string) (*gwEnvelope, *res
 // agent with no call yields an empty, non-nil slice and a nil error; a
 // query that could not be answered is always an error.
 func (s *Session) AllCallInfo(ctx context.Context, workNo int) ([]string, error) {
-	const ep = "allcallinfoEx"
+	const ep = epAllCallInfo
 	env, resp, err := s.query(ctx, ep, "/calldata/"+s.idStr+"/allcallinfoEx/"+strconv.Itoa(workNo))
 	if err != nil {
-		var e *Error
-		if errors.As(err, &e) && e.Err == ErrVendor && s.c.noCall[e.Code] {
-			return []string{}, nil
-		}
 		return nil, err
+	}
+	if env.code() != "0" {
+		return []string{}, nil // a configured no-call code (see classify)
 	}
 	ids, derr := decodeCallIDs(env.Result)
 	if derr != nil {

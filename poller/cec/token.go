@@ -163,27 +163,40 @@ type tokenRequest struct {
 	AppSecret string `json:"app_secret"`
 }
 
-// fetchToken performs one tokenByAkSk request.
+// fetchToken performs one tokenByAkSk request for the configured lifetime
+// and returns the token with the lifetime to trust: what was granted, but
+// never longer than what was asked.
 func (c *Client) fetchToken(ctx context.Context) (string, time.Duration, error) {
-	const ep = "tokenByAkSk"
-	body, err := json.Marshal(tokenRequest{AppKey: c.cfg.AppKey, AppSecret: c.cfg.AppSecret.Reveal()})
-	if err != nil {
-		return "", 0, &Error{Endpoint: ep, Message: "cannot encode request", Err: ErrBadResponse}
-	}
-	requested := c.cfg.TokenLifetime
-	resp, err := c.do(ctx, request{
-		endpoint: ep, method: http.MethodPost, url: c.tokenURL + tokenPath, body: body,
-		header: map[string]string{"X-Token-Expire": strconv.Itoa(int(requested / time.Second))},
-	})
-	tok, life, err := c.finishToken(ctx, ep, resp, err)
+	tok, g, err := c.requestToken(ctx, c.cfg.TokenLifetime)
 	if err != nil {
 		return "", 0, err
 	}
-	// Never trust a token for longer than we asked for.
-	if life <= 0 || life > requested {
-		life = requested
+	if f := c.facts(); f != nil {
+		f.ObserveToken(g)
+	}
+	life := g.Granted
+	if life <= 0 || life > g.Requested {
+		life = g.Requested
 	}
 	return tok, life, nil
+}
+
+// requestToken performs one tokenByAkSk request asking for lifetime.
+func (c *Client) requestToken(ctx context.Context, lifetime time.Duration) (string, TokenGrant, error) {
+	const ep = "tokenByAkSk"
+	body, err := json.Marshal(tokenRequest{AppKey: c.cfg.AppKey, AppSecret: c.cfg.AppSecret.Reveal()})
+	if err != nil {
+		return "", TokenGrant{}, &Error{Endpoint: ep, Message: "cannot encode request", Err: ErrBadResponse}
+	}
+	resp, err := c.do(ctx, request{
+		endpoint: ep, method: http.MethodPost, url: c.tokenURL + tokenPath, body: body,
+		header: map[string]string{"X-Token-Expire": strconv.Itoa(int(lifetime / time.Second))},
+	})
+	tok, granted, err := c.finishToken(ctx, ep, resp, err)
+	if err != nil {
+		return "", TokenGrant{}, err
+	}
+	return tok, tokenGrant(resp.body, lifetime, granted, time.Now()), nil
 }
 
 func (c *Client) finishToken(ctx context.Context, ep string, resp *response, err error) (tok string, life time.Duration, _ error) {

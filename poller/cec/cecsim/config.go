@@ -71,6 +71,7 @@ type Config struct {
 
 	LooseTypes  bool // randomly send numbers as strings and vice versa where the vendor is loose
 	FlatRegServ bool // queryPhone: regIPAddress/regPort directly under result, as in the seed example
+	NoLoginEx   bool // the gateway does not offer loginex (HTTP 404)
 
 	Addr     string // listen address for Start (default "127.0.0.1:0")
 	Workload Workload

@@ -25,6 +25,7 @@ func (s *Sim) routes() http.Handler {
 	const g = "/agentgateway/resource/"
 	gw("PUT "+g+"onlineagent/{id}", "login", s.handleLogin(false))
 	gw("PUT "+g+"onlineagent/{id}/forcelogin", "forcelogin", s.handleLogin(true))
+	gw("PUT "+g+"onlineagent/{id}/loginex", "loginex", s.handleLoginEx)
 	gw("DELETE "+g+"onlineagent/{id}/logout", "logout", s.handleLogout)
 	gw("PUT "+g+"onlineagent/{id}/updateGuid", "updateGuid", s.handleUpdateGUID)
 	gw("GET "+g+"onlineagent/{id}/agentstatus", "agentstatus", s.handleAgentStatus)

@@ -5,7 +5,8 @@
 // happy path: tokens that expire, GUIDs that rotate, sessions reaped after a
 // silent NoPollTimeout, string/number looseness, the return-code catalogue,
 // and the documentation's gaps as switches (NoCallMode, EmptyPollMode,
-// ExpiredTokenStatus/Body, FlatRegServ).
+// ExpiredTokenStatus/Body, FlatRegServ, NoLoginEx). [Replay] takes them, and
+// the shape of the world, from a capture of a real tenant.
 //
 // Use it like net/http/httptest:
 //
@@ -40,6 +41,7 @@
 //	POST   /apiaccess/CC-Management/v2/mobileAgent/queryPhone      queryPhone
 //	POST   /apiaccess/rest/CC-Management/v1/queryAgentInfoByAccount queryAgentInfoByAccount
 //	PUT    /agentgateway/resource/onlineagent/{id}                 login
+//	PUT    /agentgateway/resource/onlineagent/{id}/loginex         loginex
 //	PUT    /agentgateway/resource/onlineagent/{id}/forcelogin      forcelogin
 //	DELETE /agentgateway/resource/onlineagent/{id}/logout          logout
 //	PUT    /agentgateway/resource/onlineagent/{id}/updateGuid      updateGuid

@@ -272,6 +272,17 @@ func (s *Sim) handleLogin(force bool) http.HandlerFunc {
 	}
 }
 
+// handleLoginEx signs in to the CCS only (no media server, no licence);
+// the simulator models no media, so it is login unless the tenant does not
+// offer it (NoLoginEx), in which case the path is not found.
+func (s *Sim) handleLoginEx(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.NoLoginEx {
+		http.NotFound(w, r)
+		return
+	}
+	s.handleLogin(false)(w, r)
+}
+
 func (s *Sim) handleLogout(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(r, "id")
 	if !ok {

@@ -16,7 +16,7 @@ import (
 // Endpoint names used by faults and counters.
 var endpointNames = []string{
 	"token", "queryAgentInfo", "queryPhone", "queryAgentInfoByAccount",
-	"login", "forcelogin", "logout", "agentevent", "updateGuid",
+	"login", "loginex", "forcelogin", "logout", "agentevent", "updateGuid",
 	"allcallinfoEx", "agentstatus", "callinfobycallid",
 }
 

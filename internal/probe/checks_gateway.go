@@ -1,0 +1,407 @@
+package probe
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cecbridge/cecbridge/poller/cec"
+)
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// monitorOf is the index of the first monitor whose work_nos cover wn, or
+// -1.
+func (p *Probe) monitorOf(wn int) int {
+	for i, m := range p.tc.Monitors {
+		covers, err := m.Covers()
+		if err == nil && (covers == nil || covers(wn)) {
+			return i
+		}
+	}
+	return -1
+}
+
+func (p *Probe) notSignedIn() []Row {
+	return []Row{{Status: StatusSkip, Answered: "not asked: the monitoring agent is not signed in"}}
+}
+
+func checkSignIn(ctx context.Context, p *Probe) []Row {
+	m := p.tc.Monitors[0]
+	newSession := func(loginEx bool) *cec.Session {
+		return p.client.NewSession(cec.SessionConfig{AgentID: m.AgentID, Password: cec.Secret(m.Password.Reveal()),
+			PhoneNum: m.Phone, LoginEx: loginEx, Logger: p.opts.Logger})
+	}
+	s := newSession(true)
+	si, err := s.SignInOnce(ctx)
+	var answered []string
+	loginEx := err == nil
+	if err != nil && !hasCode(err, "100-002", "100-004") && ctx.Err() == nil {
+		// Not offered here: sign in the way the bridge does.
+		answered = append(answered, "loginex refused ("+p.describe(err)+")")
+		s = newSession(false)
+		si, err = s.SignInOnce(ctx)
+	}
+	p.replay.LoginEx = &loginEx
+	bridge := fmt.Sprintf("signs in as agent %d with login (busy, so no customer call reaches it), forcelogin when it is signed in already, and uses the GUID from Set-GUID", m.AgentID)
+	if err != nil {
+		row := Row{Status: StatusFail, Answered: strings.Join(append(answered, p.describe(err)), "; "), Bridge: bridge}
+		switch {
+		case hasCode(err, "100-002"):
+			row.Bridge = "would take the session over with forcelogin; the probe never does: stop the bridge polling this tenant (or sign the agent out) and probe again"
+		case hasCode(err, "100-004"):
+			row.Bridge = fmt.Sprintf("cannot sign in: check the password of monitor %d", m.AgentID)
+		}
+		return []Row{row}
+	}
+	p.session, p.signedInAt = s, time.Now()
+	answered = append(answered, si.Endpoint+" accepted; Set-GUID: "+si.SetGUIDForm)
+	return []Row{{Status: StatusOK, Answered: strings.Join(answered, "; "), Bridge: bridge}}
+}
+
+// hasCode reports whether err carries one of the vendor codes.
+func hasCode(err error, codes ...string) bool {
+	var e *cec.Error
+	return errors.As(err, &e) && slices.Contains(codes, e.Code)
+}
+
+// poll polls once and notes a GUID rotation.
+func (p *Probe) poll(ctx context.Context) (cec.Poll, error) {
+	r, err := p.session.PollOnce(ctx)
+	switch {
+	case err != nil || p.rotatedAfter != 0:
+	case r.Rotated:
+		p.rotatedAfter = time.Since(p.signedInAt)
+	default:
+		p.plainPollAt = time.Since(p.signedInAt)
+	}
+	return r, err
+}
+
+func checkEventPoll(ctx context.Context, p *Probe) []Row {
+	if p.session == nil {
+		return p.notSignedIn()
+	}
+	var drained []string
+	for range 20 {
+		r, err := p.poll(ctx)
+		if err != nil {
+			return []Row{{Status: StatusFail, Answered: p.describe(err),
+				Bridge: "cannot keep its session alive: the event poll is its heartbeat"}}
+		}
+		if r.Event != nil {
+			drained = append(drained, r.Event.Type)
+			continue
+		}
+		p.replay.EmptyPoll = r.Empty
+		p.replay.LongPollHold = max(r.Held.Round(10*time.Millisecond), 10*time.Millisecond).String()
+		answered := "empty poll: " + map[string]string{"absent": "no event member", "null": "event null", "{}": "event {}"}[r.Empty]
+		if len(drained) > 0 {
+			answered += fmt.Sprintf("; %d queued event(s) first (%s)", len(drained), strings.Join(drained, ", "))
+		}
+		return []Row{{Status: StatusOK, Answered: answered,
+			Bridge: "reads it as no event and polls again 200 ms later; the poll keeps its session alive",
+			Timing: "held " + r.Held.Round(10*time.Millisecond).String()}}
+	}
+	return []Row{{Status: StatusWarn, Answered: fmt.Sprintf("20 events and no empty poll (%s ...)", strings.Join(drained[:3], ", ")),
+		Bridge: "polls at once after each event; the shape of an empty poll is still unknown"}}
+}
+
+// rawCallAnswer reads the retcode and result member of the latest
+// allcallinfoEx answer in check.
+func (p *Probe) rawCallAnswer(check string) (retcode string, result json.RawMessage, ok bool) {
+	ex, found := p.rec.last(check, "allcallinfoEx")
+	if !found || ex.Response == nil {
+		return "", nil, false
+	}
+	var env struct {
+		Retcode any             `json:"retcode"`
+		Result  json.RawMessage `json:"result"`
+	}
+	if json.Unmarshal(ex.Response.Body, &env) != nil {
+		return "", nil, false
+	}
+	return fmt.Sprint(env.Retcode), env.Result, true
+}
+
+func checkIdleAgent(ctx context.Context, p *Probe) []Row {
+	if p.session == nil {
+		return p.notSignedIn()
+	}
+	rows := p.idleAgent(ctx)
+	p.replay.NoCall, p.replay.NoCallCode = p.idleKind, p.idleCode
+	return rows
+}
+
+func (p *Probe) idleAgent(ctx context.Context) []Row {
+	const check = "calls: idle agent"
+	wn := p.session.AgentID()
+	who := fmt.Sprintf("agent %d (the monitor, signed in busy): ", wn)
+	ids, err := p.session.AllCallInfo(ctx, wn)
+	if err == nil {
+		if len(ids) > 0 {
+			return []Row{{Status: StatusWarn, Answered: who + fmt.Sprintf("%d call(s)", len(ids)),
+				Bridge: "polls it like any agent; use a monitoring agent that takes no calls, so that its own answer shows what 'no call' looks like"}}
+		}
+		code, result, _ := p.rawCallAnswer(check)
+		switch {
+		case code != "0":
+			p.idleKind, p.idleCode = "code", code
+			return []Row{{Status: StatusOK, Answered: who + "code " + code,
+				Bridge: "reads code " + code + " as no call (no_call_codes)"}}
+		case len(result) == 0 || string(result) == "null":
+			p.idleKind = "omit"
+			return []Row{{Status: StatusOK, Answered: who + "retcode 0 without a result",
+				Bridge: "reads it as no call"}}
+		default:
+			p.idleKind = "empty"
+			return []Row{{Status: StatusOK, Answered: who + "retcode 0, result " + string(result),
+				Bridge: "reads it as no call"}}
+		}
+	}
+	var e *cec.Error
+	if !errors.As(err, &e) || e.Code == "" {
+		return []Row{{Status: StatusFail, Answered: who + p.describe(err),
+			Bridge: "cannot ask about calls: every agent would show as not visible"}}
+	}
+	p.idleKind, p.idleCode = "code", e.Code
+	switch {
+	case errors.Is(err, cec.ErrSessionLost):
+		return []Row{{Status: StatusFail, Answered: who + p.describe(err),
+			Bridge: "reads code " + e.Code + " as a lost session and would sign in again and again; ask the vendor what it means here"}}
+	case errors.Is(err, cec.ErrRateLimited):
+		p.idleKind, p.idleCode = "", ""
+		return []Row{{Status: StatusWarn, Answered: who + p.describe(err), Bridge: "backs off; probe again to see the idle answer"}}
+	}
+	codes := slices.Clone(p.tc.NoCallCodes)
+	if !slices.Contains(codes, e.Code) {
+		codes = append(codes, e.Code)
+	}
+	return []Row{{Status: StatusFix, Answered: who + p.describe(err),
+		Bridge:  "as configured, marks every idle agent not visible and never reports an ended call; with the suggestion, reads code " + e.Code + " as no call",
+		Suggest: []Suggestion{{Key: "no_call_codes", Value: codes}}}}
+}
+
+// scanSample picks up to n roster agents the first monitor covers,
+// spread evenly, the monitor itself left out.
+func (p *Probe) scanSample(n int) []int {
+	var pool []int
+	for _, wn := range p.roster {
+		if wn != p.tc.Monitors[0].AgentID && p.monitorOf(wn) == 0 {
+			pool = append(pool, wn)
+		}
+	}
+	if len(pool) <= n {
+		return pool
+	}
+	out := make([]int, 0, n)
+	for i := range n {
+		out = append(out, pool[i*len(pool)/n])
+	}
+	return out
+}
+
+func checkScan(ctx context.Context, p *Probe) []Row {
+	if p.session == nil {
+		return p.notSignedIn()
+	}
+	sample := p.scanSample(p.opts.Scan)
+	p.scannedAgents = sample
+	inCall, noCall := 0, 0
+	codes := map[string]int{}
+	var failures []string
+	calls := map[string]int{}
+	for _, wn := range sample {
+		ids, err := p.session.AllCallInfo(ctx, wn)
+		var e *cec.Error
+		switch {
+		case err == nil && len(ids) > 0:
+			inCall++
+			calls[itoa(wn)] = len(ids)
+			if p.inCallAgent == 0 {
+				p.inCallAgent, p.inCallIDs = wn, ids
+			}
+		case err == nil:
+			noCall++
+		case errors.As(err, &e) && e.Code != "":
+			codes[e.Code]++
+		default:
+			failures = append(failures, p.describe(err))
+		}
+	}
+	if len(calls) > 0 {
+		p.replay.Calls = calls
+	}
+	parts := []string{fmt.Sprintf("asked %d agents: %d in a call, %d in none", len(sample), inCall, noCall)}
+	row := Row{Status: StatusOK, Bridge: "publishes each agent's call IDs and their changes"}
+	var strange []string
+	for _, c := range slices.Sorted(maps.Keys(codes)) {
+		parts = append(parts, fmt.Sprintf("%d answered code %s", codes[c], c))
+		if c != p.idleCode {
+			strange = append(strange, c)
+		}
+	}
+	if len(failures) > 0 {
+		parts = append(parts, fmt.Sprintf("%d failed (%s)", len(failures), failures[0]))
+		row.Status = StatusWarn
+	}
+	if len(strange) > 0 {
+		row.Status = StatusWarn
+		row.Bridge = "marks the agents answering code " + strings.Join(strange, ", ") +
+			" not visible; if they belong to another VDN, give monitors[0].work_nos its own VDN's range and add a monitor for the other"
+	} else if codes[p.idleCode] > 0 && !slices.Contains(p.tc.NoCallCodes, p.idleCode) {
+		row.Bridge = "with no_call_codes as suggested above, reads the idle agents' code as no call"
+	}
+	row.Answered = strings.Join(parts, "; ")
+	return []Row{row}
+}
+
+var callIDShape = regexp.MustCompile(`^\d{9,11}-\d+$`)
+
+func checkInCall(_ context.Context, p *Probe) []Row {
+	if p.session == nil {
+		return p.notSignedIn()
+	}
+	if p.inCallAgent == 0 {
+		return []Row{{Status: StatusWarn,
+			Answered: fmt.Sprintf("no agent in a call among the %d asked", len(p.scannedAgents)),
+			Bridge:   "the answer for an agent in a call is unverified: probe again at a busy time, or with a larger --scan"}}
+	}
+	shape := "shaped <epoch seconds>-<n> as documented"
+	for _, id := range p.inCallIDs {
+		if !callIDShape.MatchString(id) {
+			shape = "not shaped <epoch seconds>-<n> (the bridge passes them on as they are)"
+		}
+	}
+	return []Row{{Status: StatusOK,
+		Answered: fmt.Sprintf("agent %d: %d call ID(s), %s", p.inCallAgent, len(p.inCallIDs), shape),
+		Bridge:   fmt.Sprintf("publishes them on cec.evt.%s.agent.%d.calls", p.tc.Name, p.inCallAgent)}}
+}
+
+func checkOtherVDN(ctx context.Context, p *Probe) []Row {
+	if p.session == nil {
+		return p.notSignedIn()
+	}
+	other, mon := 0, 0
+	for _, wn := range p.roster {
+		if i := p.monitorOf(wn); i > 0 {
+			other, mon = wn, i
+			break
+		}
+	}
+	if other == 0 {
+		return []Row{{Status: StatusSkip, Answered: "not asked: one monitor covers every agent",
+			Bridge: "asks about every agent through monitor " + itoa(p.tc.Monitors[0].AgentID) + "; agents of another VDN would answer like an unknown agent"}}
+	}
+	_, err := p.session.AllCallInfo(ctx, other)
+	answered := fmt.Sprintf("agent %d (monitor %d's) asked through monitor %d: ", other, p.tc.Monitors[mon].AgentID, p.tc.Monitors[0].AgentID)
+	if err == nil {
+		return []Row{{Status: StatusOK, Answered: answered + "answered",
+			Bridge: "asks through the monitor that covers the agent; this gateway answers across VDNs too"}}
+	}
+	return []Row{{Status: StatusOK, Answered: answered + p.describe(err),
+		Bridge: "asks about each agent through the monitor whose work_nos cover it"}}
+}
+
+func checkUnknownAgent(ctx context.Context, p *Probe) []Row {
+	if p.session == nil {
+		return p.notSignedIn()
+	}
+	const check = "calls: unknown agent"
+	wn := p.unknownWorkNo()
+	ids, err := p.session.AllCallInfo(ctx, wn)
+	who := fmt.Sprintf("work number %d (not in the roster): ", wn)
+	bridge := "polls roster agents only, so it meets this answer only for an agent removed meanwhile"
+	var e *cec.Error
+	switch {
+	case err == nil && len(ids) > 0:
+		return []Row{{Status: StatusWarn, Answered: who + "holds calls", Bridge: bridge}}
+	case err == nil:
+		code, _, _ := p.rawCallAnswer(check)
+		if code != "0" && code == p.idleCode {
+			return []Row{{Status: StatusWarn, Answered: who + "code " + code + ", as an idle agent",
+				Bridge: "cannot tell 'no such agent' from 'no call' with code " + code + " in no_call_codes: keep each monitor's work_nos to its own VDN"}}
+		}
+		return []Row{{Status: StatusOK, Answered: who + "answered as an agent in no call", Bridge: bridge}}
+	case errors.As(err, &e) && e.Code != "":
+		if e.Code == p.idleCode {
+			return []Row{{Status: StatusWarn, Answered: who + p.describe(err) + ", as an idle agent",
+				Bridge: "with code " + e.Code + " in no_call_codes it cannot tell 'no such agent' from 'no call': keep each monitor's work_nos to its own VDN"}}
+		}
+		return []Row{{Status: StatusOK, Answered: who + p.describe(err), Bridge: bridge + " (then: not visible)"}}
+	}
+	return []Row{{Status: StatusWarn, Answered: who + p.describe(err), Bridge: bridge}}
+}
+
+// unknownWorkNo is a valid work number that is not in the roster.
+func (p *Probe) unknownWorkNo() int {
+	if len(p.roster) == 0 {
+		return 999999
+	}
+	for wn := p.roster[len(p.roster)-1] + 1; wn <= 999999; wn++ {
+		if !slices.Contains(p.roster, wn) {
+			return wn
+		}
+	}
+	for wn := p.roster[0] - 1; wn >= 101; wn-- {
+		if _, found := slices.BinarySearch(p.roster, wn); !found {
+			return wn
+		}
+	}
+	return 999999
+}
+
+func checkGUID(ctx context.Context, p *Probe) []Row {
+	if p.session == nil {
+		return p.notSignedIn()
+	}
+	for p.rotatedAfter == 0 && time.Since(p.signedInAt) < p.opts.GUIDWatch && ctx.Err() == nil {
+		if _, err := p.poll(ctx); err != nil {
+			return []Row{{Status: StatusFail, Answered: "polling for a new GUID: " + p.describe(err),
+				Bridge: "loses its session when the GUID changes"}}
+		}
+	}
+	if p.rotatedAfter == 0 {
+		p.replay.AuthMode = "static"
+		answered := "no new GUID during the probe (static, or rotating more slowly: --slow watches 70s)"
+		if p.opts.GUIDWatch > 0 {
+			answered = fmt.Sprintf("no new GUID within %s of polling (static authentication)", p.opts.GUIDWatch)
+		}
+		return []Row{{Status: StatusOK, Answered: answered,
+			Bridge: "keeps the sign-in GUID; adopts a new one whenever Set-GUID brings one"}}
+	}
+	p.replay.AuthMode = "dynamic"
+	// The rotation period lies between the last poll that brought no new
+	// GUID and the one that did: the lower bound replays safely.
+	p.replay.GUIDInterval = max(p.plainPollAt.Round(10*time.Millisecond), 10*time.Millisecond).String()
+	row := Row{Status: StatusOK, Answered: "dynamic: a new GUID came in Set-GUID on a poll",
+		Bridge: "adopts each new GUID at once; queries in flight with the old one are retried",
+		Timing: "after " + p.rotatedAfter.Round(10*time.Millisecond).String()}
+	if _, err := p.session.AllCallInfo(ctx, p.session.AgentID()); err != nil && (p.idleCode == "" || !hasCode(err, p.idleCode)) {
+		row.Status = StatusFail
+		row.Answered += "; a query with the new GUID: " + p.describe(err)
+	} else {
+		row.Answered += "; queries with it work"
+	}
+	return []Row{row}
+}
+
+func checkSignOut(ctx context.Context, p *Probe) []Row {
+	if p.session == nil {
+		return p.notSignedIn()
+	}
+	err := p.session.SignOut(ctx)
+	p.session = nil
+	if err != nil {
+		return []Row{{Status: StatusWarn, Answered: p.describe(err),
+			Bridge: "signs out on shutdown; the gateway signs an agent out by itself two minutes after its last poll"}}
+	}
+	return []Row{{Status: StatusOK, Answered: "signed out", Bridge: "signs out on shutdown"}}
+}

@@ -1,0 +1,34 @@
+// Package probe is cecbridge probe: a read-only run against a live tenant
+// that asks what the vendor's documents leave open and reports, per
+// question, what the vendor answered, what the bridge will do with that
+// answer, and the configuration to set.
+//
+// # Read-only
+//
+// The probe signs in only the tenant's first monitoring agent (loginex
+// where the tenant offers it, login otherwise), never takes over a session
+// that is signed in already (100-002 is reported, not forced), asks only
+// queries, and signs out at the end, even when interrupted.
+//
+// # Checks
+//
+// A [Check] is one function over the shared [Probe] state, run in the
+// order of the checks list; each returns report rows and records what it
+// learned for later checks (the roster, the idle answer, the session). A
+// check with nothing to ask returns a skip row saying why. Row statuses:
+// ok; skip; warn (works, but look); fix (works once the row's [Suggestion]
+// is applied); fail (cannot work, or could not be found out). The verdict
+// and exit status follow the worst row: 0 works, 2 works with the
+// suggested changes, 1 cannot work.
+//
+// # Capture
+//
+// Every exchange goes through a recording transport and is kept scrubbed:
+// credentials become [redacted] (and are then cut out wherever else they
+// appear), GUIDs become stand-ins of the same form, and personal data
+// (caller and called numbers, business accounts, names, free text) becomes
+// pseudonyms that are stable within the run and keep their shape. The
+// client's Observer marks each exchange with what the client made of it.
+// [Probe.WriteCapture] writes the exchanges, the report and a
+// [cecsim.Replay] that lets the simulator serve the tenant's behaviour.
+package probe

@@ -1,0 +1,164 @@
+package probe_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/probe"
+	"github.com/cecbridge/cecbridge/internal/testwait"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/schemas"
+)
+
+// gapVariant is one answer the vendor's documents leave open, as a
+// simulator setting, with what the probe must report about it.
+type gapVariant struct {
+	name   string
+	sim    cecsim.Config
+	faults []cecsim.Fault // injected before the probe
+	// check is the row that names the variant, and what it must say.
+	check, says string
+	status      probe.Status
+	suggest     []probe.Suggestion
+	exit        int
+	// after the call cycle, exercise what the variant is about (nil: none).
+	exercise func(t *testing.T, sim *cecsim.Sim, ev *events, tenant string)
+}
+
+var gapVariants = []gapVariant{
+	{name: "no call as empty list", check: "calls: idle agent", says: "retcode 0, result []", status: probe.StatusOK},
+	{name: "no call as no result", sim: cecsim.Config{NoCallMode: cecsim.NoCallOmit},
+		check: "calls: idle agent", says: "retcode 0 without a result", status: probe.StatusOK},
+	{name: "no call as 900-002", sim: cecsim.Config{NoCallMode: cecsim.NoCallError, NoCallCode: "900-002"},
+		check: "calls: idle agent", says: "code 900-002", status: probe.StatusFix, exit: 2,
+		suggest: []probe.Suggestion{{Key: "no_call_codes", Value: []string{"900-002"}}}},
+	{name: "no call as 000-002", sim: cecsim.Config{NoCallMode: cecsim.NoCallError, NoCallCode: "000-002"},
+		check: "calls: idle agent", says: "code 000-002", status: probe.StatusFix, exit: 2,
+		suggest: []probe.Suggestion{{Key: "no_call_codes", Value: []string{"000-002"}}}},
+	{name: "no call as 100-007", sim: cecsim.Config{NoCallMode: cecsim.NoCallError, NoCallCode: "100-007"},
+		check: "calls: idle agent", says: "code 100-007", status: probe.StatusFix, exit: 2,
+		suggest: []probe.Suggestion{{Key: "no_call_codes", Value: []string{"100-007"}}}},
+	{name: "empty poll as null", sim: cecsim.Config{EmptyPollMode: cecsim.EmptyPollNull},
+		check: "event poll", says: "empty poll: event null", status: probe.StatusOK},
+	{name: "empty poll as empty object", sim: cecsim.Config{EmptyPollMode: cecsim.EmptyPollEmptyObject},
+		check: "event poll", says: "empty poll: event {}", status: probe.StatusOK},
+	{name: "expired token 401 with a vendor body", sim: cecsim.Config{ExpiredTokenStatus: 401, ExpiredTokenBody: `{"retCode":"401","retMsg":"token invalid"}`},
+		check: "bad token", says: `HTTP 401, body {"retCode":"401","retMsg":"token invalid"}`, status: probe.StatusOK, exercise: revokeTokens},
+	{name: "expired token 403 with a JSON body", sim: cecsim.Config{ExpiredTokenStatus: 403, ExpiredTokenBody: `{"error":"forbidden"}`},
+		check: "bad token", says: `HTTP 403, body {"error":"forbidden"}`, status: probe.StatusOK, exercise: revokeTokens},
+	{name: "expired token 403 with a text body", sim: cecsim.Config{ExpiredTokenStatus: 403, ExpiredTokenBody: "Forbidden"},
+		check: "bad token", says: "HTTP 403, body Forbidden", status: probe.StatusOK, exercise: revokeTokens},
+	{name: "flat regServ", sim: cecsim.Config{FlatRegServ: true},
+		check: "phones", says: "registration server flat", status: probe.StatusOK, exercise: suspendPhone},
+	{name: "nested regServ", check: "phones", says: "registration server nested (singleRegServ)", status: probe.StatusOK, exercise: suspendPhone},
+	{name: "static GUID", sim: cecsim.Config{AuthMode: cecsim.AuthStatic},
+		check: "GUID", says: "no new GUID within 400ms", status: probe.StatusOK},
+	{name: "dynamic GUID", sim: cecsim.Config{GUIDInterval: 150 * time.Millisecond, GUIDTimeout: time.Second},
+		check: "GUID", says: "dynamic: a new GUID came in Set-GUID", status: probe.StatusOK},
+	{name: "loginex not offered", sim: cecsim.Config{NoLoginEx: true},
+		check: "sign-in", says: "loginex refused (HTTP 404", status: probe.StatusOK},
+	{name: "throttled once", faults: []cecsim.Fault{{Endpoint: "allcallinfoEx", Kind: cecsim.FaultThrottle, Count: 1}},
+		check: "throttling", says: "throttled 1 times: allcallinfoEx x1", status: probe.StatusWarn},
+	{name: "token shorter than asked", sim: cecsim.Config{TokenMaxLifetime: 2 * time.Minute},
+		check: "token", says: "granted 2m0s of 10m0s asked", status: probe.StatusWarn,
+		suggest: []probe.Suggestion{{Key: "token_lifetime", Value: "2m0s"}}},
+}
+
+// Against the simulator in each variant of each documentation gap, the
+// probe names the variant and suggests the configuration that makes the
+// bridge work; a bridge started with that suggestion then reports a call
+// starting and ending without losing sight of any agent.
+func TestProbeNamesEachGapVariantAndItsSuggestionWorks(t *testing.T) {
+	srv := natstest.RunServer(t)
+	for i, v := range gapVariants {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			tenant := fmt.Sprintf("gap%d", i)
+			sim := startSim(t, v.sim)
+			// An agent the scan asks about holds a call, so that the
+			// in-call answer is seen too.
+			if _, err := sim.StartCall(1002); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range v.faults {
+				sim.Inject(f)
+			}
+			tc := tenantFor(tenant, sim)
+			_, report := runProbe(t, tc, probe.Options{GUIDWatch: 400 * time.Millisecond})
+			got := row(t, report, v.check)
+			contains(t, v.check, got.Answered, v.says)
+			if got.Status != v.status {
+				t.Errorf("%s: status %s, want %s (%+v)", v.check, got.Status, v.status, got)
+			}
+			if !slices.EqualFunc(report.Suggest, v.suggest, sameSuggestion) {
+				t.Errorf("suggested %+v, want %+v", report.Suggest, v.suggest)
+			}
+			if report.ExitCode() != v.exit {
+				t.Errorf("exit code %d (%s), want %d", report.ExitCode(), report.Verdict, v.exit)
+			}
+			if in := row(t, report, "calls: in a call"); in.Status != probe.StatusOK {
+				t.Errorf("in-call row: %+v", in)
+			}
+			if t.Failed() {
+				t.Logf("report: %+v", report.Checks)
+				return
+			}
+
+			tc, err := probe.Apply(tc, report.Suggest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nc := srv.Connect(t)
+			ev := collect(t, nc, tenant)
+			runBridge(t, srv.URL(), nc, tc)
+			callCycle(t, sim, ev, tenant, 1003)
+			if v.exercise != nil {
+				v.exercise(t, sim, ev, tenant)
+			}
+		})
+	}
+}
+
+func sameSuggestion(a, b probe.Suggestion) bool {
+	return a.Key == b.Key && fmt.Sprint(a.Value) == fmt.Sprint(b.Value)
+}
+
+// revokeTokens makes the bridge meet the expired-token answer, then checks
+// that a softphone change still arrives.
+func revokeTokens(t *testing.T, sim *cecsim.Sim, ev *events, tenant string) {
+	t.Helper()
+	sim.RevokeTokens()
+	if err := sim.SetSoftphone(1004, "77771004", ""); err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, 15*time.Second, "the softphone change after the token was refused", func() bool {
+		return has(ev, schemas.AgentSoftphoneSubject(tenant, 1004), func(s schemas.AgentSoftphone) bool { return s.SIPAccount == "77771004" })
+	})
+}
+
+// suspendPhone checks that a registration change arrives, whatever the
+// shape of the registration servers.
+func suspendPhone(t *testing.T, sim *cecsim.Sim, ev *events, tenant string) {
+	t.Helper()
+	if err := sim.SetPhoneStatus("88881004", 1); err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, 15*time.Second, "the suspended phone", func() bool {
+		return has(ev, schemas.PhoneStateSubject(tenant, "88881004"), func(s schemas.PhoneState) bool { return s.StatusCode == 1 })
+	})
+}
+
+// Without the suggested no_call_codes, a tenant that says "no call" with
+// a code makes the bridge lose sight of its idle agents: what the
+// suggestion fixes is real.
+func TestWithoutTheSuggestionIdleAgentsAreNotVisible(t *testing.T) {
+	srv := natstest.RunServer(t)
+	sim := startSim(t, cecsim.Config{NoCallMode: cecsim.NoCallError, NoCallCode: "900-002"})
+	nc := srv.Connect(t)
+	ev := collect(t, nc, "nosugg")
+	runBridge(t, srv.URL(), nc, tenantFor("nosugg", sim))
+	testwait.For(t, 15*time.Second, "idle agents reported not visible", func() bool { return len(ev.lost("nosugg")) > 0 })
+}
