@@ -84,7 +84,9 @@ func (w *Writer) Load(ctx context.Context, filter string) (map[string]schemas.St
 		return nil, err
 	}
 	prime := make(map[string]uint64, len(out))
+	var upTo uint64
 	for subj, l := range out {
+		upTo = max(upTo, l.StreamSeq)
 		if !held[subj] {
 			// Aged out: the next publish must expect an empty subject.
 			l.StreamSeq = 0
@@ -92,6 +94,8 @@ func (w *Writer) Load(ctx context.Context, filter string) (map[string]schemas.St
 		}
 		prime[subj] = l.StreamSeq
 	}
+	upTo = max(upTo, maxOrigin)
+	w.loadedUpTo.Store(max(w.loadedUpTo.Load(), upTo))
 	p.mu.Lock()
 	for k, v := range prime {
 		w.primes[k] = v
@@ -99,6 +103,32 @@ func (w *Writer) Load(ctx context.Context, filter string) (map[string]schemas.St
 	p.mu.Unlock()
 	p.wakeUp()
 	return out, nil
+}
+
+// Stray lists the subjects under filter whose last message was written
+// after this writer's Load by someone else: another term (a predecessor
+// that was still writing when this one took over, say a paused process
+// that woke up). The writer's view of those subjects is stale; the caller
+// re-reads them (as after a conflict). Call it once the predecessor's
+// lease has certainly run out.
+func (w *Writer) Stray(ctx context.Context, filter string) ([]string, error) {
+	p := w.p
+	after := w.loadedUpTo.Load()
+	var stray []string
+	err := p.read(ctx, p.cfg.EventsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+		HeadersOnly:    true,
+	}, func(m jetstream.Msg) {
+		md, err := m.Metadata()
+		if err != nil || md.Sequence.Stream <= after {
+			return
+		}
+		if termOf(m.Headers().Get(jetstream.MsgIDHeader)) != w.cfg.Term {
+			stray = append(stray, m.Subject())
+		}
+	})
+	return stray, err
 }
 
 // loadCaughtUp, when set by a test, runs between Load's catch-up read and

@@ -295,3 +295,34 @@ func TestLoadPrimesOnlyWhatItLoaded(t *testing.T) {
 		t.Fatal("the refused record was not reported")
 	}
 }
+
+// A predecessor that still writes after the new term loaded leaves
+// subjects the new term believes it knows; Stray names them (and only
+// them: not the writer's own later events, not older ones).
+func TestStrayNamesSubjectsWrittenByOthersAfterLoad(t *testing.T) {
+	_, js, p := termEnv(t, publisher.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	old := schematest.CallsRecord("acme", 101, 1, "a")
+	if _, err := js.Publish(ctx, old.Subject, old.Body, jetstream.WithMsgID(old.ID+".old")); err != nil {
+		t.Fatal(err)
+	}
+	w := p.NewWriter(publisher.WriterConfig{Term: "new"})
+	if _, err := w.Load(ctx, schemas.TenantEvents("acme")); err != nil {
+		t.Fatal(err)
+	}
+	// Our own event, and the old term waking up on another subject.
+	emit(t, w, schematest.CallsRecord("acme", 102, 1, "ours"))
+	flush(t, w, 10*time.Second)
+	late := schematest.CallsRecord("acme", 103, 1, "late")
+	if _, err := js.Publish(ctx, late.Subject, late.Body, jetstream.WithMsgID(late.ID+".old")); err != nil {
+		t.Fatal(err)
+	}
+	stray, err := w.Stray(ctx, schemas.TenantEvents("acme"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stray) != 1 || stray[0] != late.Subject {
+		t.Fatalf("Stray = %v, want only %s", stray, late.Subject)
+	}
+}

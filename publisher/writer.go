@@ -48,8 +48,9 @@ type Writer struct {
 	ended  bool
 	primes map[string]uint64
 
-	fenced chan struct{} // closed once nothing of the writer can be published
-	maxAck atomic.Uint64 // highest stream sequence acknowledged for the writer
+	fenced     chan struct{} // closed once nothing of the writer can be published
+	maxAck     atomic.Uint64 // highest stream sequence acknowledged for the writer
+	loadedUpTo atomic.Uint64 // highest stream sequence Load saw
 
 	// Owned by the publishing loop.
 	last       map[string]uint64 // expected last sequence per subject

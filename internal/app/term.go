@@ -102,7 +102,12 @@ func (b *Bridge) term(term *lease.Term, tr *tenantRun) error {
 		sessions.Go(func() error { return s.Run(sessCtx) })
 	}
 	tr.current.Store(p)
+	var checks errgroup.Group
+	if b.elector != nil {
+		checks.Go(func() error { b.checkStray(ctx, w, p, tr.name, log); return nil })
+	}
 	runErr := p.Run(ctx)
+	_ = checks.Wait()
 	tr.current.Store(nil)
 	stopSessions()
 	_ = sessions.Wait()
@@ -120,6 +125,35 @@ func (b *Bridge) term(term *lease.Term, tr *tenantRun) error {
 		return fmt.Errorf("term %s: %w", term.ID(), runErr)
 	}
 	return nil
+}
+
+// checkStray looks, once the predecessor's lease has certainly run out
+// (one TTL after this term began), for subjects someone else wrote after
+// this term loaded them: a predecessor that was paused, or hung, while
+// this instance took over. The poller re-reads them as after a conflict,
+// so a late write of a term that is over cannot stand as current state
+// unnoticed.
+func (b *Bridge) checkStray(ctx context.Context, w *publisher.Writer, p *poller.Tenant, tenant string, log *slog.Logger) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(b.elector.TTL() + time.Second):
+	}
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	stray, err := w.Stray(sctx, schemas.TenantEvents(tenant))
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("could not check for writes of an earlier term", "err", err)
+		}
+		return
+	}
+	if len(stray) > 0 {
+		log.Warn("an earlier term wrote after this one took over; re-reading its subjects", "subjects", len(stray))
+	}
+	for _, subject := range stray {
+		p.Conflicted(subject)
+	}
 }
 
 // endWriter fences a term's writer. Records in flight get their answers
