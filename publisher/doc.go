@@ -18,7 +18,11 @@
 //     order; across subjects, publishes are asynchronous within a bounded
 //     window;
 //   - while NATS is away, records wait in memory and then in an append-only
-//     spool on disk; past both bounds Emit refuses with [ErrBufferFull].
+//     spool on disk; past both bounds, or when the disk is full, Emit refuses
+//     with [ErrBufferFull]. A record the spool accepted is read back: a torn
+//     write is cut off, a record that fails its checksum is skipped and
+//     counted as failed. [Publisher.SpoolWritable] says whether the spool
+//     directory takes writes.
 //
 // [Publisher.Load] rebuilds the current state of every subject at start-up
 // and primes the expected sequences.

@@ -147,7 +147,7 @@ func New(js jetstream.JetStream, cfg Config) (*Publisher, error) {
 		fences: make(map[string]uint64),
 	}
 	if cfg.SpoolDir != "" {
-		sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes)
+		sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes, cfg.Logger.With("component", "spool"))
 		if err != nil {
 			return nil, err
 		}
@@ -355,24 +355,12 @@ func (p *Publisher) intake() {
 	p.mu.Lock()
 	batch := p.q
 	p.q = nil
-	var spoolErr error
-	var spoolDropped int
 	for p.sp != nil && p.sp.count > 0 && p.mem < p.cfg.BufferEvents {
-		rec, err := p.sp.next()
-		if err != nil {
-			spoolErr = err
-			spoolDropped = p.sp.drop()
-			// Nothing will finish these now: count them done for Flush.
-			first := p.spHeadN
-			for _, w := range p.waiters {
-				for n := first; n < first+uint64(spoolDropped); n++ {
-					if n <= w.target {
-						w.remaining--
-					}
-				}
-			}
-			p.done += uint64(spoolDropped)
-			p.notifyLocked()
+		rec, lost, ok := p.sp.next()
+		if lost > 0 {
+			p.spoolLostLocked(lost)
+		}
+		if !ok {
 			break
 		}
 		batch = append(batch, &item{rec: rec, n: p.spHeadN})
@@ -383,10 +371,6 @@ func (p *Publisher) intake() {
 	p.prime = nil
 	p.mu.Unlock()
 
-	if spoolErr != nil {
-		p.failed.Add(uint64(spoolDropped))
-		p.log.Error("spool unreadable, records lost", "records", spoolDropped, "err", spoolErr)
-	}
 	for subj, seq := range prime {
 		// Never move back: a Load that read the stream before one of our
 		// own publishes was stored would otherwise undo it and cause a
