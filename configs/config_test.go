@@ -66,6 +66,7 @@ func TestErrorsNameTheirKey(t *testing.T) {
 		{"bad ranges", strings.Replace(minimal, "password: s3cret-agent", "password: s3cret-agent\n        work_nos: 10-x", 1), "tenants[0].monitors[0].work_nos"},
 		{"list where a map belongs", minimal + "http: [1]\n", "http"},
 		{"replicas", minimal + "streams:\n  replicas: 9\n", "streams.replicas"},
+		{"update_existing not a boolean", minimal + "streams:\n  update_existing: sometimes\n", "streams.update_existing"},
 		{"token lifetime", strings.Replace(minimal, "app_key: key", "app_key: key\n    token_lifetime: 2h", 1), "tenants[0].token_lifetime"},
 		{"log level", minimal + "log:\n  level: loud\n", "log.level"},
 		{"no tenants", "nats:\n  name: x\n", "tenants"},

@@ -4,7 +4,10 @@
 // [Provision] lays out two streams: the events stream keeps every event for
 // the audit retention, and the state stream, sourced from it, keeps the last
 // event of every subject forever, so an entity that has not changed for
-// longer than the retention is not announced as new after a restart.
+// longer than the retention is not announced as new after a restart. It
+// creates missing streams and reports how existing ones differ from the
+// configuration ([ErrDrift]) rather than overwriting them, unless told to
+// update them; [ErrPermanent] marks what no retry can fix.
 //
 // A [Publisher] accepts records with [Publisher.Emit] without blocking and
 // publishes them from [Publisher.Run]:

@@ -74,6 +74,7 @@ func New(ctx context.Context, cfg configs.Bridge, nc *nats.Conn, log *slog.Logge
 		MaxAge:          cfg.Streams.MaxAge,
 		MaxBytes:        cfg.Streams.MaxBytes,
 		DuplicateWindow: cfg.Streams.DuplicateWindow,
+		UpdateExisting:  cfg.Streams.UpdateExisting,
 		MaxInFlight:     cfg.Publisher.MaxInFlight,
 		AckTimeout:      cfg.Publisher.AckTimeout,
 		BufferEvents:    cfg.Publisher.BufferEvents,
@@ -109,14 +110,22 @@ func New(ctx context.Context, cfg configs.Bridge, nc *nats.Conn, log *slog.Logge
 }
 
 // provisionWithRetry creates the streams, waiting for NATS if it is not up
-// yet: the bridge starts in any order with its dependencies.
+// yet: the bridge starts in any order with its dependencies. A stream it
+// cannot work with ends the start; one that differs from the configuration
+// is reported and used as it is.
 func provisionWithRetry(ctx context.Context, js jetstream.JetStream, pcfg publisher.Config, log *slog.Logger) error {
 	delay := 250 * time.Millisecond
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := publisher.Provision(pctx, js, pcfg)
 		cancel()
-		if err == nil {
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, publisher.ErrPermanent):
+			return fmt.Errorf("provision streams (not retried): %w", err)
+		case errors.Is(err, publisher.ErrDrift):
+			log.Warn("streams differ from the configuration; left as they are (streams.update_existing: true applies it)", "err", err)
 			return nil
 		}
 		if ctx.Err() != nil {
