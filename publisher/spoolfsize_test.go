@@ -32,7 +32,7 @@ func runInChild(t *testing.T, name, mark string) {
 }
 
 // setFileSizeLimit lowers RLIMIT_FSIZE to n bytes and returns a function
-// that restores it. Go ignores SIGXFSZ, so a write past the limit writes
+// that restores it (the test's cleanup restores it too). Go ignores SIGXFSZ, so a write past the limit writes
 // what fits and then fails with EFBIG: a real torn write.
 func setFileSizeLimit(t *testing.T, n uint64) func() {
 	t.Helper()
@@ -45,11 +45,13 @@ func setFileSizeLimit(t *testing.T, n uint64) func() {
 	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
 		t.Skipf("cannot set RLIMIT_FSIZE: %v", err)
 	}
-	return func() {
+	restore := func() {
 		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
 			t.Fatal(err)
 		}
 	}
+	t.Cleanup(restore) // also when the test fails under the limit
+	return restore
 }
 
 // setRlim sets a limit field, whose type differs between systems.

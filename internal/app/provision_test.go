@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cecbridge/cecbridge/configs"
@@ -16,22 +17,29 @@ import (
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
+// startupEnv is a NATS server and a configuration whose tenant is never
+// reached: enough for app.New, which provisions and builds, and no more.
+func startupEnv(t *testing.T) (*nats.Conn, jetstream.JetStream, configs.Bridge) {
+	t.Helper()
+	srv := natstest.RunServer(t)
+	nc := srv.Connect(t)
+	cfg := configs.WithDefaults(configs.Bridge{
+		NATS:    configs.NATS{URLs: []string{srv.URL()}},
+		Tenants: []configs.Tenant{tenantCfg("start", "http://127.0.0.1:1", "k", "s", "p")},
+	})
+	return nc, natstest.JetStream(t, nc), cfg
+}
+
 // A stream that no retry can fix (another stream already takes the
 // events' subjects) ends start-up at once with the reason, instead of
 // being retried as "not ready" until the deadline.
 func TestIncompatibleStreamFailsStartFast(t *testing.T) {
-	srv := natstest.RunServer(t)
-	nc := srv.Connect(t)
-	js := natstest.JetStream(t, nc)
+	nc, js, cfg := startupEnv(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Second)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SOMEONE_ELSES", Subjects: []string{schemas.AllEvents}}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := configs.WithDefaults(configs.Bridge{
-		NATS:    configs.NATS{URLs: []string{srv.URL()}},
-		Tenants: []configs.Tenant{tenantCfg("fast", "http://127.0.0.1:1", "k", "s", "p")},
-	})
 	var logs syncBuffer
 	start := time.Now()
 	_, err := app.New(ctx, cfg, nc, debugLogger(&logs))
@@ -43,18 +51,12 @@ func TestIncompatibleStreamFailsStartFast(t *testing.T) {
 // A stream an operator changed (a longer retention) is used as it is, and
 // the start-up log names the difference.
 func TestStreamDriftIsReportedNotOverwritten(t *testing.T) {
-	srv := natstest.RunServer(t)
-	nc := srv.Connect(t)
-	js := natstest.JetStream(t, nc)
+	nc, js, cfg := startupEnv(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if err := publisher.Provision(ctx, js, publisher.Config{MaxAge: 30 * 24 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := configs.WithDefaults(configs.Bridge{
-		NATS:    configs.NATS{URLs: []string{srv.URL()}},
-		Tenants: []configs.Tenant{tenantCfg("drift", "http://127.0.0.1:1", "k", "s", "p")},
-	})
 	var logs syncBuffer
 	if _, err := app.New(ctx, cfg, nc, debugLogger(&logs)); err != nil {
 		t.Fatal(err)
