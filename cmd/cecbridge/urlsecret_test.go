@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/natstest"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
@@ -146,5 +149,29 @@ tenants:
 				}
 			}
 		})
+	}
+}
+
+// The health probe's URL may carry user info too; its errors hide it.
+func TestHealthURLSecretsNeverPrinted(t *testing.T) {
+	notReady := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer notReady.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	for _, u := range []string{
+		strings.Replace(notReady.URL, "http://", "http://HealthToken-3mz@", 1) + "/readyz",
+		"http://probe:HealthPass-3mz@" + closed + "/readyz",
+		"http://HealthToken-3mz@" + closed + "/readyz",
+	} {
+		_, _, err := runCmd(t, "health", "--url", u)
+		if err == nil || strings.Contains(err.Error(), "-3mz") {
+			t.Errorf("health --url %s: %v", configs.RedactURL(u), err)
+		}
 	}
 }
