@@ -52,6 +52,9 @@ type Streams struct {
 	MaxAge          time.Duration `yaml:"max_age"`
 	MaxBytes        int64         `yaml:"max_bytes"`
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+	// UpdateExisting lets the bridge change streams that exist to these
+	// settings; off, it reports a difference and leaves them as they are.
+	UpdateExisting bool `yaml:"update_existing"`
 }
 
 // Publisher configures event publishing and the outage buffer.

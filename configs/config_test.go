@@ -66,6 +66,7 @@ func TestErrorsNameTheirKey(t *testing.T) {
 		{"bad ranges", strings.Replace(minimal, "password: s3cret-agent", "password: s3cret-agent\n        work_nos: 10-x", 1), "tenants[0].monitors[0].work_nos"},
 		{"list where a map belongs", minimal + "http: [1]\n", "http"},
 		{"replicas", minimal + "streams:\n  replicas: 9\n", "streams.replicas"},
+		{"update_existing not a boolean", minimal + "streams:\n  update_existing: sometimes\n", "streams.update_existing"},
 		{"token lifetime", strings.Replace(minimal, "app_key: key", "app_key: key\n    token_lifetime: 2h", 1), "tenants[0].token_lifetime"},
 		{"log level", minimal + "log:\n  level: loud\n", "log.level"},
 		{"no tenants", "nats:\n  name: x\n", "tenants"},
@@ -182,4 +183,79 @@ func FuzzLoad(f *testing.F) {
 			t.Fatal("a configuration without tenants was accepted")
 		}
 	})
+}
+
+// A password or token written into a NATS URL (in the file or in
+// CECBRIDGE_NATS_URLS), or user info in a vendor URL, never shows in the
+// printed configuration or in a validation error.
+func TestURLUserInfoNeverPrinted(t *testing.T) {
+	secrets := []string{"UrlPass-1x", "EnvToken-2y", "EnvPass-3z", "FabricPass-6u"}
+	y := strings.Replace(minimal, "https://fabric.example", "https://ops:FabricPass-6u@fabric.example", 1) +
+		"nats:\n  urls: [\"nats://bridge:UrlPass-1x@nats1:4222\"]\n"
+	b, err := load(t, y, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := b.Print(&out); err != nil {
+		t.Fatal(err)
+	}
+	printed := out.String()
+	b, err = load(t, y, map[string]string{"CECBRIDGE_NATS_URLS": "nats://EnvToken-2y@nats2:4222,nats://u:EnvPass-3z@nats3:4222"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := b.Print(&out); err != nil {
+		t.Fatal(err)
+	}
+	printed += out.String()
+	for _, host := range []string{"@nats1:4222", "@nats2:4222", "@nats3:4222", "@fabric.example"} {
+		if !strings.Contains(printed, host) {
+			t.Errorf("print lost the host %q:\n%s", host, printed)
+		}
+	}
+
+	// Invalid URLs are reported with their key path, without the secret:
+	// a wrong scheme, a port that does not parse, a vendor URL without
+	// http(s).
+	bad := strings.Replace(minimal, "https://fabric.example", "ftp://ops:FabricPass-6u@fabric.example", 1) +
+		"nats:\n  urls: [\"http://bridge:UrlPass-1x@nats1:4222\", \"nats://bridge:UrlPass-1x@nats1:port\"]\n"
+	_, err = load(t, bad, map[string]string{})
+	var ps configs.Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("bad URLs accepted: %v", err)
+	}
+	paths := map[string]bool{}
+	for _, p := range ps {
+		paths[p.Path] = true
+	}
+	for _, want := range []string{"nats.urls[0]", "nats.urls[1]", "tenants[0].fabric_url"} {
+		if !paths[want] {
+			t.Errorf("no problem at %s in:\n%v", want, err)
+		}
+	}
+	_, envErr := load(t, minimal, map[string]string{"CECBRIDGE_NATS_URLS": "http://EnvToken-2y@nats2:4222"})
+	if envErr == nil {
+		t.Fatal("an http NATS URL from the environment was accepted")
+	}
+	for _, s := range secrets {
+		for what, text := range map[string]string{"print": printed, "error": err.Error(), "env error": envErr.Error()} {
+			if strings.Contains(text, s) {
+				t.Errorf("%s shows the secret %q:\n%s", what, s, text)
+			}
+		}
+	}
+}
+
+// Credentials in a NATS URL and in nats.user or nats.token at once are
+// ambiguous (the client would silently take the URL's): an error.
+func TestURLCredentialsGivenTwiceIsAnError(t *testing.T) {
+	for _, auth := range []string{"  user: u\n  password: p\n", "  token: t\n"} {
+		_, err := load(t, minimal+"nats:\n  urls: [\"nats://bridge:pw@nats1:4222\"]\n"+auth, nil)
+		var ps configs.Problems
+		if !errors.As(err, &ps) || len(ps) != 1 || ps[0].Path != "nats.urls[0]" {
+			t.Errorf("%q: %v, want one problem at nats.urls[0]", auth, err)
+		}
+	}
 }

@@ -285,7 +285,10 @@ func (b *Bridge) validate() Problems {
 	for i, u := range b.NATS.URLs {
 		pu, err := url.Parse(strings.TrimSpace(u))
 		if err != nil || pu.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, pu.Scheme) {
-			bad(fmt.Sprintf("nats.urls[%d]", i), "expected a URL like nats://host:4222, got %q", u)
+			bad(fmt.Sprintf("nats.urls[%d]", i), "expected a URL like nats://host:4222, got %q", RedactURL(u))
+		} else if pu.User != nil && (b.NATS.User != "" || b.NATS.Token != "") {
+			// The client would take the URL's and ignore the others.
+			bad(fmt.Sprintf("nats.urls[%d]", i), "holds credentials and nats.user or nats.token is set too; give them one way")
 		}
 	}
 	if b.NATS.Token != "" && (b.NATS.User != "" || b.NATS.CredsFile != "" || b.NATS.NKeySeedFile != "") {
@@ -361,7 +364,7 @@ func (b *Bridge) validate() Problems {
 			}
 			u, err := url.Parse(raw)
 			if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-				bad(p+"."+key, "expected an http(s) URL, got %q", raw)
+				bad(p+"."+key, "expected an http(s) URL, got %q", RedactURL(raw))
 			}
 		}
 		if t.AppKey == "" {
@@ -442,8 +445,15 @@ func (m Monitor) Covers() (func(int) bool, error) {
 	}, nil
 }
 
-// Print writes the effective configuration as YAML with secrets redacted.
+// Print writes the effective configuration as YAML with secrets redacted,
+// user info in URLs included.
 func (b Bridge) Print(w io.Writer) error {
+	b.NATS.URLs = RedactURLs(b.NATS.URLs)
+	b.Tenants = slices.Clone(b.Tenants)
+	for i := range b.Tenants {
+		t := &b.Tenants[i]
+		t.FabricURL, t.TokenURL, t.GatewayURL = RedactURL(t.FabricURL), RedactURL(t.TokenURL), RedactURL(t.GatewayURL)
+	}
 	enc := yaml.NewEncoder(w)
 	enc.SetIndent(2)
 	if err := enc.Encode(b); err != nil {

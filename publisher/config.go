@@ -56,6 +56,11 @@ type Config struct {
 	// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id
 	// (default 2 min, at most MaxAge). Retries must land within it.
 	DuplicateWindow time.Duration
+	// UpdateExisting lets Provision change streams that exist to the
+	// settings above. Off, a stream whose settings differ is left as it
+	// is and reported ([ErrDrift]): an operator's change would otherwise be
+	// overwritten, and a smaller MaxAge purges data.
+	UpdateExisting bool
 
 	// MaxInFlight bounds unacknowledged publishes (default 1024).
 	MaxInFlight int

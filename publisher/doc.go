@@ -4,7 +4,10 @@
 // [Provision] lays out two streams: the events stream keeps every event for
 // the audit retention, and the state stream, sourced from it, keeps the last
 // event of every subject forever, so an entity that has not changed for
-// longer than the retention is not announced as new after a restart.
+// longer than the retention is not announced as new after a restart. It
+// creates missing streams and reports how existing ones differ from the
+// configuration ([ErrDrift]) rather than overwriting them, unless told to
+// update them; [ErrPermanent] marks what no retry can fix.
 //
 // # Writers and terms
 //
@@ -27,7 +30,11 @@
 //   - a writer's records go out only while its [Gate] (the lease term's
 //     validity) is open and the connection is up; they wait otherwise;
 //   - while NATS is away, records wait in memory and then in an append-only
-//     spool on disk; past both bounds Emit refuses with [ErrBufferFull].
+//     spool on disk; past both bounds, or when the disk is full, Emit refuses
+//     with [ErrBufferFull]. A record the spool accepted is read back: a torn
+//     write is cut off, a record that fails its checksum is skipped and
+//     counted as failed. [Publisher.SpoolWritable] says whether the spool
+//     directory takes writes.
 //
 // # Fencing
 //

@@ -2,12 +2,62 @@ package publisher
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cecbridge/cecbridge/schemas"
 )
+
+// Errors returned by [Provision], matched with errors.Is. An error that is
+// neither is transient (NATS not reachable, JetStream busy or electing a
+// leader): try again.
+var (
+	// ErrDrift says that a stream exists with settings that differ from
+	// the configuration, and Provision left it as it is (Config.UpdateExisting
+	// is off). The bridge works with it: warn, naming the fields
+	// (errors.As gives the [*DriftError]s), and go on.
+	ErrDrift = errors.New("publisher: stream settings differ from the configuration")
+	// ErrPermanent says that no retry can succeed until an operator acts:
+	// a stream the bridge cannot work with, a change JetStream refuses,
+	// missing permissions, JetStream not enabled. Test it before ErrDrift:
+	// a drift that breaks the bridge matches both.
+	ErrPermanent = errors.New("publisher: streams cannot be provisioned")
+)
+
+// FieldDrift is one setting in which a live stream differs from the
+// configuration. Field is the setting's JetStream JSON name.
+type FieldDrift struct {
+	Field, Wanted, Live string
+}
+
+// DriftError is how one live stream differs from the configuration.
+type DriftError struct {
+	Stream string
+	Fields []FieldDrift
+	// Breaking is set when the bridge cannot keep its guarantees with the
+	// live settings: the events stream does not take the events' subjects,
+	// or the state stream is not sourced from the events stream.
+	Breaking bool
+}
+
+func (e *DriftError) Error() string {
+	parts := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		parts[i] = fmt.Sprintf("%s wanted %s, live %s", f.Field, f.Wanted, f.Live)
+	}
+	return fmt.Sprintf("publisher: stream %s differs from the configuration: %s", e.Stream, strings.Join(parts, "; "))
+}
+
+// Is makes errors.Is(err, ErrDrift) hold.
+func (e *DriftError) Is(target error) bool { return target == ErrDrift }
 
 // StreamConfigs returns the configurations Provision applies: the events
 // stream and the state stream sourced from it.
@@ -46,18 +96,201 @@ func StreamConfigs(cfg Config) (events, state jetstream.StreamConfig, err error)
 	return events, state, nil
 }
 
-// Provision creates both streams or updates them to cfg. It is idempotent
-// and meant to run at every start.
+// Provision creates both streams if they are missing. A stream that exists
+// is compared, setting by setting, with the configuration: a difference is
+// reported as a [*DriftError] and the stream is left as it is, unless
+// cfg.UpdateExisting asks to update it. It is meant to run at every start;
+// see [ErrDrift] and [ErrPermanent] for what its errors mean. A drift is
+// returned only once both streams are in place.
 func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
 	events, state, err := StreamConfigs(cfg)
 	if err != nil {
 		return err
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, events); err != nil {
-		return fmt.Errorf("publisher: provision stream %s: %w", events.Name, err)
+	var drifts []error
+	for _, spec := range specs(events, state) {
+		err := provisionStream(ctx, js, spec, cfg.UpdateExisting, cfg.Logger)
+		var d *DriftError
+		switch {
+		case err == nil:
+		case errors.As(err, &d) && !d.Breaking:
+			drifts = append(drifts, err)
+		default:
+			return err
+		}
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, state); err != nil {
-		return fmt.Errorf("publisher: provision stream %s: %w", state.Name, err)
+	return errors.Join(drifts...)
+}
+
+func provisionStream(ctx context.Context, js jetstream.JetStream, spec streamSpec, update bool, log *slog.Logger) error {
+	want := spec.cfg
+	s, err := js.Stream(ctx, want.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = js.CreateStream(ctx, want)
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return classify(js, fmt.Sprintf("create stream %s", want.Name), err)
+		}
+		// Another instance created it a moment ago, maybe differently.
+		s, err = js.Stream(ctx, want.Name)
 	}
+	if err != nil {
+		return classify(js, fmt.Sprintf("stream %s", want.Name), err)
+	}
+	drift := spec.diff(s.CachedInfo().Config)
+	if drift == nil {
+		return nil
+	}
+	if !update {
+		if drift.Breaking {
+			return fmt.Errorf("%w: %w (the bridge cannot work with it: fix the stream, or let the bridge update it)", ErrPermanent, drift)
+		}
+		return drift
+	}
+	if _, err := js.UpdateStream(ctx, want); err != nil {
+		return classify(js, fmt.Sprintf("update stream %s (%s)", want.Name, strings.TrimPrefix(drift.Error(), "publisher: ")), err)
+	}
+	log.Warn("stream updated to the configuration", "stream", want.Name, "changes", drift.Error())
 	return nil
+}
+
+// classify wraps err from a JetStream API call, adding ErrPermanent when
+// no retry can fix it.
+func classify(js jetstream.JetStream, what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if isPermanentAPIError(err) || deniedByPermissions(js, err) {
+		return fmt.Errorf("%w: %s: %w", ErrPermanent, what, err)
+	}
+	return fmt.Errorf("publisher: %s: %w", what, err)
+}
+
+// isPermanentAPIError tells JetStream's refusals that stand until an
+// operator acts: every bad request (a subject overlap, a limit of the
+// account), an invalid configuration or a change the server does not allow
+// (reported as a 500), a server too old, and JetStream not being there for
+// the account. "Temporarily unavailable" and the like stay transient.
+func isPermanentAPIError(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case jetstream.JSErrCodeJetStreamNotEnabledForAccount,
+		jetstream.JSErrCodeJetStreamNotEnabled,
+		errCodeNoAccount,
+		errCodeInvalidConfig,
+		errCodeStreamLimits,
+		errCodeReplicasNotSupported,
+		errCodeAPILevel:
+		return true
+	}
+	return apiErr.Code == http.StatusBadRequest || apiErr.Code == http.StatusForbidden
+}
+
+// JetStream error codes without a constant in the client.
+const (
+	errCodeNoAccount            jetstream.ErrorCode = 10035 // account not found
+	errCodeInvalidConfig        jetstream.ErrorCode = 10052 // invalid stream configuration, or a change not allowed
+	errCodeStreamLimits         jetstream.ErrorCode = 10053 // beyond the account's stream limits
+	errCodeReplicasNotSupported jetstream.ErrorCode = 10074 // replicas > 1 without a cluster
+	errCodeAPILevel             jetstream.ErrorCode = 10185 // the server's API level is too old
+)
+
+// deniedByPermissions tells a request that timed out because the server
+// refused to deliver it: NATS answers a publish permission violation with
+// an asynchronous -ERR, never with a reply, and the client keeps it as its
+// last error.
+func deniedByPermissions(js jetstream.JetStream, err error) bool {
+	if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+		return false
+	}
+	last := js.Conn().LastError()
+	return errors.Is(last, nats.ErrPermissionViolation) && strings.Contains(last.Error(), "$JS.")
+}
+
+// streamField is one setting Provision compares, and how to print it.
+type streamField struct {
+	name string
+	show func(jetstream.StreamConfig) string
+}
+
+var (
+	fieldSubjects = streamField{"subjects", func(c jetstream.StreamConfig) string { return showList(c.Subjects) }}
+	fieldSources  = streamField{"sources", func(c jetstream.StreamConfig) string { return showSources(c.Sources) }}
+	fieldStorage  = streamField{"storage", func(c jetstream.StreamConfig) string { return c.Storage.String() }}
+	fieldReplicas = streamField{"num_replicas", func(c jetstream.StreamConfig) string { return strconv.Itoa(c.Replicas) }}
+	fieldMaxAge   = streamField{"max_age", func(c jetstream.StreamConfig) string { return c.MaxAge.String() }}
+	fieldMaxBytes = streamField{"max_bytes", func(c jetstream.StreamConfig) string { return strconv.FormatInt(c.MaxBytes, 10) }}
+	fieldMaxMsgs  = streamField{"max_msgs", func(c jetstream.StreamConfig) string { return strconv.FormatInt(c.MaxMsgs, 10) }}
+	fieldPerSubj  = streamField{"max_msgs_per_subject", func(c jetstream.StreamConfig) string { return strconv.FormatInt(c.MaxMsgsPerSubject, 10) }}
+	fieldDupes    = streamField{"duplicate_window", func(c jetstream.StreamConfig) string { return c.Duplicates.String() }}
+	fieldDiscard  = streamField{"discard", func(c jetstream.StreamConfig) string { return c.Discard.String() }}
+	fieldDirect   = streamField{"allow_direct", func(c jetstream.StreamConfig) string { return strconv.FormatBool(c.AllowDirect) }}
+)
+
+// streamSpec is what Provision checks of one stream: the settings it
+// gives, and the one without which the bridge cannot work (the events
+// stream must take the events' subjects; the state stream must be sourced
+// from the events stream, or it never learns the current state).
+type streamSpec struct {
+	cfg      jetstream.StreamConfig
+	fields   []streamField
+	breaking streamField
+}
+
+func specs(events, state jetstream.StreamConfig) []streamSpec {
+	return []streamSpec{
+		{events, []streamField{fieldSubjects, fieldStorage, fieldReplicas, fieldMaxAge, fieldMaxBytes, fieldMaxMsgs,
+			fieldDupes, fieldDiscard, fieldDirect}, fieldSubjects},
+		{state, []streamField{fieldSources, fieldSubjects, fieldStorage, fieldReplicas, fieldPerSubj, fieldMaxMsgs,
+			fieldMaxBytes, fieldMaxAge, fieldDiscard, fieldDirect}, fieldSources},
+	}
+}
+
+// diff compares live with the spec's settings; nil when they agree.
+func (sp streamSpec) diff(live jetstream.StreamConfig) *DriftError {
+	var d *DriftError
+	for _, f := range sp.fields {
+		w, l := f.show(sp.cfg), f.show(live)
+		if w == l {
+			continue
+		}
+		if d == nil {
+			d = &DriftError{Stream: sp.cfg.Name}
+		}
+		d.Fields = append(d.Fields, FieldDrift{Field: f.name, Wanted: w, Live: l})
+		d.Breaking = d.Breaking || f.name == sp.breaking.name
+	}
+	return d
+}
+
+func showList(items []string) string {
+	s := slices.Sorted(slices.Values(items))
+	return "[" + strings.Join(s, ", ") + "]"
+}
+
+func showSources(srcs []*jetstream.StreamSource) string {
+	var items []string
+	for _, s := range srcs {
+		if s == nil {
+			continue
+		}
+		item := s.Name
+		if s.FilterSubject != "" {
+			item += " filter " + s.FilterSubject
+		}
+		for _, tr := range s.SubjectTransforms {
+			item += " transform " + tr.Source + ">" + tr.Destination
+		}
+		if s.External != nil {
+			item += " external " + s.External.APIPrefix
+		}
+		items = append(items, item)
+	}
+	return showList(items)
 }

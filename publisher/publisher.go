@@ -103,7 +103,7 @@ func New(js jetstream.JetStream, cfg Config) (*Publisher, error) {
 		gone:    make(map[string]bool),
 	}
 	if cfg.SpoolDir != "" {
-		sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes)
+		sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes, cfg.Logger.With("component", "spool"))
 		if err != nil {
 			return nil, err
 		}

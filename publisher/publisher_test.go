@@ -174,8 +174,8 @@ func TestProvisionIdempotent(t *testing.T) {
 	if err := publisher.Provision(ctx, e.js, publisher.Config{MaxAge: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	// An update (new retention) applies in place.
-	if err := publisher.Provision(ctx, e.js, publisher.Config{MaxAge: 2 * time.Hour}); err != nil {
+	// An update (new retention) applies in place when asked for.
+	if err := publisher.Provision(ctx, e.js, publisher.Config{MaxAge: 2 * time.Hour, UpdateExisting: true}); err != nil {
 		t.Fatal(err)
 	}
 	s, err := e.js.Stream(ctx, publisher.DefaultEventsStream)

@@ -143,9 +143,15 @@ func (l *loop) intake() {
 	batch := p.q
 	p.q = nil
 	for p.sp != nil && p.sp.count > 0 && p.mem < p.cfg.BufferEvents {
-		rec, err := p.sp.next()
-		if err != nil {
-			l.spoolFailedLocked(err)
+		rec, lost, ok := p.sp.next()
+		for range lost {
+			// Unreadable (the spool logged why): nothing will publish it.
+			p.failed.Add(1)
+			l.finishUnowned(&item{n: p.spHeadN})
+			p.spHeadN++
+			p.mem++
+		}
+		if !ok {
 			break
 		}
 		it := &item{rec: rec, n: p.spHeadN}
@@ -212,21 +218,6 @@ func (l *loop) intake() {
 type writerPrimes struct {
 	w      *Writer
 	primes map[string]uint64
-}
-
-// spoolFailedLocked handles a spool that cannot be read on: what it still
-// holds is lost, and said so.
-func (l *loop) spoolFailedLocked(err error) {
-	p := l.p
-	n := p.sp.drop()
-	for range n {
-		it := &item{n: p.spHeadN}
-		p.spHeadN++
-		p.mem++
-		l.finishUnowned(it)
-	}
-	p.failed.Add(uint64(n))
-	p.log.Error("spool unreadable, records lost", "records", n, "err", err)
 }
 
 // finishUnowned books a record that belongs to no live writer as finished.

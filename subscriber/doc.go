@@ -10,7 +10,9 @@
 // CEC_EVENTS live from the next sequence. Events are applied only when their
 // per-entity seq is newer than the view's, so overlaps are harmless. The view
 // tracks the CEC_EVENTS sequence it has applied; callers may wait for a
-// sequence ([View.WaitApplied]), woken by a broadcast on every apply.
+// sequence ([View.WaitApplied]), woken by a broadcast on every apply. A
+// sequence on a subject the view does not follow is reached once the stream
+// leader shows no message of the view's own subjects left to apply up to it.
 //
 // # Lookup service
 //

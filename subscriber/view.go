@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -58,6 +59,11 @@ type View struct {
 	tenants map[string]*tenantState // by tenant
 	waitCh  chan struct{}           // closed (and cleared) on every apply when set
 	skipped uint64                  // events that could not be decoded
+
+	// pending is how many messages of the view's subjects the stream held
+	// past the last one delivered, when it was delivered: while it is not
+	// 0, an apply is on its way and a waiter need not ask the stream.
+	pending atomic.Uint64
 }
 
 // Visibility scopes as bit flags.
@@ -182,6 +188,7 @@ func (v *View) runOnce(ctx context.Context) error {
 			v.log.Warn("event without metadata", "subject", m.Subject(), "err", err)
 			return
 		}
+		v.pending.Store(md.NumPending)
 		v.apply(md.Sequence.Stream, m.Subject(), m.Data())
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		v.log.Warn("events consumer", "err", err)
@@ -267,13 +274,17 @@ func originSeq(h string) uint64 {
 
 // WaitApplied blocks until the view has applied events-stream sequence seq
 // or ctx ends (then it returns ctx's error, or ErrNotReady joined with it
-// when the view never got ready). Waiters are woken on every apply; nothing
-// polls.
+// when the view never got ready). A seq on a subject the view does not
+// follow (another tenant's event) is reached once the view has applied
+// every message of its own subjects up to it: the stream is asked which of
+// those remain (see nextOwn), and the applied sequence moves up to seq.
+// Waiters are woken on every apply; nothing polls.
 func (v *View) WaitApplied(ctx context.Context, seq uint64) error {
+	target := uint64(0) // the next sequence to wait for before asking the stream again
 	for {
 		v.mu.Lock()
-		ready := v.isReady()
-		if ready && v.applied >= seq {
+		ready, applied := v.isReady(), v.applied
+		if ready && applied >= seq {
 			v.mu.Unlock()
 			return nil
 		}
@@ -282,6 +293,23 @@ func (v *View) WaitApplied(ctx context.Context, seq uint64) error {
 		}
 		ch := v.waitCh
 		v.mu.Unlock()
+		if ready && applied >= target && v.pending.Load() == 0 {
+			next, done, err := v.nextOwn(ctx, applied, seq)
+			switch {
+			case err != nil:
+				// Fall back to waiting for seq itself.
+				v.log.Debug("state view: cannot ask the stream what is left before a sequence", "seq", seq, "err", err)
+				target = seq
+			case done:
+				v.reached(seq)
+				return nil
+			case next == 0:
+				target = seq // the stream has not reached seq yet
+			default:
+				target = next
+			}
+			continue
+		}
 		var readyCh <-chan struct{} // nil once ready, so it never fires again
 		if !ready {
 			readyCh = v.ready
@@ -295,6 +323,17 @@ func (v *View) WaitApplied(ctx context.Context, seq uint64) error {
 			}
 			return ctx.Err()
 		}
+	}
+}
+
+// reached records that the view has applied every message of its
+// subjects up to seq.
+func (v *View) reached(seq uint64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if seq > v.applied {
+		v.applied = seq
+		v.wakeLocked()
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/cecbridge/cecbridge/configs"
 )
 
 // runHealth probes a bridge's health endpoint; it exists because the
@@ -26,13 +28,13 @@ func runHealth(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return configs.RedactURLError(err, *url) // net/http hides a password, not a user
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	fmt.Fprintf(stdout, "%s", body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s answered %s", *url, resp.Status)
+		return fmt.Errorf("%s answered %s", configs.RedactURL(*url), resp.Status)
 	}
 	return nil
 }

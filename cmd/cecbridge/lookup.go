@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
@@ -200,7 +201,7 @@ func runLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	nc, err := nats.Connect(*server, nats.Name("cecbridge-lookup"), nats.Timeout(5*time.Second))
 	if err != nil {
-		return fmt.Errorf("lookup: connect to %s: %w", *server, err)
+		return fmt.Errorf("lookup: connect to %s: %w", configs.RedactURL(*server), configs.RedactURLError(err, *server))
 	}
 	defer nc.Close()
 	rctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -208,7 +209,7 @@ func runLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	msg, err := nc.RequestWithContext(rctx, schemas.LookupSubject(*tenant, endpoint), body)
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) {
-			return fmt.Errorf("lookup: no lookup service answers for tenant %q on %s: %w", *tenant, *server, err)
+			return fmt.Errorf("lookup: no lookup service answers for tenant %q on %s: %w", *tenant, configs.RedactURL(*server), err)
 		}
 		return fmt.Errorf("lookup: %s: %w", endpoint, err)
 	}

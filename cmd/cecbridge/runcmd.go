@@ -27,6 +27,6 @@ func runBridgeCmd(ctx context.Context, args []string, _, stderr io.Writer) error
 		return err
 	}
 	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
-	log.Info("starting cecbridge", "version", app.Version, "tenants", len(cfg.Tenants), "nats", cfg.NATS.URLs)
+	log.Info("starting cecbridge", "version", app.Version, "tenants", len(cfg.Tenants), "nats", configs.RedactURLs(cfg.NATS.URLs))
 	return app.Run(ctx, cfg, log)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
@@ -65,7 +66,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	nc, err := nats.Connect(*server, nats.Name("cecbridge-tail"), nats.Timeout(5*time.Second), nats.MaxReconnects(-1))
 	if err != nil {
-		return fmt.Errorf("tail: connect to %s: %w", *server, err)
+		return fmt.Errorf("tail: connect to %s: %w", configs.RedactURL(*server), configs.RedactURLError(err, *server))
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

@@ -115,6 +115,7 @@ func (b *Bridge) publisherConfig() publisher.Config {
 		MaxAge:          cfg.Streams.MaxAge,
 		MaxBytes:        cfg.Streams.MaxBytes,
 		DuplicateWindow: cfg.Streams.DuplicateWindow,
+		UpdateExisting:  cfg.Streams.UpdateExisting,
 		MaxInFlight:     cfg.Publisher.MaxInFlight,
 		AckTimeout:      cfg.Publisher.AckTimeout,
 		BufferEvents:    cfg.Publisher.BufferEvents,

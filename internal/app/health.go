@@ -23,8 +23,8 @@ func (b *Bridge) HTTPAddr() string {
 	return ""
 }
 
-// readiness says what is not ready: NATS, the streams, every tenant's token
-// and sessions.
+// readiness says what is not ready: NATS, the streams, the spool
+// directory, every tenant's token, sessions and lease.
 func (b *Bridge) readiness(ctx context.Context) map[string]string {
 	problems := map[string]string{}
 	switch {
@@ -38,6 +38,9 @@ func (b *Bridge) readiness(ctx context.Context) map[string]string {
 		problems["streams"] = why
 	case !b.streamsReady(ctx):
 		problems["streams"] = "stream " + b.cfg.Streams.Events + " not reachable"
+	}
+	if err := b.pub.SpoolWritable(); err != nil {
+		problems["spool"] = err.Error()
 	}
 	for _, tr := range b.tenants {
 		if tr.poller() == nil {

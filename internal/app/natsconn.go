@@ -33,23 +33,23 @@ func natsOptions(c configs.NATS, log *slog.Logger) ([]nats.Option, error) {
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				log.Warn("nats disconnected", "err", err)
+				log.Warn("nats disconnected", "err", configs.RedactURLError(err, c.URLs...))
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			failing.reset()
-			log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
+			log.Info("nats reconnected", "server", configs.RedactURL(nc.ConnectedUrl()))
 		}),
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			failing.reset()
-			log.Info("nats connected", "server", nc.ConnectedUrlRedacted())
+			log.Info("nats connected", "server", configs.RedactURL(nc.ConnectedUrl()))
 		}),
 		// Failed (re)connect attempts, the first connect included: a wrong
 		// password or an unverifiable certificate would otherwise retry
 		// forever without a word. Logged when the reason changes.
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil && failing.changed(err.Error()) {
-				log.Error("nats connect attempt failed; retrying", "err", err)
+				log.Error("nats connect attempt failed; retrying", "err", configs.RedactURLError(err, c.URLs...))
 			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
@@ -57,7 +57,7 @@ func natsOptions(c configs.NATS, log *slog.Logger) ([]nats.Option, error) {
 			if sub != nil {
 				subject = sub.Subject
 			}
-			log.Warn("nats async error", "subject", subject, "err", err)
+			log.Warn("nats async error", "subject", subject, "err", configs.RedactURLError(err, c.URLs...))
 		}),
 	}
 	switch {
@@ -111,7 +111,7 @@ func ConnectNATS(c configs.NATS, log *slog.Logger) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(strings.Join(c.URLs, ","), opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nats connect: %w", err)
+		return nil, fmt.Errorf("nats connect: %w", configs.RedactURLError(err, c.URLs...))
 	}
 	return nc, nil
 }

@@ -130,14 +130,23 @@ func (b *Bridge) start(ctx, base context.Context, lc *lifecycle, fail func(error
 }
 
 // provision lays out the streams, waiting for NATS as long as ctx lasts:
-// the bridge starts in any order with its dependencies. /readyz reports
-// the last reason it could not yet.
+// the bridge starts in any order with its dependencies. A stream it cannot
+// work with ends the start at once; one that differs from the
+// configuration is reported and used as it is. /readyz reports the last
+// reason it could not yet.
 func (b *Bridge) provision(ctx context.Context) error {
 	delay := 250 * time.Millisecond
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := publisher.Provision(pctx, b.js, b.publisherConfig())
 		cancel()
+		switch {
+		case errors.Is(err, publisher.ErrPermanent):
+			return fmt.Errorf("provision streams (not retried): %w", err)
+		case errors.Is(err, publisher.ErrDrift):
+			b.log.Warn("streams differ from the configuration; left as they are (streams.update_existing: true applies it)", "err", err)
+			err = nil
+		}
 		if err == nil {
 			b.provisioned.Store(true)
 			b.provisionErr.Store(nil)
