@@ -447,6 +447,7 @@ func (p *Publisher) send(pjs jetstream.JetStream, flights chan<- flight, it *ite
 		Header: nats.Header{
 			jetstream.MsgIDHeader:               []string{it.rec.ID},
 			jetstream.ExpectedLastSubjSeqHeader: []string{strconv.FormatUint(it.expected, 10)},
+			"Content-Type":                      []string{schemas.EnvelopeContentType},
 		},
 	}
 	it.sent = time.Now()
