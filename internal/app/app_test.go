@@ -165,14 +165,17 @@ type env struct {
 
 func newEnv(t *testing.T, agents int) *env {
 	t.Helper()
+	return newEnvWith(t, cecsim.Config{Agents: agents})
+}
+
+// newEnvWith is newEnv with a simulator of the given configuration (its
+// session timers are set for tests).
+func newEnvWith(t *testing.T, simCfg cecsim.Config) *env {
+	t.Helper()
 	srv := natstest.RunServer(t)
-	sim, err := cecsim.New(cecsim.Config{
-		Agents:        agents,
-		LongPollHold:  100 * time.Millisecond,
-		GUIDInterval:  500 * time.Millisecond,
-		GUIDTimeout:   2 * time.Second,
-		NoPollTimeout: 10 * time.Second,
-	})
+	simCfg.LongPollHold, simCfg.GUIDInterval, simCfg.GUIDTimeout, simCfg.NoPollTimeout =
+		100*time.Millisecond, 500*time.Millisecond, 2*time.Second, 10*time.Second
+	sim, err := cecsim.New(simCfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,268 @@
+package subscriber
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/cecbridge/cecbridge/schemas"
+)
+
+// Lookups as of a past instant (the as_of option) are answered from the
+// events stream, not from the live view: a throw-away view of the tenant is
+// filled with the state of the entities concerned at that instant (see
+// history) and read with the same methods as the live one, so an answer
+// for the past has the shape and the rules of an answer for now.
+
+// pastTimeout bounds the rebuild of one as_of answer.
+const pastTimeout = schemas.MaxWait
+
+// parseAsOf reads the as_of option. live says the request also set an
+// option about the live view (min_seq, wait, max_age), which as_of excludes.
+func parseAsOf(asOf string, live bool) (time.Time, error) {
+	at, err := time.Parse(time.RFC3339Nano, asOf)
+	if err != nil {
+		return time.Time{}, badRequest("as_of must be an RFC 3339 instant")
+	}
+	if at.After(time.Now()) {
+		return time.Time{}, badRequest("as_of is in the future")
+	}
+	if live {
+		return time.Time{}, badRequest("as_of excludes min_seq, wait and max_age")
+	}
+	return at, nil
+}
+
+// past turns a rebuild into a runFunc: it never runs inline (it asks the
+// server), and its errors map onto the documented codes.
+func (s *Service) past(at time.Time, fn func(ctx context.Context, h *history, p point) (any, error)) runFunc {
+	return func(ctx context.Context, inline bool) (any, error) {
+		if inline {
+			return nil, errWouldBlock
+		}
+		ctx, cancel := context.WithTimeout(ctx, pastTimeout)
+		defer cancel()
+		h := &history{nc: s.nc, js: s.view.js, events: s.view.cfg.EventsStream, state: s.view.cfg.StateStream}
+		p, err := h.locate(ctx, at)
+		if err == nil {
+			var resp any
+			if resp, err = fn(ctx, h, p); err == nil {
+				return resp, nil
+			}
+		}
+		var le *lookupError
+		var br *errBeforeRetention
+		switch {
+		case errors.As(err, &le):
+			return nil, err
+		case errors.As(err, &br):
+			return nil, fail(schemas.CodeNotVisible, br.Error())
+		case ctx.Err() != nil && s.ctx.Err() == nil:
+			return nil, fail(schemas.CodeTimeout, "as_of answer not rebuilt within "+pastTimeout.String())
+		case errors.Is(err, errHistory):
+			s.log.Warn("as_of lookup failed", "err", err)
+			return nil, fail(schemas.CodeUnavailable, "events history not readable")
+		default:
+			return nil, err
+		}
+	}
+}
+
+func (p point) asOf(src source) *schemas.AsOf {
+	return &schemas.AsOf{At: p.at.UTC(), RetainedFrom: p.retainedFrom.UTC(), EventID: src.id, EventStreamSeq: src.streamSeq, From: src.from}
+}
+
+// entity rebuilds a tenant's visibility and the given subjects at p.
+func (h *history) entity(ctx context.Context, p point, tenant string, subjects ...string) (*View, map[string]source, error) {
+	pv := newPastView(tenant, p.upTo)
+	if err := h.visibility(ctx, pv, p, tenant); err != nil {
+		return nil, nil, err
+	}
+	src, err := h.rebuild(ctx, pv, p, subjects)
+	return pv, src, err
+}
+
+func (s *Service) pastAgentCalls(tenant string, r schemas.AgentCallsRequest) (runFunc, error) {
+	at, err := parseAsOf(r.AsOf, r.MinSeq != 0 || r.Wait != "" || r.MaxAge != "")
+	if err != nil {
+		return nil, err
+	}
+	return s.past(at, func(ctx context.Context, h *history, p point) (any, error) {
+		subj := schemas.AgentCallsSubject(tenant, r.WorkNo)
+		pv, src, err := h.entity(ctx, p, tenant, subj)
+		if err != nil {
+			return nil, err
+		}
+		resp, _, found := pv.agentCalls(tenant, r.WorkNo)
+		if !found {
+			return nil, fail(schemas.CodeNotFound, "agent calls not known at as_of")
+		}
+		if r.RequireVisible && !resp.Visible {
+			return nil, fail(schemas.CodeNotVisible, "agent calls not visible at as_of")
+		}
+		resp.AsOf = p.asOf(src[subj])
+		return resp, nil
+	}), nil
+}
+
+func (s *Service) pastAgentSoftphone(tenant string, r schemas.AgentSoftphoneRequest) (runFunc, error) {
+	at, err := parseAsOf(r.AsOf, r.MinSeq != 0 || r.Wait != "")
+	if err != nil {
+		return nil, err
+	}
+	return s.past(at, func(ctx context.Context, h *history, p point) (any, error) {
+		subj := schemas.AgentSoftphoneSubject(tenant, r.WorkNo)
+		pv, src, err := h.entity(ctx, p, tenant, subj)
+		if err != nil {
+			return nil, err
+		}
+		resp, found := pv.agentSoftphone(tenant, r.WorkNo)
+		if !found {
+			return nil, fail(schemas.CodeNotFound, "agent softphone not known at as_of")
+		}
+		if resp.SIPAccount != "" {
+			// The phone the agent was bound to, as it stood then.
+			if _, err := h.rebuild(ctx, pv, p, []string{schemas.PhoneStateSubject(tenant, resp.SIPAccount)}); err != nil {
+				return nil, err
+			}
+			resp, _ = pv.agentSoftphone(tenant, r.WorkNo)
+		}
+		if r.RequireVisible && !resp.Visible {
+			return nil, fail(schemas.CodeNotVisible, "agent softphone not visible at as_of")
+		}
+		resp.AsOf = p.asOf(src[subj])
+		return resp, nil
+	}), nil
+}
+
+func (s *Service) pastPhoneState(tenant string, r schemas.PhoneStateRequest) (runFunc, error) {
+	at, err := parseAsOf(r.AsOf, r.MinSeq != 0 || r.Wait != "")
+	if err != nil {
+		return nil, err
+	}
+	return s.past(at, func(ctx context.Context, h *history, p point) (any, error) {
+		subj := schemas.PhoneStateSubject(tenant, r.PhoneNum)
+		pv, src, err := h.entity(ctx, p, tenant, subj)
+		if err != nil {
+			return nil, err
+		}
+		resp, found := pv.phoneState(tenant, r.PhoneNum)
+		if !found {
+			return nil, fail(schemas.CodeNotFound, "phone not known at as_of")
+		}
+		if r.RequireVisible && !resp.Visible {
+			return nil, fail(schemas.CodeNotVisible, "phone not visible at as_of")
+		}
+		resp.AsOf = p.asOf(src[subj])
+		return resp, nil
+	}), nil
+}
+
+// pastAgentsPerRebuild is how many agents (two subjects each) one rebuild
+// step covers while a list page fills.
+const pastAgentsPerRebuild = multiLastMax / 2
+
+func (s *Service) pastAgentsList(tenant string, r schemas.AgentsListRequest, after int) (runFunc, error) {
+	at, err := parseAsOf(r.AsOf, r.MinSeq != 0 || r.Wait != "")
+	if err != nil {
+		return nil, err
+	}
+	return s.past(at, func(ctx context.Context, h *history, p point) (any, error) {
+		pv, _, err := h.entity(ctx, p, tenant)
+		if err != nil {
+			return nil, err
+		}
+		// Every agent the stream ever described is known to the live view
+		// (CEC_STATE keeps a subject for good), deleted ones included.
+		nums := s.view.agentsAfter(tenant, after)
+		var resp schemas.AgentsListResponse
+		for {
+			chunk := nums[:min(len(nums), pastAgentsPerRebuild)]
+			nums = nums[len(chunk):]
+			subjects := make([]string, 0, 2*len(chunk))
+			for _, n := range chunk {
+				subjects = append(subjects, schemas.AgentCallsSubject(tenant, n), schemas.AgentSoftphoneSubject(tenant, n))
+			}
+			if _, err := h.rebuild(ctx, pv, p, subjects); err != nil {
+				return nil, err
+			}
+			// A page with a next cursor is complete: every agent before
+			// the cursor has been rebuilt.
+			resp = pv.listAgents(tenant, after, r.Offset, r.Limit, r.InCall, r.Visible)
+			if resp.NextCursor != "" || len(nums) == 0 {
+				break
+			}
+		}
+		resp.AsOf = p.asOf(source{})
+		return resp, nil
+	}), nil
+}
+
+func (s *Service) pastPhonesList(tenant string, r schemas.PhonesListRequest) (runFunc, error) {
+	at, err := parseAsOf(r.AsOf, r.MinSeq != 0 || r.Wait != "")
+	if err != nil {
+		return nil, err
+	}
+	return s.past(at, func(ctx context.Context, h *history, p point) (any, error) {
+		pv, _, err := h.entity(ctx, p, tenant)
+		if err != nil {
+			return nil, err
+		}
+		nums := s.view.phonesAfter(tenant, r.Cursor)
+		var resp schemas.PhonesListResponse
+		for {
+			chunk := nums[:min(len(nums), multiLastMax)]
+			nums = nums[len(chunk):]
+			subjects := make([]string, len(chunk))
+			for i, n := range chunk {
+				subjects[i] = schemas.PhoneStateSubject(tenant, n)
+			}
+			if _, err := h.rebuild(ctx, pv, p, subjects); err != nil {
+				return nil, err
+			}
+			resp = pv.listPhones(tenant, r.Cursor, r.Offset, r.Limit, r.Registered, r.Visible)
+			if resp.NextCursor != "" || len(nums) == 0 {
+				break
+			}
+		}
+		resp.AsOf = p.asOf(source{})
+		return resp, nil
+	}), nil
+}
+
+// agentsAfter lists the work numbers the view knows in a tenant, in order,
+// past after.
+func (v *View) agentsAfter(tenant string, after int) []int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	ts := v.tenants[tenant]
+	if ts == nil {
+		return nil
+	}
+	i, found := slices.BinarySearch(ts.agentOrder, after)
+	if found {
+		i++
+	}
+	return slices.Clone(ts.agentOrder[i:])
+}
+
+// phonesAfter lists the phone numbers the view knows in a tenant, in
+// order, past after ("" for all).
+func (v *View) phonesAfter(tenant, after string) []string {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	ts := v.tenants[tenant]
+	if ts == nil {
+		return nil
+	}
+	i := 0
+	if after != "" {
+		var found bool
+		i, found = slices.BinarySearch(ts.phoneOrder, after)
+		if found {
+			i++
+		}
+	}
+	return slices.Clone(ts.phoneOrder[i:])
+}
