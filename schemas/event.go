@@ -29,6 +29,9 @@ const (
 	TypeBridgeHeartbeat  = "io.cecbridge.bridge.heartbeat.v1"
 )
 
+// EventTypes lists every event type.
+var EventTypes = []string{TypeAgentCalls, TypeAgentSoftphone, TypePhoneState, TypeBridgeVisibility, TypeBridgeHeartbeat}
+
 // Op says what kind of change an entity event records.
 type Op string
 

@@ -16,6 +16,22 @@ const (
 	LookupPhonesList     = "phones.list"
 )
 
+// LookupEndpoints lists every lookup endpoint, in the order the service
+// registers them.
+var LookupEndpoints = []string{LookupAgentCalls, LookupAgentSoftphone, LookupAgentByAccount, LookupPhoneState, LookupAgentsList, LookupPhonesList}
+
+// LookupErrorCodes lists, per endpoint, every error code it can answer
+// with (see the Code constants). agent.by_account asks the vendor and has
+// no visibility or history; the lists find no single entity.
+var LookupErrorCodes = map[string][]int{
+	LookupAgentCalls:     {CodeBadRequest, CodeNotFound, CodeNotVisible, CodeInternal, CodeUnavailable, CodeTimeout},
+	LookupAgentSoftphone: {CodeBadRequest, CodeNotFound, CodeNotVisible, CodeInternal, CodeUnavailable, CodeTimeout},
+	LookupAgentByAccount: {CodeBadRequest, CodeNotFound, CodeInternal, CodeUnavailable, CodeTimeout},
+	LookupPhoneState:     {CodeBadRequest, CodeNotFound, CodeNotVisible, CodeInternal, CodeUnavailable, CodeTimeout},
+	LookupAgentsList:     {CodeBadRequest, CodeNotVisible, CodeInternal, CodeUnavailable, CodeTimeout},
+	LookupPhonesList:     {CodeBadRequest, CodeNotVisible, CodeInternal, CodeUnavailable, CodeTimeout},
+}
+
 // LookupSubject is the request subject of one lookup endpoint of a tenant,
 // e.g. LookupSubject("dev", LookupAgentCalls) = "cec.lookup.dev.agent.calls".
 func LookupSubject(tenant, endpoint string) string {
