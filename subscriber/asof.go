@@ -1,6 +1,7 @@
 package subscriber
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -83,26 +84,39 @@ func (h *history) entity(ctx context.Context, p point, tenant string, subjects .
 	return pv, src, err
 }
 
+// pastEntity answers a lookup about one entity at a past instant: read
+// takes the answer out of the rebuilt view and returns its Meta (found
+// false is 404). what names the entity in error descriptions.
+func (s *Service) pastEntity(at time.Time, tenant, subject, what string, requireVisible bool,
+	read func(ctx context.Context, h *history, p point, pv *View) (resp any, meta *schemas.Meta, found bool, err error)) runFunc {
+	return s.past(at, func(ctx context.Context, h *history, p point) (any, error) {
+		pv, src, err := h.entity(ctx, p, tenant, subject)
+		if err != nil {
+			return nil, err
+		}
+		resp, meta, found, err := read(ctx, h, p, pv)
+		switch {
+		case err != nil:
+			return nil, err
+		case !found:
+			return nil, fail(schemas.CodeNotFound, what+" not known at as_of")
+		case requireVisible && !meta.Visible:
+			return nil, fail(schemas.CodeNotVisible, what+" not visible at as_of")
+		}
+		meta.AsOf = p.asOf(src[subject])
+		return resp, nil
+	})
+}
+
 func (s *Service) pastAgentCalls(tenant string, r schemas.AgentCallsRequest) (runFunc, error) {
 	at, err := parseAsOf(r.AsOf, r.MinSeq != 0 || r.Wait != "" || r.MaxAge != "")
 	if err != nil {
 		return nil, err
 	}
-	return s.past(at, func(ctx context.Context, h *history, p point) (any, error) {
-		subj := schemas.AgentCallsSubject(tenant, r.WorkNo)
-		pv, src, err := h.entity(ctx, p, tenant, subj)
-		if err != nil {
-			return nil, err
-		}
+	subj := schemas.AgentCallsSubject(tenant, r.WorkNo)
+	return s.pastEntity(at, tenant, subj, "agent calls", r.RequireVisible, func(_ context.Context, _ *history, _ point, pv *View) (any, *schemas.Meta, bool, error) {
 		resp, _, found := pv.agentCalls(tenant, r.WorkNo)
-		if !found {
-			return nil, fail(schemas.CodeNotFound, "agent calls not known at as_of")
-		}
-		if r.RequireVisible && !resp.Visible {
-			return nil, fail(schemas.CodeNotVisible, "agent calls not visible at as_of")
-		}
-		resp.AsOf = p.asOf(src[subj])
-		return resp, nil
+		return &resp, &resp.Meta, found, nil
 	}), nil
 }
 
@@ -111,28 +125,17 @@ func (s *Service) pastAgentSoftphone(tenant string, r schemas.AgentSoftphoneRequ
 	if err != nil {
 		return nil, err
 	}
-	return s.past(at, func(ctx context.Context, h *history, p point) (any, error) {
-		subj := schemas.AgentSoftphoneSubject(tenant, r.WorkNo)
-		pv, src, err := h.entity(ctx, p, tenant, subj)
-		if err != nil {
-			return nil, err
-		}
+	subj := schemas.AgentSoftphoneSubject(tenant, r.WorkNo)
+	return s.pastEntity(at, tenant, subj, "agent softphone", r.RequireVisible, func(ctx context.Context, h *history, p point, pv *View) (any, *schemas.Meta, bool, error) {
 		resp, found := pv.agentSoftphone(tenant, r.WorkNo)
-		if !found {
-			return nil, fail(schemas.CodeNotFound, "agent softphone not known at as_of")
-		}
-		if resp.SIPAccount != "" {
+		if found && resp.SIPAccount != "" {
 			// The phone the agent was bound to, as it stood then.
 			if _, err := h.rebuild(ctx, pv, p, []string{schemas.PhoneStateSubject(tenant, resp.SIPAccount)}); err != nil {
-				return nil, err
+				return nil, nil, false, err
 			}
 			resp, _ = pv.agentSoftphone(tenant, r.WorkNo)
 		}
-		if r.RequireVisible && !resp.Visible {
-			return nil, fail(schemas.CodeNotVisible, "agent softphone not visible at as_of")
-		}
-		resp.AsOf = p.asOf(src[subj])
-		return resp, nil
+		return &resp, &resp.Meta, found, nil
 	}), nil
 }
 
@@ -141,21 +144,10 @@ func (s *Service) pastPhoneState(tenant string, r schemas.PhoneStateRequest) (ru
 	if err != nil {
 		return nil, err
 	}
-	return s.past(at, func(ctx context.Context, h *history, p point) (any, error) {
-		subj := schemas.PhoneStateSubject(tenant, r.PhoneNum)
-		pv, src, err := h.entity(ctx, p, tenant, subj)
-		if err != nil {
-			return nil, err
-		}
+	subj := schemas.PhoneStateSubject(tenant, r.PhoneNum)
+	return s.pastEntity(at, tenant, subj, "phone", r.RequireVisible, func(_ context.Context, _ *history, _ point, pv *View) (any, *schemas.Meta, bool, error) {
 		resp, found := pv.phoneState(tenant, r.PhoneNum)
-		if !found {
-			return nil, fail(schemas.CodeNotFound, "phone not known at as_of")
-		}
-		if r.RequireVisible && !resp.Visible {
-			return nil, fail(schemas.CodeNotVisible, "phone not visible at as_of")
-		}
-		resp.AsOf = p.asOf(src[subj])
-		return resp, nil
+		return &resp, &resp.Meta, found, nil
 	}), nil
 }
 
@@ -236,15 +228,10 @@ func (s *Service) pastPhonesList(tenant string, r schemas.PhonesListRequest) (ru
 func (v *View) agentsAfter(tenant string, after int) []int {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	ts := v.tenants[tenant]
-	if ts == nil {
-		return nil
+	if ts := v.tenants[tenant]; ts != nil {
+		return sortedAfter(ts.agentOrder, after)
 	}
-	i, found := slices.BinarySearch(ts.agentOrder, after)
-	if found {
-		i++
-	}
-	return slices.Clone(ts.agentOrder[i:])
+	return nil
 }
 
 // phonesAfter lists the phone numbers the view knows in a tenant, in
@@ -252,17 +239,17 @@ func (v *View) agentsAfter(tenant string, after int) []int {
 func (v *View) phonesAfter(tenant, after string) []string {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	ts := v.tenants[tenant]
-	if ts == nil {
-		return nil
+	if ts := v.tenants[tenant]; ts != nil {
+		return sortedAfter(ts.phoneOrder, after)
 	}
-	i := 0
-	if after != "" {
-		var found bool
-		i, found = slices.BinarySearch(ts.phoneOrder, after)
-		if found {
-			i++
-		}
+	return nil
+}
+
+// sortedAfter copies the part of a sorted list after a value.
+func sortedAfter[T cmp.Ordered](sorted []T, after T) []T {
+	i, found := slices.BinarySearch(sorted, after)
+	if found {
+		i++
 	}
-	return slices.Clone(ts.phoneOrder[i:])
+	return slices.Clone(sorted[i:])
 }

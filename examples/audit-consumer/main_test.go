@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,23 +17,6 @@ import (
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 	"github.com/cecbridge/cecbridge/schemas"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // readLines reads the complete lines of the log (a cut last line, as a
 // crash leaves it, is not one).
@@ -67,7 +49,7 @@ func TestAuditLogIsWholeAcrossRestarts(t *testing.T) {
 	js := natstest.JetStream(t, st.NATS.Connect(t))
 	path := filepath.Join(t.TempDir(), "audit.ndjson")
 	cfg := config{Server: st.NATS.URL(), Stream: "CEC_EVENTS", Durable: "audit-test", Filter: "cec.evt.>", Log: path}
-	var logs syncBuffer
+	var logs devstack.Output
 	start := func() (stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,28 +11,11 @@ import (
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Each call pops once, on its agent, when it first shows up; a second call
 // alongside it pops on its own, and calls ending pop nothing.
 func TestScreenPopOncePerCall(t *testing.T) {
 	st := devstack.Start(t, cecsim.Config{Agents: 6})
-	var out syncBuffer
+	var out devstack.Output
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, st.NATS.URL(), devstack.Tenant, &out) }()
