@@ -28,13 +28,20 @@ type doctored struct {
 
 func newDoctored(t *testing.T, cfg jetstream.StreamConfig) *doctored {
 	t.Helper()
-	srv := natstest.RunServer(t)
-	js := natstest.JetStream(t, srv.Connect(t))
+	d := newDoctoredTB(t, cfg)
+	d.t = t
+	return d
+}
+
+func newDoctoredTB(tb testing.TB, cfg jetstream.StreamConfig) *doctored {
+	tb.Helper()
+	srv := natstest.RunServer(tb)
+	js := natstest.JetStream(tb, srv.Connect(tb))
 	cfg.Name, cfg.Subjects = audit.DefaultStream, []string{schemas.AllEvents}
-	if _, err := js.CreateStream(t.Context(), cfg); err != nil {
-		t.Fatal(err)
+	if _, err := js.CreateStream(context.Background(), cfg); err != nil {
+		tb.Fatal(err)
 	}
-	return &doctored{t: t, js: js}
+	return &doctored{js: js}
 }
 
 func (d *doctored) put(rec schemas.Record) uint64 {

@@ -44,7 +44,8 @@ func (s *Service) past(at time.Time, fn func(ctx context.Context, h *history, p 
 		}
 		ctx, cancel := context.WithTimeout(ctx, pastTimeout)
 		defer cancel()
-		h := &history{nc: s.nc, js: s.view.js, events: s.view.cfg.EventsStream, state: s.view.cfg.StateStream}
+		h := &history{nc: s.nc, events: s.view.cfg.EventsStream, state: s.view.cfg.StateStream}
+		defer h.close()
 		p, err := h.locate(ctx, at)
 		if err == nil {
 			var resp any

@@ -15,6 +15,11 @@ import (
 // (direct gets allowed), the events stream keeping at most maxMsgs.
 func newHistoryEnv(t *testing.T, maxMsgs int64) *env {
 	t.Helper()
+	return newHistoryEnvTB(t, maxMsgs)
+}
+
+func newHistoryEnvTB(t testing.TB, maxMsgs int64) *env {
+	t.Helper()
 	e := &env{srv: startServer(t)}
 	e.nc = connect(t, e.srv)
 	var err error

@@ -1,6 +1,7 @@
 package subscriber
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,11 +22,23 @@ import (
 // do the work: its time index finds the last sequence stored at or before
 // the instant, and a multi-last get with up_to_seq returns the last message
 // of each subject up to it, so nothing walks the stream.
+//
+// One history serves one lookup: its gets share one reply subscription.
 type history struct {
 	nc     *nats.Conn
-	js     jetstream.JetStream
 	events string
 	state  string
+
+	sub   *nats.Subscription // replies to inbox.<n>
+	inbox string
+	n     int
+}
+
+// close drops the reply subscription.
+func (h *history) close() {
+	if h.sub != nil {
+		_ = h.sub.Unsubscribe()
+	}
 }
 
 // directGetPrefix is the API subject of direct gets, followed by the
@@ -38,6 +51,7 @@ const multiLastMax = 1000
 
 type directGet struct {
 	Seq       uint64     `json:"seq,omitempty"`
+	Batch     int        `json:"batch,omitempty"`
 	LastFor   string     `json:"last_by_subj,omitempty"`
 	NextFor   string     `json:"next_by_subj,omitempty"`
 	MultiLast []string   `json:"multi_last,omitempty"`
@@ -65,21 +79,26 @@ func (h *history) get(ctx context.Context, stream string, req directGet) ([]stor
 	if err != nil {
 		return nil, fmt.Errorf("subscriber: direct get: %w", err)
 	}
-	inbox := nats.NewInbox()
-	sub, err := h.nc.SubscribeSync(inbox)
-	if err != nil {
+	if h.sub == nil {
+		h.inbox = nats.NewInbox()
+		if h.sub, err = h.nc.SubscribeSync(h.inbox + ".*"); err != nil {
+			return nil, fmt.Errorf("subscriber: direct get: %w", err)
+		}
+	}
+	h.n++
+	reply := h.inbox + "." + strconv.Itoa(h.n)
+	if err := h.nc.PublishRequest(directGetPrefix+stream, reply, body); err != nil {
 		return nil, fmt.Errorf("subscriber: direct get: %w", err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := h.nc.PublishRequest(directGetPrefix+stream, inbox, body); err != nil {
-		return nil, fmt.Errorf("subscriber: direct get: %w", err)
-	}
-	multi := len(req.MultiLast) > 0
+	multi := len(req.MultiLast) > 0 || req.Batch > 0
 	var out []storedMsg
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
+		m, err := h.sub.NextMsgWithContext(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("subscriber: direct get from %s: %w", stream, err)
+		}
+		if m.Subject != reply {
+			continue // a late answer to an earlier get that gave up
 		}
 		switch status := m.Header.Get("Status"); status {
 		case "":
@@ -126,28 +145,36 @@ func (e *errBeforeRetention) Error() string {
 }
 
 // locate finds the last sequence stored at or before at, and refuses an
-// instant the stream no longer covers.
+// instant the stream no longer covers. Three direct gets, served by the
+// stream itself: its first message, the first message stored after at,
+// and (when there is none) its last message.
 func (h *history) locate(ctx context.Context, at time.Time) (point, error) {
-	s, err := h.js.Stream(ctx, h.events)
-	if err != nil {
-		return point{}, fmt.Errorf("%w: stream %s: %w", errHistory, h.events, err)
-	}
-	st := s.CachedInfo().State
-	if st.Msgs == 0 {
-		return point{}, &errBeforeRetention{at: at}
-	}
-	if at.Before(st.FirstTime) {
-		return point{}, &errBeforeRetention{at: at, from: st.FirstTime}
-	}
-	p := point{at: at, upTo: st.LastSeq, retainedFrom: st.FirstTime}
-	after := at.Add(time.Nanosecond)
-	first, err := h.get(ctx, h.events, directGet{StartTime: &after})
+	first, err := h.get(ctx, h.events, directGet{Seq: 1, Batch: 1})
 	if err != nil {
 		return point{}, err
 	}
-	if len(first) == 1 {
-		p.upTo = first[0].seq - 1
+	if len(first) == 0 {
+		return point{}, &errBeforeRetention{at: at}
 	}
+	if at.Before(first[0].stored) {
+		return point{}, &errBeforeRetention{at: at, from: first[0].stored}
+	}
+	p := point{at: at, retainedFrom: first[0].stored}
+	after := at.Add(time.Nanosecond)
+	next, err := h.get(ctx, h.events, directGet{StartTime: &after})
+	if err != nil {
+		return point{}, err
+	}
+	if len(next) == 1 {
+		p.upTo = next[0].seq - 1
+		return p, nil
+	}
+	// Nothing stored after at: everything up to the last message counts.
+	last, err := h.get(ctx, h.events, directGet{LastFor: ">"})
+	if err != nil || len(last) == 0 {
+		return point{}, cmp.Or(err, fmt.Errorf("%w: stream %s emptied", errHistory, h.events))
+	}
+	p.upTo = last[0].seq
 	return p, nil
 }
 
