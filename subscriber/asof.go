@@ -60,13 +60,13 @@ func (s *Service) past(at time.Time, fn func(ctx context.Context, h *history, p 
 			return nil, err
 		case errors.As(err, &br):
 			return nil, fail(schemas.CodeNotVisible, br.Error())
-		case ctx.Err() != nil && s.ctx.Err() == nil:
+		case s.ctx.Err() != nil:
+			return nil, fail(schemas.CodeUnavailable, "service stopping")
+		case ctx.Err() != nil:
 			return nil, fail(schemas.CodeTimeout, "as_of answer not rebuilt within "+pastTimeout.String())
-		case errors.Is(err, errHistory):
+		default:
 			s.log.Warn("as_of lookup failed", "err", err)
 			return nil, fail(schemas.CodeUnavailable, "events history not readable")
-		default:
-			return nil, err
 		}
 	}
 }

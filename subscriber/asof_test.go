@@ -216,3 +216,19 @@ func TestAsOfAcrossTheRetention(t *testing.T) {
 		t.Fatalf("before the retention: %q", code)
 	}
 }
+
+// Streams that do not allow direct gets cannot answer for the past: 503,
+// and the service goes on answering for now.
+func TestAsOfWithoutDirectGetIsUnavailable(t *testing.T) {
+	e := newEnv(t, nil, Config{})
+	seq := e.br.calls(1001, []string{"c1"}, time.Now())
+	e.settle(t, seq)
+	if code := askCode(t, e, schemas.LookupAgentCalls, schemas.AgentCallsRequest{WorkNo: 1001, ReadOptions: schemas.ReadOptions{AsOf: instant()}}); code != "503" {
+		t.Fatalf("as_of without direct get: %q", code)
+	}
+	var calls schemas.AgentCallsResponse
+	askOK(t, e.nc, schemas.LookupAgentCalls, schemas.AgentCallsRequest{WorkNo: 1001}, &calls)
+	if !slices.Equal(calls.CallIDs, []string{"c1"}) {
+		t.Fatalf("lookup for now: %+v", calls)
+	}
+}
