@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -138,11 +139,9 @@ func auditVerify(ctx context.Context, js jetstream.JetStream, r audit.Range, asJ
 		return err
 	}
 	if asJSON {
-		b, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			return fmt.Errorf("audit: %w", err)
+		if err := writeJSON(stdout, rep); err != nil {
+			return err
 		}
-		fmt.Fprintln(stdout, string(b))
 	} else {
 		printReport(stdout, rep)
 	}
@@ -199,15 +198,25 @@ func auditExport(ctx context.Context, js jetstream.JetStream, r audit.Range, for
 	if err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(man, "", "  ")
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
 	if manifest == "" {
-		_, err = fmt.Fprintln(stderr, string(b))
+		return writeJSON(stderr, man)
+	}
+	var buf bytes.Buffer
+	if err := writeJSON(&buf, man); err != nil {
 		return err
 	}
-	if err := os.WriteFile(manifest, append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(manifest, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// writeJSON writes v indented, with subject wildcards (>) left readable.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
 	return nil
