@@ -12,10 +12,6 @@ import (
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
-// cloudEventsContentType marks every message as a structured-mode
-// CloudEvent for the CloudEvents NATS binding.
-const cloudEventsContentType = "application/cloudevents+json; charset=utf-8"
-
 // subjQueue holds the records of a subject that wait behind the one being
 // published; the subject is in loop.active while one is.
 type subjQueue struct{ waiting []*item }
@@ -349,7 +345,7 @@ func (l *loop) send(ctx context.Context, it *item) {
 		Header: nats.Header{
 			jetstream.MsgIDHeader:               []string{it.rec.ID},
 			jetstream.ExpectedLastSubjSeqHeader: []string{strconv.FormatUint(it.expected, 10)},
-			"Content-Type":                      []string{cloudEventsContentType},
+			"Content-Type":                      []string{schemas.EnvelopeContentType},
 		},
 	}
 	it.sent = time.Now()

@@ -14,6 +14,12 @@ const SpecVersion = "1.0"
 // ContentType is the datacontenttype of every event.
 const ContentType = "application/json"
 
+// EnvelopeContentType is the Content-Type header of every event message: the
+// CloudEvents NATS binding reads a message with a CloudEvents content type
+// as structured mode (the whole envelope is the body), and newer SDKs read a
+// message without one as binary mode.
+const EnvelopeContentType = "application/cloudevents+json; charset=utf-8"
+
 // Event types, one per entity aspect plus the bridge's own events.
 const (
 	TypeAgentCalls       = "io.cecbridge.agent.calls.v1"
@@ -22,6 +28,9 @@ const (
 	TypeBridgeVisibility = "io.cecbridge.bridge.visibility.v1"
 	TypeBridgeHeartbeat  = "io.cecbridge.bridge.heartbeat.v1"
 )
+
+// EventTypes lists every event type.
+var EventTypes = []string{TypeAgentCalls, TypeAgentSoftphone, TypePhoneState, TypeBridgeVisibility, TypeBridgeHeartbeat}
 
 // Op says what kind of change an entity event records.
 type Op string

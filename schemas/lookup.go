@@ -16,6 +16,22 @@ const (
 	LookupPhonesList     = "phones.list"
 )
 
+// LookupEndpoints lists every lookup endpoint, in the order the service
+// registers them.
+var LookupEndpoints = []string{LookupAgentCalls, LookupAgentSoftphone, LookupAgentByAccount, LookupPhoneState, LookupAgentsList, LookupPhonesList}
+
+// LookupErrorCodes lists, per endpoint, every error code it can answer
+// with (see the Code constants). agent.by_account asks the vendor and has
+// no visibility or history; the lists find no single entity.
+var LookupErrorCodes = map[string][]int{
+	LookupAgentCalls:     {CodeBadRequest, CodeNotFound, CodeNotVisible, CodeInternal, CodeUnavailable, CodeTimeout},
+	LookupAgentSoftphone: {CodeBadRequest, CodeNotFound, CodeNotVisible, CodeInternal, CodeUnavailable, CodeTimeout},
+	LookupAgentByAccount: {CodeBadRequest, CodeNotFound, CodeInternal, CodeUnavailable, CodeTimeout},
+	LookupPhoneState:     {CodeBadRequest, CodeNotFound, CodeNotVisible, CodeInternal, CodeUnavailable, CodeTimeout},
+	LookupAgentsList:     {CodeBadRequest, CodeNotVisible, CodeInternal, CodeUnavailable, CodeTimeout},
+	LookupPhonesList:     {CodeBadRequest, CodeNotVisible, CodeInternal, CodeUnavailable, CodeTimeout},
+}
+
 // LookupSubject is the request subject of one lookup endpoint of a tenant,
 // e.g. LookupSubject("dev", LookupAgentCalls) = "cec.lookup.dev.agent.calls".
 func LookupSubject(tenant, endpoint string) string {
@@ -46,7 +62,9 @@ const (
 	// entity.
 	CodeNotFound = 404
 	// CodeNotVisible: the entity is known but the bridge currently cannot
-	// observe it; only returned when the request sets require_visible.
+	// observe it; only returned when the request sets require_visible. Also
+	// the answer to an as_of instant older than the events stream's
+	// retention: the history is no longer there to look at.
 	CodeNotVisible = 409
 	// CodeInternal: a bug on the service side (a recovered panic included).
 	CodeInternal = 500
@@ -74,10 +92,16 @@ const (
 // Wait (a Go duration string, default 2s, at most 10s); RequireVisible turns
 // an answer about an entity the bridge cannot currently observe into
 // CodeNotVisible.
+//
+// AsOf (an RFC 3339 instant in the past) asks for the entity as it stood
+// then, rebuilt from CEC_EVENTS instead of read from the live view; it
+// excludes MinSeq, Wait and MaxAge. RequireVisible then applies to the
+// visibility at that instant.
 type ReadOptions struct {
 	MinSeq         uint64 `json:"min_seq,omitempty"`
 	Wait           string `json:"wait,omitempty"`
 	RequireVisible bool   `json:"require_visible,omitempty"`
+	AsOf           string `json:"as_of,omitempty"`
 }
 
 // Meta is carried by every view-backed answer.
@@ -86,12 +110,46 @@ type ReadOptions struct {
 // Seq is the entity's per-entity event seq (0 when unknown); Observed is the
 // detected.by_poll of the entity's last event, or the instant of a live
 // fetch; Live says the answer came from the vendor, not from the view.
+//
+// An answer for a past instant (as_of) has StreamSeq the last CEC_EVENTS
+// sequence stored at or before that instant, Seq, Observed and Visible as
+// they were then, and AsOf saying how it was rebuilt.
 type Meta struct {
 	StreamSeq uint64     `json:"stream_seq"`
 	Seq       uint64     `json:"seq"`
 	Observed  *time.Time `json:"observed,omitempty"`
 	Live      bool       `json:"live,omitempty"`
 	Visible   bool       `json:"visible"`
+	AsOf      *AsOf      `json:"as_of,omitempty"`
+}
+
+// Where an as_of answer's state came from (AsOf.From).
+const (
+	// AsOfEvent: the after of the last event of the entity stored at or
+	// before the instant.
+	AsOfEvent = "event"
+	// AsOfNextBefore: that event has aged out of CEC_EVENTS, and the state
+	// is the before of the first event stored after the instant.
+	AsOfNextBefore = "next_before"
+	// AsOfState: the entity has not changed since before the retention;
+	// its last event, kept by CEC_STATE.
+	AsOfState = "state"
+)
+
+// AsOf says how an answer for a past instant was rebuilt from CEC_EVENTS.
+//
+// At is the instant asked for; RetainedFrom is when the oldest message the
+// events stream still holds was stored (an instant before it is answered
+// with CodeNotVisible: the history is no longer there). For one entity,
+// EventID names the event whose state the answer shows, EventStreamSeq is
+// its CEC_EVENTS sequence (0 when it has aged out) and From says how it was
+// found.
+type AsOf struct {
+	At             time.Time `json:"at"`
+	RetainedFrom   time.Time `json:"retained_from"`
+	EventID        string    `json:"event_id,omitempty"`
+	EventStreamSeq uint64    `json:"event_stream_seq,omitempty"`
+	From           string    `json:"from,omitempty"`
 }
 
 // AgentCallsRequest asks for the call IDs an agent holds. MaxAge (a Go
@@ -181,12 +239,15 @@ type ListRequest struct {
 // AgentsListRequest lists agents in work number order. The filters are
 // optional: InCall keeps agents with (or without) calls, Visible agents the
 // bridge can (or cannot) currently observe.
+// AsOf lists the agents as they stood at that past instant (see
+// ReadOptions); it excludes MinSeq and Wait.
 type AgentsListRequest struct {
 	ListRequest
 	InCall  *bool  `json:"in_call,omitempty"`
 	Visible *bool  `json:"visible,omitempty"`
 	MinSeq  uint64 `json:"min_seq,omitempty"`
 	Wait    string `json:"wait,omitempty"`
+	AsOf    string `json:"as_of,omitempty"`
 }
 
 // AgentSummary is one agent in an AgentsListResponse.
@@ -208,17 +269,20 @@ type AgentsListResponse struct {
 	StreamSeq  uint64         `json:"stream_seq"`
 	Agents     []AgentSummary `json:"agents"`
 	NextCursor string         `json:"next_cursor,omitempty"`
+	AsOf       *AsOf          `json:"as_of,omitempty"`
 }
 
 // PhonesListRequest lists phones in number order. Registered keeps phones
 // whose status is (or is not) registered; Visible those the bridge can (or
 // cannot) currently observe.
+// AsOf lists them as they stood at that past instant.
 type PhonesListRequest struct {
 	ListRequest
 	Registered *bool  `json:"registered,omitempty"`
 	Visible    *bool  `json:"visible,omitempty"`
 	MinSeq     uint64 `json:"min_seq,omitempty"`
 	Wait       string `json:"wait,omitempty"`
+	AsOf       string `json:"as_of,omitempty"`
 }
 
 // PhoneSummary is one phone in a PhonesListResponse.
@@ -237,4 +301,5 @@ type PhonesListResponse struct {
 	StreamSeq  uint64         `json:"stream_seq"`
 	Phones     []PhoneSummary `json:"phones"`
 	NextCursor string         `json:"next_cursor,omitempty"`
+	AsOf       *AsOf          `json:"as_of,omitempty"`
 }

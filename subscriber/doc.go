@@ -23,13 +23,22 @@
 // the error codes live in package schemas (lookup.go) with one JSON Schema
 // per message; each endpoint's metadata names its schema files.
 //
+// # Past instants
+//
+// A request with as_of is answered from the events stream, not from the
+// view: the entities concerned are rebuilt as they stood at that instant
+// with JetStream direct gets (the server's time index and a multi-last get
+// up to a sequence; see history.go) into a throw-away view that the usual
+// read methods answer from. The answer says which event it came from. An
+// instant before the stream's first message is answered 409.
+//
 // Errors are micro coded errors with an empty body:
 //
 //	400 bad request: malformed JSON, unknown field, trailing data, key missing
 //	    or out of range, token with a dot/wildcard, payload over 64 KiB
 //	404 not found: the view (or the vendor, for by_account) has no such entity
 //	409 not visible: the entity is known but not observable now
-//	    (only with require_visible)
+//	    (only with require_visible), or as_of before the retention
 //	500 internal: a bug, including a recovered panic (counted in Stats)
 //	503 unavailable: the vendor could not be asked, the view is not ready,
 //	    the service is saturated or stopping

@@ -132,6 +132,9 @@ func parseAgentCalls(s *Service, tenant string, data []byte) (runFunc, error) {
 	if err := checkWorkNo(r.WorkNo); err != nil {
 		return nil, err
 	}
+	if r.AsOf != "" {
+		return s.pastAgentCalls(tenant, r)
+	}
 	wait, err := parseWait(r.Wait)
 	if err != nil {
 		return nil, err
@@ -178,6 +181,9 @@ func parseAgentSoftphone(s *Service, tenant string, data []byte) (runFunc, error
 	if err := checkWorkNo(r.WorkNo); err != nil {
 		return nil, err
 	}
+	if r.AsOf != "" {
+		return s.pastAgentSoftphone(tenant, r)
+	}
 	wait, err := parseWait(r.Wait)
 	if err != nil {
 		return nil, err
@@ -204,6 +210,9 @@ func parsePhoneState(s *Service, tenant string, data []byte) (runFunc, error) {
 	}
 	if err := checkToken("phone_num", r.PhoneNum); err != nil {
 		return nil, err
+	}
+	if r.AsOf != "" {
+		return s.pastPhoneState(tenant, r)
 	}
 	wait, err := parseWait(r.Wait)
 	if err != nil {
@@ -274,6 +283,9 @@ func parseAgentsList(s *Service, tenant string, data []byte) (runFunc, error) {
 		}
 		after = n
 	}
+	if r.AsOf != "" {
+		return s.pastAgentsList(tenant, r, after)
+	}
 	wait, err := parseWait(r.Wait)
 	if err != nil {
 		return nil, err
@@ -298,6 +310,9 @@ func parsePhonesList(s *Service, tenant string, data []byte) (runFunc, error) {
 		if err := checkToken("cursor", r.Cursor); err != nil {
 			return nil, err
 		}
+	}
+	if r.AsOf != "" {
+		return s.pastPhonesList(tenant, r)
 	}
 	wait, err := parseWait(r.Wait)
 	if err != nil {

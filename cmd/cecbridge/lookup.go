@@ -30,6 +30,8 @@ what:
   agents                     list agents (--in-call, --visible, --limit, --cursor, --offset)
   phones                     list phones (--registered, --visible, --limit, --cursor, --offset)
 
+--as-of T answers as of a past instant (RFC 3339, or a duration ago).
+
 flags:
 `
 
@@ -109,6 +111,7 @@ func runLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	wait := fs.String("wait", "", "how long the service may wait for --min-seq (default 2s, max 10s)")
 	maxAge := fs.String("max-age", "", "ask the vendor live if the view's observation is older (agent-calls, agent-by-account)")
 	requireVisible := fs.Bool("require-visible", false, "fail with 409 if the bridge cannot currently observe the entity")
+	asOf := fs.String("as-of", "", "answer as of this past instant (RFC 3339, or a duration ago such as 15m), rebuilt from the events stream")
 	limit := fs.Int("limit", 0, "list page size (default 100, max 1000)")
 	cursor := fs.String("cursor", "", "list cursor from a previous page")
 	offset := fs.Int("offset", 0, "list items to skip")
@@ -149,7 +152,15 @@ func runLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return n, nil
 	}
-	read := schemas.ReadOptions{MinSeq: *minSeq, Wait: *wait, RequireVisible: *requireVisible}
+	if *asOf != "" {
+		at, err := parseInstant(*asOf, time.Now())
+		if err != nil {
+			fmt.Fprintf(stderr, "cecbridge lookup: --as-of: %v\n", err)
+			return errUsage
+		}
+		*asOf = at.UTC().Format(time.RFC3339Nano)
+	}
+	read := schemas.ReadOptions{MinSeq: *minSeq, Wait: *wait, RequireVisible: *requireVisible, AsOf: *asOf}
 	page := schemas.ListRequest{Limit: *limit, Cursor: *cursor, Offset: *offset}
 
 	var endpoint string
@@ -181,10 +192,10 @@ func runLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		endpoint, req, resp = schemas.LookupPhoneState, schemas.PhoneStateRequest{PhoneNum: a, ReadOptions: read}, &schemas.PhoneStateResponse{}
 	case "agents":
 		endpoint, req, resp = schemas.LookupAgentsList, schemas.AgentsListRequest{ListRequest: page, InCall: inCall.v, Visible: visible.v,
-			MinSeq: *minSeq, Wait: *wait}, &schemas.AgentsListResponse{}
+			MinSeq: *minSeq, Wait: *wait, AsOf: *asOf}, &schemas.AgentsListResponse{}
 	case "phones":
 		endpoint, req, resp = schemas.LookupPhonesList, schemas.PhonesListRequest{ListRequest: page, Registered: registered.v, Visible: visible.v,
-			MinSeq: *minSeq, Wait: *wait}, &schemas.PhonesListResponse{}
+			MinSeq: *minSeq, Wait: *wait, AsOf: *asOf}, &schemas.PhonesListResponse{}
 	default:
 		fmt.Fprintf(stderr, "cecbridge lookup: unknown lookup %q\n\n", what)
 		fs.Usage()
@@ -273,6 +284,7 @@ func printAnswer(w io.Writer, resp any) {
 			fmt.Fprintf(w, ", more: --cursor %s", r.NextCursor)
 		}
 		fmt.Fprintln(w)
+		printAsOf(w, r.AsOf)
 	case *schemas.PhonesListResponse:
 		fmt.Fprintf(w, "%-16s %-8s %-12s %s\n", "PHONE", "VISIBLE", "STATUS", "CODE")
 		for _, p := range r.Phones {
@@ -283,6 +295,7 @@ func printAnswer(w io.Writer, resp any) {
 			fmt.Fprintf(w, ", more: --cursor %s", r.NextCursor)
 		}
 		fmt.Fprintln(w)
+		printAsOf(w, r.AsOf)
 	}
 }
 
@@ -296,6 +309,22 @@ func printMeta(w io.Writer, m schemas.Meta) {
 		src = ", live from the vendor"
 	}
 	fmt.Fprintf(w, "  seq %d, stream_seq %d, observed %s, %s%s\n", m.Seq, m.StreamSeq, ago(m.Observed), vis, src)
+	printAsOf(w, m.AsOf)
+}
+
+// printAsOf says which instant a past answer describes and where it came from.
+func printAsOf(w io.Writer, a *schemas.AsOf) {
+	if a == nil {
+		return
+	}
+	fmt.Fprintf(w, "  as of %s (retention from %s)", a.At.Format(time.RFC3339Nano), a.RetainedFrom.Format(time.RFC3339))
+	if a.EventID != "" {
+		fmt.Fprintf(w, ", from %s %s", a.From, a.EventID)
+		if a.EventStreamSeq != 0 {
+			fmt.Fprintf(w, " at stream seq %d", a.EventStreamSeq)
+		}
+	}
+	fmt.Fprintln(w)
 }
 
 func callList(ids []string) string {

@@ -50,10 +50,11 @@ func newLookupFixture(t *testing.T) *lookupFixture {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "CEC_EVENTS", Subjects: []string{schemas.AllEvents}, Storage: jetstream.MemoryStorage}); err != nil {
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "CEC_EVENTS", Subjects: []string{schemas.AllEvents}, Storage: jetstream.MemoryStorage,
+		AllowDirect: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "CEC_STATE", MaxMsgsPerSubject: 1, Storage: jetstream.MemoryStorage,
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "CEC_STATE", MaxMsgsPerSubject: 1, Storage: jetstream.MemoryStorage, AllowDirect: true,
 		Sources: []*jetstream.StreamSource{{Name: "CEC_EVENTS"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -277,5 +278,31 @@ func TestTailStopsOnCancel(t *testing.T) {
 	}
 	if err := runTail(context.Background(), []string{"--since", "1m", "--seq", "3"}, &bytes.Buffer{}, &bytes.Buffer{}); !errors.Is(err, errUsage) {
 		t.Fatalf("--since with --seq: %v", err)
+	}
+}
+
+func TestLookupAsOf(t *testing.T) {
+	f := newLookupFixture(t)
+	f.calls(t, 1001, nil, []string{"c1"})
+	then := time.Now().UTC().Format(time.RFC3339Nano)
+	seq := f.calls(t, 1001, []string{"c1"}, []string{"c1", "c2"})
+	server := "--server=" + f.url
+
+	out, _, err := runCLI(t, lookupCLI, "agent-calls", "1001", server, "--as-of", then)
+	if err != nil || !strings.Contains(out, "agent 1001 (dev): 1 call: c1") || !strings.Contains(out, "as of "+then) ||
+		!strings.Contains(out, "from event "+schemas.EventID(schemas.AgentCallsSubject("dev", 1001), 1)+" at stream seq 1") {
+		t.Fatalf("agent-calls --as-of: %v\n%s", err, out)
+	}
+	out, _, err = runCLI(t, lookupCLI, "agents", server, "--in-call", "--as-of", "0s", "--min-seq", "0")
+	if err != nil || !strings.Contains(out, "c1,c2") || !strings.Contains(out, "1 agents, stream_seq "+strconv.FormatUint(seq, 10)) {
+		t.Fatalf("agents --as-of now: %v\n%s", err, out)
+	}
+	_, _, err = runCLI(t, lookupCLI, "agent-calls", "1001", server, "--as-of", "1h")
+	var le *LookupError
+	if !errors.As(err, &le) || le.Code != schemas.CodeNotVisible || !strings.Contains(le.Description, "before the events stream's retention") {
+		t.Fatalf("before the retention: %v", err)
+	}
+	if _, _, err := runCLI(t, lookupCLI, "agent-calls", "1001", server, "--as-of", "last week"); !errors.Is(err, errUsage) {
+		t.Fatalf("bad --as-of: %v", err)
 	}
 }

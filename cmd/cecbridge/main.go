@@ -8,6 +8,7 @@
 //	cecbridge probe --config FILE      read-only checks against a live tenant; says what to configure
 //	cecbridge lookup WHAT [ARGS]       ask the lookup service
 //	cecbridge tail [FILTER]            print live or replayed events
+//	cecbridge audit verify|export      prove a history is whole; export a time range
 //	cecbridge health --url URL        exit 0 if the bridge answers ready (for container health checks)
 //	cecbridge version
 package main
@@ -54,6 +55,8 @@ commands:
                  0 works, 2 works with the suggested config, 1 cannot work
   lookup         ask the lookup service, e.g. "lookup agent-calls 1001"
   tail           print events as they happen: [subject filter]
+  audit          verify a history is whole, or export a time range:
+                 "audit verify [filter]", "audit export --since T --until T"
   health         probe a running bridge: --url http://127.0.0.1:9090/readyz
   version        print the version
 `
@@ -78,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runLookup(ctx, rest, stdout, stderr)
 	case "tail":
 		return runTail(ctx, rest, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, rest, stdout, stderr)
 	case "health":
 		return runHealth(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":

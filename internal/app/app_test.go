@@ -15,6 +15,7 @@ import (
 
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/app"
+	"github.com/cecbridge/cecbridge/internal/devstack"
 	"github.com/cecbridge/cecbridge/internal/natstest"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
@@ -166,38 +167,18 @@ type env struct {
 
 func newEnv(t *testing.T, agents int) *env {
 	t.Helper()
+	return newEnvWith(t, cecsim.Config{Agents: agents})
+}
+
+// newEnvWith is newEnv with a simulator of the given configuration (its
+// session timers are set for tests).
+func newEnvWith(t *testing.T, simCfg cecsim.Config) *env {
+	t.Helper()
 	srv := natstest.RunServer(t)
-	sim, err := cecsim.New(cecsim.Config{
-		Agents:        agents,
-		LongPollHold:  100 * time.Millisecond,
-		GUIDInterval:  500 * time.Millisecond,
-		GUIDTimeout:   2 * time.Second,
-		NoPollTimeout: 10 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(context.WithoutCancel(t.Context())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	cfg := configs.WithDefaults(configs.Bridge{
-		NATS: configs.NATS{URLs: []string{srv.URL()}, ReconnectWait: 50 * time.Millisecond},
-		Tenants: []configs.Tenant{{
-			Name: tenant, FabricURL: sim.URL(), GatewayURL: sim.URL(),
-			AppKey: "app-key", AppSecret: "app-secret",
-			Timeout:  2 * time.Second,
-			Monitors: []configs.Monitor{{AgentID: 1001, Password: "agent-pass"}},
-			Intervals: configs.Intervals{
-				Calls: 50 * time.Millisecond, Idle: 200 * time.Millisecond,
-				Roster: 100 * time.Millisecond, Phones: 100 * time.Millisecond, Heartbeat: 500 * time.Millisecond,
-			},
-		}},
-	})
+	sim := devstack.StartSim(t, simCfg)
 	nc := srv.Connect(t)
 	js := natstest.JetStream(t, nc)
-	e := &env{srv: srv, sim: sim, cfg: cfg, js: js, nc: nc}
-	return e
+	return &env{srv: srv, sim: sim, cfg: devstack.BridgeConfig(tenant, srv.URL(), sim.URL()), js: js, nc: nc}
 }
 
 // start runs a bridge on its own connection until the returned stop is
