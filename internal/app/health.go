@@ -24,7 +24,7 @@ func (b *Bridge) HTTPAddr() string {
 }
 
 // readiness says what is not ready: NATS, the streams, the spool
-// directory, every tenant's token, sessions and lease.
+// directory, the lookup service, every tenant's token, sessions and lease.
 func (b *Bridge) readiness(ctx context.Context) map[string]string {
 	problems := map[string]string{}
 	switch {
@@ -41,6 +41,9 @@ func (b *Bridge) readiness(ctx context.Context) map[string]string {
 	}
 	if err := b.pub.SpoolWritable(); err != nil {
 		problems["spool"] = err.Error()
+	}
+	if !b.cfg.Lookup.Disabled && b.lookups.Load() == nil {
+		problems["lookups"] = "lookup service not started yet"
 	}
 	for _, tr := range b.tenants {
 		if tr.poller() == nil {
