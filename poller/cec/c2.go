@@ -46,8 +46,8 @@ type C2Signer struct {
 }
 
 // NewC2Signer checks its arguments and returns a signer. signedHeaders
-// defaults to ["host"]; names are case-insensitive and must be among
-// C2Headers.
+// defaults to ["host"]; names are case-insensitive, must be among C2Headers
+// and must include host, which every known variant signs.
 func NewC2Signer(ak, sk Secret, signedHeaders []string, p TimestampPrecision) (*C2Signer, error) {
 	if ak == "" || sk == "" {
 		return nil, errors.New("cec: config: CMS AK and SK are required")
@@ -72,6 +72,9 @@ func NewC2Signer(ak, sk Secret, signedHeaders []string, p TimestampPrecision) (*
 	}
 	sort.Strings(hs)
 	hs = slices.Compact(hs)
+	if !slices.Contains(hs, "host") {
+		return nil, errors.New("cec: config: the signed headers must include host")
+	}
 	return &C2Signer{ak: ak, sk: sk, headers: hs, signed: strings.Join(hs, ";"), precision: p}, nil
 }
 

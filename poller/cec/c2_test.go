@@ -50,7 +50,7 @@ func TestC2SignatureSpellsOptionsInItsPrefix(t *testing.T) {
 	if !strings.HasPrefix(got, want) || len(got) != len(want)+64 {
 		t.Errorf("Authorization %q, want prefix %q and a 64-digit signature", got, want)
 	}
-	for _, bad := range [][]string{{"host", "x-custom"}, {"authorization"}} {
+	for _, bad := range [][]string{{"host", "x-custom"}, {"authorization"}, {"content-type"}} {
 		if _, err := NewC2Signer("ak", "sk", bad, TimestampSeconds); err == nil {
 			t.Errorf("signing %v accepted", bad)
 		}
