@@ -227,41 +227,23 @@ type vdnRequest struct {
 // QueryAgentCalls asks queryagentcalls for the calls of one chunk's agents
 // (at most MaxCallsAgents), with each call's status and direction.
 func (m *CMS) QueryAgentCalls(ctx context.Context, ch Chunk) (*CallsAnswer, error) {
-	const ep = EndpointQueryAgentCalls
-	if err := m.checkChunk(ep, ch, MaxCallsAgents); err != nil {
+	if err := m.checkChunk(EndpointQueryAgentCalls, ch, MaxCallsAgents); err != nil {
 		return nil, err
 	}
-	var out *CallsAnswer
-	sent, recv, err := m.call(ctx, ep, agentsRequest{CCID: m.ccID, VDN: ch.VDN, AgentIDs: ch.Agents}, func(p json.RawMessage) error {
-		a, err := decodeAgentCalls(p, ch)
-		out = a
-		return err
+	return cmsQuery(ctx, m, EndpointQueryAgentCalls, m.agentsRequest(ch), func(p json.RawMessage) (*CallsAnswer, error) {
+		return decodeAgentCalls(p, ch)
 	})
-	if err != nil {
-		return nil, err
-	}
-	out.Sent, out.Received = sent, recv
-	return out, nil
 }
 
 // QueryAgentStates asks agentstatusinfobyagentids for the state of one
 // chunk's agents (at most MaxStatesAgents).
 func (m *CMS) QueryAgentStates(ctx context.Context, ch Chunk) (*StatesAnswer, error) {
-	const ep = EndpointAgentStates
-	if err := m.checkChunk(ep, ch, MaxStatesAgents); err != nil {
+	if err := m.checkChunk(EndpointAgentStates, ch, MaxStatesAgents); err != nil {
 		return nil, err
 	}
-	var out *StatesAnswer
-	sent, recv, err := m.call(ctx, ep, agentsRequest{CCID: m.ccID, VDN: ch.VDN, AgentIDs: ch.Agents}, func(p json.RawMessage) error {
-		a, err := decodeAgentStates(p, ch)
-		out = a
-		return err
+	return cmsQuery(ctx, m, EndpointAgentStates, m.agentsRequest(ch), func(p json.RawMessage) (*StatesAnswer, error) {
+		return decodeAgentStates(p, ch)
 	})
-	if err != nil {
-		return nil, err
-	}
-	out.Sent, out.Received = sent, recv
-	return out, nil
 }
 
 // TotalAgentState asks totalagentstate for the state of every agent of a
@@ -271,16 +253,31 @@ func (m *CMS) TotalAgentState(ctx context.Context, vdn int) (*VDNStates, error) 
 	if vdn < 1 || vdn > 5000 {
 		return nil, &Error{Endpoint: ep, Message: "VDN " + strconv.Itoa(vdn) + " outside 1-5000", Err: ErrInvalidRequest}
 	}
-	var out *VDNStates
-	sent, recv, err := m.call(ctx, ep, vdnRequest{CCID: m.ccID, VDN: vdn}, func(p json.RawMessage) error {
-		a, err := decodeTotalAgentState(p, vdn)
-		out = a
-		return err
+	return cmsQuery(ctx, m, ep, vdnRequest{CCID: m.ccID, VDN: vdn}, func(p json.RawMessage) (*VDNStates, error) {
+		return decodeTotalAgentState(p, vdn)
+	})
+}
+
+func (m *CMS) agentsRequest(ch Chunk) agentsRequest {
+	return agentsRequest{CCID: m.ccID, VDN: ch.VDN, AgentIDs: ch.Agents}
+}
+
+// cmsQuery sends one request, decodes the payload of a success answer and
+// stamps the answer with the request's times.
+func cmsQuery[A interface {
+	stamp(sent, received time.Time)
+}](ctx context.Context, m *CMS, ep string, body any, decode func(json.RawMessage) (A, error)) (A, error) {
+	var out A
+	sent, received, err := m.call(ctx, ep, body, func(p json.RawMessage) error {
+		var derr error
+		out, derr = decode(p)
+		return derr
 	})
 	if err != nil {
-		return nil, err
+		var zero A
+		return zero, err
 	}
-	out.Sent, out.Received = sent, recv
+	out.stamp(sent, received)
 	return out, nil
 }
 

@@ -143,15 +143,19 @@ type agentCallsWire struct {
 func decodeAgentCallsEntry(raw json.RawMessage) (int, AgentCalls, bool) {
 	var w agentCallsWire
 	if !isObject(raw) || json.Unmarshal(raw, &w) != nil {
-		// Learn whose entry it was, so that agent is marked not observed
-		// rather than silently described by nothing.
-		var id struct {
-			AgentID flexInt `json:"agentId"`
-		}
-		_ = json.Unmarshal(raw, &id)
-		return agentID(id.AgentID), AgentCalls{}, false
+		return brokenEntryAgent(raw), AgentCalls{}, false
 	}
 	return w.agentCalls()
+}
+
+// brokenEntryAgent learns whose entry an undecodable one was, so that agent
+// is marked not observed rather than silently described by nothing.
+func brokenEntryAgent(raw json.RawMessage) int {
+	var id struct {
+		AgentID flexInt `json:"agentId"`
+	}
+	_ = json.Unmarshal(raw, &id)
+	return agentID(id.AgentID)
 }
 
 func (w *agentCallsWire) agentCalls() (int, AgentCalls, bool) {
@@ -242,11 +246,7 @@ func seconds(n flexInt) time.Duration {
 func decodeAgentStateEntry(raw json.RawMessage) (int, AgentState, bool) {
 	var w agentStateWire
 	if !isObject(raw) || json.Unmarshal(raw, &w) != nil {
-		var id struct {
-			AgentID flexInt `json:"agentId"`
-		}
-		_ = json.Unmarshal(raw, &id)
-		return agentID(id.AgentID), AgentState{}, false
+		return brokenEntryAgent(raw), AgentState{}, false
 	}
 	wn := agentID(w.AgentID)
 	if !w.CurrentState.Set {

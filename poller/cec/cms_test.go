@@ -17,14 +17,7 @@ import (
 func newCMS(t testing.TB, sim *cecsim.Sim, c *cec.Client, mod func(*cec.CMSConfig)) *cec.CMS {
 	t.Helper()
 	cfg := cec.CMSConfig{URL: sim.URL(), AK: "cms-ak", SK: "cms-sk", CCID: 1, VDNs: []cec.VDN{{ID: 1}}}
-	if mod != nil {
-		mod(&cfg)
-	}
-	m, err := c.NewCMS(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return configured(t, cfg, mod, c.NewCMS)
 }
 
 func sweepCalls(t testing.TB, m *cec.CMS, agents []int, limit int) []cec.ChunkResult[*cec.CallsAnswer] {
@@ -233,59 +226,6 @@ func TestCMSFailedChunkAffectsOnlyItsAgents(t *testing.T) {
 		if !errors.Is(r.Err, context.Canceled) {
 			t.Fatalf("sweep after cancel: %v", r.Err)
 		}
-	}
-}
-
-func TestCMSFaultClasses(t *testing.T) {
-	sim := startSim(t, cecsim.Config{Agents: 5})
-	c := newClient(t, sim, func(cfg *cec.Config) { cfg.RequestTimeout = 300 * time.Millisecond })
-	m := newCMS(t, sim, c, nil)
-	calls := func() error {
-		_, err := m.QueryAgentCalls(context.Background(), cec.Chunk{VDN: 1, Agents: []int{1001, 1002}})
-		return err
-	}
-	states := func() error {
-		_, err := m.QueryAgentStates(context.Background(), cec.Chunk{VDN: 1, Agents: []int{1001, 1002}})
-		return err
-	}
-	total := func() error { _, err := m.TotalAgentState(context.Background(), 1); return err }
-	cases := []struct {
-		name  string
-		fault cecsim.Fault
-		call  func() error
-		want  error
-		code  string
-		retry bool
-	}{
-		{"502", cecsim.Fault{Endpoint: "queryagentcalls", Kind: cecsim.FaultHTTPStatus}, calls, cec.ErrUpstream, "", true},
-		{"403 whitelist", cecsim.Fault{Endpoint: "queryagentcalls", Kind: cecsim.FaultHTTPStatus, Status: 403}, calls, cec.ErrUnauthorized, "", false},
-		{"garbled", cecsim.Fault{Endpoint: "agentstatusinfobyagentids", Kind: cecsim.FaultGarbled}, states, cec.ErrBadResponse, "", true},
-		{"truncated", cecsim.Fault{Endpoint: "totalagentstate", Kind: cecsim.FaultTruncated}, total, cec.ErrBadResponse, "", true},
-		{"throttle", cecsim.Fault{Endpoint: "queryagentcalls", Kind: cecsim.FaultThrottle}, calls, cec.ErrRateLimited, "", true},
-		{"latency", cecsim.Fault{Endpoint: "queryagentcalls", Kind: cecsim.FaultLatency, Latency: time.Second}, calls, cec.ErrUpstream, "", true},
-		{"0100001 call failed", cecsim.Fault{Endpoint: "agentstatusinfobyagentids", Kind: cecsim.FaultVendorCode, Code: "0100001"}, states, cec.ErrUpstream, "0100001", true},
-		{"0100003 not licensed", cecsim.Fault{Endpoint: "totalagentstate", Kind: cecsim.FaultVendorCode, Code: "0100003"}, total, cec.ErrNotSupported, "0100003", false},
-		{"0100999 unknown", cecsim.Fault{Endpoint: "queryagentcalls", Kind: cecsim.FaultVendorCode, Code: "0100999"}, calls, cec.ErrVendor, "0100999", true},
-		{"0101003 permission", cecsim.Fault{Endpoint: "queryagentcalls", Kind: cecsim.FaultVendorCode, Code: "0101003"}, calls, cec.ErrUnauthorized, "0101003", false},
-		{"other code", cecsim.Fault{Endpoint: "queryagentcalls", Kind: cecsim.FaultVendorCode, Code: "0109999"}, calls, cec.ErrVendor, "0109999", false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			sim.ClearFaults()
-			tc.fault.Count = 1
-			sim.Inject(tc.fault)
-			err := tc.call()
-			if !errors.Is(err, tc.want) || cec.Retryable(err) != tc.retry {
-				t.Fatalf("got %v (retryable %v), want %v (retryable %v)", err, cec.Retryable(err), tc.want, tc.retry)
-			}
-			var e *cec.Error
-			if !errors.As(err, &e) || e.Code != tc.code {
-				t.Fatalf("error detail %#v", e)
-			}
-			if err := tc.call(); err != nil {
-				t.Fatalf("after the fault: %v", err)
-			}
-		})
 	}
 }
 

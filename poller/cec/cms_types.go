@@ -32,12 +32,7 @@ var callStatusNames = [...]string{
 
 // String returns the snake_case name events carry ("alerting", "talking",
 // ...), or "unknown".
-func (s CallStatus) String() string {
-	if s >= 0 && int(s) < len(callStatusNames) {
-		return callStatusNames[s]
-	}
-	return "unknown"
-}
+func (s CallStatus) String() string { return nameOf(callStatusNames[:], int(s)) }
 
 // CallDirection says whether a call came in or went out (callInOut).
 type CallDirection int8
@@ -88,9 +83,11 @@ var agentStateNames = [...]string{
 }
 
 // String returns the snake_case name events carry, or "unknown".
-func (s AgentStateCode) String() string {
-	if s >= 0 && int(s) < len(agentStateNames) {
-		return agentStateNames[s]
+func (s AgentStateCode) String() string { return nameOf(agentStateNames[:], int(s)) }
+
+func nameOf(names []string, code int) string {
+	if code >= 0 && code < len(names) {
+		return names[code]
 	}
 	return "unknown"
 }
@@ -155,9 +152,17 @@ type Observation struct {
 	Chunk       Chunk
 	NotObserved []int // agents of Chunk the answer did not describe, or described unusably
 	Ignored     int   // answer entries about agents not asked for, or without a usable agentId
-	Sent        time.Time
-	Received    time.Time
+	Timing
 }
+
+// Timing says when a request went out (after its budget wait) and when its
+// answer was in: the bracket of a sweep's observation.
+type Timing struct {
+	Sent     time.Time
+	Received time.Time
+}
+
+func (t *Timing) stamp(sent, received time.Time) { t.Sent, t.Received = sent, received }
 
 // CallsAnswer is a queryagentcalls answer for one chunk.
 type CallsAnswer struct {
@@ -185,11 +190,10 @@ func (a *StatesAnswer) Agent(workNo int) (AgentState, bool) {
 
 // VDNStates is a totalagentstate answer: every agent of one VDN CMS knows.
 type VDNStates struct {
-	VDN      int
-	Agents   []AgentPresence // sorted by WorkNo
-	Ignored  int             // entries without a usable agentId or state, or repeated with another state
-	Sent     time.Time
-	Received time.Time
+	VDN     int
+	Agents  []AgentPresence // sorted by WorkNo
+	Ignored int             // entries without a usable agentId or state, or repeated with another state
+	Timing
 }
 
 func findAgent[T any](list []T, workNo int, key func(T) int) (T, bool) {

@@ -195,17 +195,15 @@ func TestSecretsNeverLeak(t *testing.T) {
 
 	// CMS: C2-signed requests under faults, a wrong SK and a skewed clock
 	// (the simulator echoes a refused Authorization in its 401 body).
-	cms := func(mod func(*cec.CMSConfig)) *cec.CMS {
-		cfg := cec.CMSConfig{URL: sim.URL(), AK: "planted-cms-ak", SK: "planted-cms-sk", CCID: 1, VDNs: []cec.VDN{{ID: 1}}}
-		if mod != nil {
-			mod(&cfg)
+	planted := func(mod func(*cec.CMSConfig)) func(*cec.CMSConfig) {
+		return func(cfg *cec.CMSConfig) {
+			cfg.AK, cfg.SK = "planted-cms-ak", "planted-cms-sk"
+			if mod != nil {
+				mod(cfg)
+			}
 		}
-		m, err := c.NewCMS(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
 	}
+	cms := func(mod func(*cec.CMSConfig)) *cec.CMS { return newCMS(t, sim, c, planted(mod)) }
 	good := cms(nil)
 	chunk := cec.Chunk{VDN: 1, Agents: []int{1001, 1002}}
 	if _, err := good.QueryAgentCalls(ctx, chunk); err != nil {
