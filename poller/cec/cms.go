@@ -230,9 +230,9 @@ func (m *CMS) QueryAgentCalls(ctx context.Context, ch Chunk) (*CallsAnswer, erro
 	if err := m.checkChunk(EndpointQueryAgentCalls, ch, MaxCallsAgents); err != nil {
 		return nil, err
 	}
-	return cmsQuery(ctx, m, EndpointQueryAgentCalls, m.agentsRequest(ch), func(p json.RawMessage) (*CallsAnswer, error) {
-		return decodeAgentCalls(p, ch)
-	})
+	return cmsQuery(ctx, m, EndpointQueryAgentCalls, m.agentsRequest(ch),
+		func(b []byte) (*CallsAnswer, bool) { return fastAgentCalls(b, ch) },
+		func(p json.RawMessage) (*CallsAnswer, error) { return decodeAgentCalls(p, ch) })
 }
 
 // QueryAgentStates asks agentstatusinfobyagentids for the state of one
@@ -241,9 +241,9 @@ func (m *CMS) QueryAgentStates(ctx context.Context, ch Chunk) (*StatesAnswer, er
 	if err := m.checkChunk(EndpointAgentStates, ch, MaxStatesAgents); err != nil {
 		return nil, err
 	}
-	return cmsQuery(ctx, m, EndpointAgentStates, m.agentsRequest(ch), func(p json.RawMessage) (*StatesAnswer, error) {
-		return decodeAgentStates(p, ch)
-	})
+	return cmsQuery(ctx, m, EndpointAgentStates, m.agentsRequest(ch),
+		func(b []byte) (*StatesAnswer, bool) { return fastAgentStates(b, ch) },
+		func(p json.RawMessage) (*StatesAnswer, error) { return decodeAgentStates(p, ch) })
 }
 
 // TotalAgentState asks totalagentstate for the state of every agent of a
@@ -253,23 +253,36 @@ func (m *CMS) TotalAgentState(ctx context.Context, vdn int) (*VDNStates, error) 
 	if vdn < 1 || vdn > 5000 {
 		return nil, &Error{Endpoint: ep, Message: "VDN " + strconv.Itoa(vdn) + " outside 1-5000", Err: ErrInvalidRequest}
 	}
-	return cmsQuery(ctx, m, ep, vdnRequest{CCID: m.ccID, VDN: vdn}, func(p json.RawMessage) (*VDNStates, error) {
-		return decodeTotalAgentState(p, vdn)
-	})
+	return cmsQuery(ctx, m, ep, vdnRequest{CCID: m.ccID, VDN: vdn}, nil,
+		func(p json.RawMessage) (*VDNStates, error) { return decodeTotalAgentState(p, vdn) })
 }
 
 func (m *CMS) agentsRequest(ch Chunk) agentsRequest {
 	return agentsRequest{CCID: m.ccID, VDN: ch.VDN, AgentIDs: ch.Agents}
 }
 
-// cmsQuery sends one request, decodes the payload of a success answer and
-// stamps the answer with the request's times.
-func cmsQuery[A interface {
+// stamper is an answer that records its request's times.
+type stamper interface {
 	stamp(sent, received time.Time)
-}](ctx context.Context, m *CMS, ep string, body any, decode func(json.RawMessage) (A, error)) (A, error) {
+}
+
+// cmsQuery sends one request, decodes a success answer (by fast, if given
+// and able, else by decode on the envelope's payload) and stamps the
+// answer with the request's times.
+func cmsQuery[A stamper](ctx context.Context, m *CMS, ep string, body any,
+	fast func([]byte) (A, bool), decode func(json.RawMessage) (A, error)) (A, error) {
 	var out A
-	sent, received, err := m.call(ctx, ep, body, func(p json.RawMessage) error {
-		var derr error
+	sent, received, err := m.call(ctx, ep, body, func(b []byte) error {
+		if fast != nil {
+			var ok bool
+			if out, ok = fast(b); ok {
+				return nil
+			}
+		}
+		p, derr := decodeCMS(b)
+		if derr != nil {
+			return derr
+		}
 		out, derr = decode(p)
 		return derr
 	})
@@ -299,9 +312,9 @@ func (m *CMS) checkChunk(ep string, ch Chunk, limit int) error {
 	return &Error{Endpoint: ep, Message: msg, Err: ErrInvalidRequest}
 }
 
-// call sends one signed CMS request and decodes a success payload. It
-// returns when the request went out and when its answer was in.
-func (m *CMS) call(ctx context.Context, ep string, body any, decode func(json.RawMessage) error) (sent, received time.Time, err error) {
+// call sends one signed CMS request and decodes an HTTP 200 answer's body.
+// It returns when the request went out and when its answer was in.
+func (m *CMS) call(ctx context.Context, ep string, body any, decode func([]byte) error) (sent, received time.Time, err error) {
 	raw, err := json.Marshal(body)
 	if err != nil {
 		return sent, received, &Error{Endpoint: ep, Message: "cannot encode request", Err: ErrInvalidRequest}
@@ -331,7 +344,7 @@ func (m *CMS) call(ctx context.Context, ep string, body any, decode func(json.Ra
 }
 
 // result classifies a CMS answer into the package's error vocabulary.
-func (m *CMS) result(ep string, resp *response, decode func(json.RawMessage) error) error {
+func (m *CMS) result(ep string, resp *response, decode func([]byte) error) error {
 	c := m.c
 	if resp.status != http.StatusOK {
 		e := c.httpError(ep, resp)
@@ -346,10 +359,7 @@ func (m *CMS) result(ep string, resp *response, decode func(json.RawMessage) err
 		}
 		return e
 	}
-	payload, err := decodeCMS(resp.body)
-	if err == nil {
-		err = decode(payload)
-	}
+	err := decode(resp.body)
 	if err == nil {
 		return nil
 	}

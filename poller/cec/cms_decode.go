@@ -131,13 +131,15 @@ func agentID(n flexInt) int {
 // ---- agentgroup/queryagentcalls ----
 
 type agentCallsWire struct {
-	AgentID  flexInt `json:"agentId"`
-	CallList *[]struct {
-		CallID     flexString `json:"callId"`
-		CallStatus flexInt    `json:"callStatus"`
-		CallInOut  flexInt    `json:"callInOut"`
-		MediaType  flexInt    `json:"mediaType"`
-	} `json:"callList"`
+	AgentID  flexInt     `json:"agentId"`
+	CallList *[]callWire `json:"callList"`
+}
+
+type callWire struct {
+	CallID     flexString `json:"callId"`
+	CallStatus flexInt    `json:"callStatus"`
+	CallInOut  flexInt    `json:"callInOut"`
+	MediaType  flexInt    `json:"mediaType"`
 }
 
 func decodeAgentCallsEntry(raw json.RawMessage) (int, AgentCalls, bool) {
@@ -248,6 +250,10 @@ func decodeAgentStateEntry(raw json.RawMessage) (int, AgentState, bool) {
 	if !isObject(raw) || json.Unmarshal(raw, &w) != nil {
 		return brokenEntryAgent(raw), AgentState{}, false
 	}
+	return w.entry()
+}
+
+func (w agentStateWire) entry() (int, AgentState, bool) {
 	wn := agentID(w.AgentID)
 	if !w.CurrentState.Set {
 		return wn, AgentState{}, false
@@ -264,12 +270,14 @@ func decodeAgentStateEntry(raw json.RawMessage) (int, AgentState, bool) {
 	return wn, st, true
 }
 
+func sameState(a, b AgentState) bool { return a == b }
+
 func decodeAgentStates(payload json.RawMessage, ch Chunk) (*StatesAnswer, error) {
 	list, err := entries(payload)
 	if err != nil {
 		return nil, err
 	}
-	agents, missing, ignored := keyed(ch, list, decodeAgentStateEntry, func(a, b AgentState) bool { return a == b })
+	agents, missing, ignored := keyed(ch, list, decodeAgentStateEntry, sameState)
 	return &StatesAnswer{Observation: Observation{Chunk: ch, NotObserved: missing, Ignored: ignored}, Agents: agents}, nil
 }
 

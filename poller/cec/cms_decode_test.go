@@ -185,15 +185,74 @@ func checkPartition(t *testing.T, ch Chunk, observed []int, o Observation) {
 
 var fuzzChunk = Chunk{VDN: 1, Agents: []int{1001, 1031, 1040, 1099}}
 
+// slowCalls and slowStates are the encoding/json paths the fast ones must
+// agree with.
+func slowCalls(b []byte, ch Chunk) (*CallsAnswer, error) {
+	p, err := decodeCMS(b)
+	if err != nil {
+		return nil, err
+	}
+	return decodeAgentCalls(p, ch)
+}
+
+func slowStates(b []byte, ch Chunk) (*StatesAnswer, error) {
+	p, err := decodeCMS(b)
+	if err != nil {
+		return nil, err
+	}
+	return decodeAgentStates(p, ch)
+}
+
+func TestCMSFastPathAgreesWithEncodingJSONOrStepsAside(t *testing.T) {
+	ch := Chunk{VDN: 1, Agents: []int{1001, 1002, 1003}}
+	agree := []string{
+		string(fixture(t, "cms_queryagentcalls.json")),
+		`{"resultCode":"0100000","resultDesc":[{"agentId":"1001","callList":[{"callId":"b-1","callStatus":"5","callInOut":1,"mediaType":null,"x":{"y":[1,2.5e3,"\u00e9"]}}]},{"agentId":1002,"callList":null},{"agentId":1003}],"resultDatas":[{"a":true}],"result":0}`,
+		`{"resultCode":"0100000","resultDesc":[{"agentId":1001,"callList":[]},{"agentId":1001,"callList":[{"callId":"x"}]},{"agentId":1002,"callList":[{"callId":""}]},{"agentId":" 1003 ","callList":[{"callId":7,"callStatus":""}]}]}`,
+	}
+	for _, body := range agree {
+		fast, ok := fastAgentCalls([]byte(body), ch)
+		if !ok {
+			t.Errorf("fast path declined %s", body)
+			continue
+		}
+		slow, err := slowCalls([]byte(body), ch)
+		if err != nil || !reflect.DeepEqual(fast, slow) {
+			t.Errorf("%s:\nfast %+v\nslow %+v %v", body, fast, slow, err)
+		}
+	}
+	states := string(fixture(t, "cms_agentstatusinfobyagentids.json"))
+	fs, ok := fastAgentStates([]byte(states), vectorChunk)
+	ss, err := slowStates([]byte(states), vectorChunk)
+	if !ok || err != nil || !reflect.DeepEqual(fs, ss) {
+		t.Errorf("states: fast %+v (%v)\nslow %+v (%v)", fs, ok, ss, err)
+	}
+	// Shapes the fast path leaves to encoding/json.
+	for _, body := range []string{
+		string(fixture(t, "cms_error.json")),
+		`{"resultCode":"0100000","resultDesc":[{"AgentId":1001,"callList":[]}]}`,
+		`{"resultCode":"0100000","resultDesc":[{"agentId":1001,"callList":[{"callId":"a\u002db"}]}]}`,
+		`{"resultCode":"0100000","resultDesc":[{"agentId":1001.0,"callList":[]}]}`,
+		`{"resultCode":"0100000","resultDesc":null,"resultDatas":[{"agentId":1001,"callList":[]}]}`,
+		`{"resultCode":"0100000","resultCode":"0100000","resultDesc":[]}`,
+		`{"resultCode":"0100000","resultDesc":[],"result":{}}`,
+		`{"resultCode":"0100000","resultDesc":[]} x`,
+		`{"resultCode":"0100000","resultDesc":[1]}`,
+	} {
+		if a, ok := fastAgentCalls([]byte(body), ch); ok {
+			t.Errorf("fast path answered %s: %+v", body, a)
+		}
+	}
+}
+
 func FuzzDecodeCMSAgentCalls(f *testing.F) {
 	fuzzSeeds(f, "cms_queryagentcalls.json", "cms_error.json")
 	f.Add([]byte(`{"resultCode":"0100000","resultDesc":[{"agentId":1001,"callList":[{"callId":"a","callStatus":"4"}]},{"agentId":1001}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := decodeCMS(b)
-		if err != nil {
-			return
+		a, err := slowCalls(b, fuzzChunk)
+		if fast, ok := fastAgentCalls(b, fuzzChunk); ok && (err != nil || !reflect.DeepEqual(fast, a)) {
+			t.Fatalf("fast path %+v, encoding/json %+v %v", fast, a, err)
 		}
-		a, err := decodeAgentCalls(p, fuzzChunk)
 		if err != nil {
 			return
 		}
@@ -216,11 +275,10 @@ func FuzzDecodeCMSAgentCalls(f *testing.F) {
 func FuzzDecodeCMSAgentStates(f *testing.F) {
 	fuzzSeeds(f, "cms_agentstatusinfobyagentids.json", "cms_error.json")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := decodeCMS(b)
-		if err != nil {
-			return
+		a, err := slowStates(b, fuzzChunk)
+		if fast, ok := fastAgentStates(b, fuzzChunk); ok && (err != nil || !reflect.DeepEqual(fast, a)) {
+			t.Fatalf("fast path %+v, encoding/json %+v %v", fast, a, err)
 		}
-		a, err := decodeAgentStates(p, fuzzChunk)
 		if err != nil {
 			return
 		}
@@ -266,16 +324,24 @@ func BenchmarkDecodeCMSAgentCalls3000(b *testing.B) {
 		}
 		list = append(list, map[string]any{"agentId": wn, "callList": calls})
 	}
-	body, _ := json.Marshal(map[string]any{"resultCode": "0100000", "resultDesc": list})
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		p, err := decodeCMS(body)
-		if err != nil {
-			b.Fatal(err)
+	// As the vendor sends it: the list twice, in resultDesc and resultDatas.
+	body, _ := json.Marshal(map[string]any{"result": "0", "resultCode": "0100000", "resultDesc": list, "resultDatas": list})
+	b.Run("fast", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := fastAgentCalls(body, ch); !ok {
+				b.Fatal("declined")
+			}
 		}
-		if _, err := decodeAgentCalls(p, ch); err != nil {
-			b.Fatal(err)
+	})
+	b.Run("encoding_json", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := slowCalls(body, ch); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
+	})
 }

@@ -1,8 +1,13 @@
 package cec_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -385,4 +390,53 @@ func TestCMSRequestsShareTheBudgetAndTheObserver(t *testing.T) {
 	if obs.get("queryagentcalls/ok") != 3 || obs.get("totalagentstate/ok") != 1 || obs.get("agentstatusinfobyagentids/not_supported") != 1 {
 		t.Errorf("observer saw %v", obs.n)
 	}
+}
+
+// BenchmarkCMSQueryAgentCalls3000 measures one 3,000-agent queryagentcalls
+// through the client (sign, send, decode, key by agentId) against a bare
+// HTTP client posting the same signed request and reading the answer
+// without decoding it, in the same run.
+func BenchmarkCMSQueryAgentCalls3000(b *testing.B) {
+	sim := startSim(b, cecsim.Config{Agents: 3000})
+	for wn := 1001; wn < 4001; wn += 3 {
+		if _, err := sim.StartCall(wn); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c := newClient(b, sim, nil)
+	m := newCMS(b, sim, c, nil)
+	chunks, _ := m.Plan(sim.Agents(), cec.MaxCallsAgents)
+	if len(chunks) != 1 {
+		b.Fatalf("%d chunks", len(chunks))
+	}
+	ch := chunks[0]
+	b.Run("client", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			a, err := m.QueryAgentCalls(context.Background(), ch)
+			if err != nil || len(a.Agents) != 3000 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("bare", func(b *testing.B) {
+		signer, _ := cec.NewC2Signer("cms-ak", "cms-sk", nil, cec.TimestampSeconds)
+		body, _ := json.Marshal(map[string]any{"ccId": 1, "vdn": 1, "agentIds": ch.Agents})
+		u, _ := url.Parse(sim.URL() + "/rest/cmsapp/v1/openapi/agentgroup/queryagentcalls")
+		b.ReportAllocs()
+		for b.Loop() {
+			req, _ := http.NewRequest("POST", u.String(), bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json; charset=UTF-8")
+			req.Header.Set("Authorization", signer.Sign("POST", u.EscapedPath(), "", map[string]string{"host": u.Host}, body, time.Now()))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n, _ := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || n == 0 {
+				b.Fatal(resp.Status)
+			}
+		}
+	})
 }
