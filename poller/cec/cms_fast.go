@@ -289,6 +289,8 @@ func (s *jscan) field(key []byte, known ...string) string {
 		if string(key) == k {
 			return k
 		}
+	}
+	for _, k := range known {
 		if bytes.EqualFold(key, []byte(k)) {
 			s.bad = true
 		}
@@ -328,43 +330,66 @@ func fastCMSList(body []byte, entry func(s *jscan)) bool {
 	return !s.bad && s.i == len(s.b) && code == cmsSuccess && codes == 1 && lists == 1
 }
 
+// scalar is one member a fast decoder keeps: a flexInt (i) or a
+// flexString (str).
+type scalar struct {
+	name string
+	i    *flexInt
+	str  *flexString
+}
+
+// object reads an object, filling the members named in keep; nested may
+// consume a member keep does not name (reporting whether it did); the rest
+// are skipped.
+func (s *jscan) object(keep []scalar, nested func(key []byte) bool) {
+	s.each('{', '}', func(key []byte) {
+		for _, m := range keep {
+			switch {
+			case string(key) != m.name:
+			case m.i != nil:
+				s.flexInt(m.i)
+				return
+			default:
+				s.flexString(m.str)
+				return
+			}
+		}
+		for _, m := range keep {
+			if bytes.EqualFold(key, []byte(m.name)) {
+				s.bad = true // encoding/json would take it; leave it to it
+				return
+			}
+		}
+		if nested == nil || !nested(key) {
+			s.skip(0)
+		}
+	})
+}
+
 func fastAgentCalls(body []byte, ch Chunk) (*CallsAnswer, bool) {
 	var wire []agentCallsWire
 	ok := fastCMSList(body, func(s *jscan) {
 		var w agentCallsWire
-		s.each('{', '}', func(key []byte) {
-			switch s.field(key, "agentId", "callList") {
-			case "agentId":
-				s.flexInt(&w.AgentID)
-			case "callList":
-				if s.peek() == 'n' {
-					s.literal() // null: absent
-					w.CallList = nil
-					return
-				}
-				list := make([]callWire, 0, 1)
-				s.each('[', ']', func([]byte) {
-					var c callWire
-					s.each('{', '}', func(key []byte) {
-						switch s.field(key, "callId", "callStatus", "callInOut", "mediaType") {
-						case "callId":
-							s.flexString(&c.CallID)
-						case "callStatus":
-							s.flexInt(&c.CallStatus)
-						case "callInOut":
-							s.flexInt(&c.CallInOut)
-						case "mediaType":
-							s.flexInt(&c.MediaType)
-						default:
-							s.skip(0)
-						}
-					})
-					list = append(list, c)
-				})
-				w.CallList = &list
-			default:
-				s.skip(0)
+		s.object([]scalar{{name: "agentId", i: &w.AgentID}}, func(key []byte) bool {
+			if s.field(key, "callList") == "" {
+				return false
 			}
+			if s.peek() == 'n' {
+				s.literal() // null: absent
+				w.CallList = nil
+				return true
+			}
+			list := make([]callWire, 0, 1)
+			s.each('[', ']', func([]byte) {
+				var c callWire
+				s.object([]scalar{
+					{name: "callId", str: &c.CallID}, {name: "callStatus", i: &c.CallStatus},
+					{name: "callInOut", i: &c.CallInOut}, {name: "mediaType", i: &c.MediaType},
+				}, nil)
+				list = append(list, c)
+			})
+			w.CallList = &list
+			return true
 		})
 		wire = append(wire, w)
 	})
@@ -379,33 +404,13 @@ func fastAgentStates(body []byte, ch Chunk) (*StatesAnswer, bool) {
 	var wire []agentStateWire
 	ok := fastCMSList(body, func(s *jscan) {
 		var w agentStateWire
-		s.each('{', '}', func(key []byte) {
-			switch s.field(key, "agentId", "currentState", "currentStateTime", "prevState", "prevStateTime",
-				"currentStateReason", "logonTime", "currentPrivateCallNum", "locationId", "agentRelease") {
-			case "agentId":
-				s.flexInt(&w.AgentID)
-			case "currentState":
-				s.flexInt(&w.CurrentState)
-			case "currentStateTime":
-				s.flexInt(&w.CurrentStateTime)
-			case "prevState":
-				s.flexInt(&w.PrevState)
-			case "prevStateTime":
-				s.flexInt(&w.PrevStateTime)
-			case "currentStateReason":
-				s.flexInt(&w.CurrentStateReason)
-			case "logonTime":
-				s.flexInt(&w.LogonTime)
-			case "currentPrivateCallNum":
-				s.flexInt(&w.CurrentPrivateCallNum)
-			case "locationId":
-				s.flexString(&w.LocationID)
-			case "agentRelease":
-				s.flexString(&w.AgentRelease)
-			default:
-				s.skip(0)
-			}
-		})
+		s.object([]scalar{
+			{name: "agentId", i: &w.AgentID}, {name: "currentState", i: &w.CurrentState},
+			{name: "currentStateTime", i: &w.CurrentStateTime}, {name: "prevState", i: &w.PrevState},
+			{name: "prevStateTime", i: &w.PrevStateTime}, {name: "currentStateReason", i: &w.CurrentStateReason},
+			{name: "logonTime", i: &w.LogonTime}, {name: "currentPrivateCallNum", i: &w.CurrentPrivateCallNum},
+			{name: "locationId", str: &w.LocationID}, {name: "agentRelease", str: &w.AgentRelease},
+		}, nil)
 		wire = append(wire, w)
 	})
 	if !ok {
