@@ -113,6 +113,8 @@ type Tenant struct {
 	Monitors    []Monitor `yaml:"monitors"`
 	Intervals   Intervals `yaml:"intervals"`
 	Concurrency int       `yaml:"concurrency"`
+	// CMS, when present, gives access to the CC-CMS monitoring interfaces.
+	CMS *CMS `yaml:"cms,omitempty"`
 }
 
 // Monitor is a monitoring agent the bridge signs in to the CC-Gateway as.
@@ -128,6 +130,7 @@ type Monitor struct {
 
 // Intervals are a tenant's polling schedules.
 type Intervals struct {
+	Sweep        time.Duration `yaml:"sweep"` // whole-roster CMS sweep, with a cms block
 	Calls        time.Duration `yaml:"calls"`
 	Idle         time.Duration `yaml:"idle"`
 	ActiveWindow time.Duration `yaml:"active_window"`
@@ -172,6 +175,7 @@ func (b *Bridge) setDefaults() {
 		setIf(&t.TokenLifetime, 10*time.Minute)
 		setIf(&t.Timeout, 10*time.Second)
 		setIf(&t.Concurrency, 64)
+		setIf(&t.Intervals.Sweep, time.Second)
 		setIf(&t.Intervals.Calls, time.Second)
 		setIf(&t.Intervals.Idle, 15*time.Second)
 		setIf(&t.Intervals.ActiveWindow, 10*time.Minute)
@@ -180,6 +184,9 @@ func (b *Bridge) setDefaults() {
 		setIf(&t.Intervals.Heartbeat, 30*time.Second)
 		if t.Burst == 0 && t.Budget > 0 {
 			t.Burst = max(1, int(t.Budget/10))
+		}
+		if t.CMS != nil {
+			t.CMS.setDefaults()
 		}
 	}
 }

@@ -71,6 +71,21 @@ func TestErrorsNameTheirKey(t *testing.T) {
 		{"log level", minimal + "log:\n  level: loud\n", "log.level"},
 		{"no tenants", "nats:\n  name: x\n", "tenants"},
 		{"duplicate tenant", minimal + strings.Replace(minimal, "tenants:\n", "", 1), "tenants[1].name"},
+		{"unknown cms key", withCMS("    bogus: 1\n"), "tenants[0].cms.bogus"},
+		{"cms url", strings.Replace(withCMS(""), "https://cms.example:28443", "cms.example", 1), "tenants[0].cms.url"},
+		{"cms secret missing", strings.Replace(withCMS(""), "      sk: s3cret-sk\n", "", 1), "tenants[0].cms.sk"},
+		{"cms secret twice", withCMS("    ak_file: /x\n"), "tenants[0].cms.ak"},
+		{"cms cc id", strings.Replace(withCMS(""), "cc_id: 1", "cc_id: 70000", 1), "tenants[0].cms.cc_id"},
+		{"cms no vdn", strings.Replace(withCMS(""), "      - vdn: 1\n", "", 1), "tenants[0].cms.vdns"},
+		{"cms vdn range", strings.Replace(withCMS(""), "vdn: 1\n", "vdn: 6000\n", 1), "tenants[0].cms.vdns[0].vdn"},
+		{"cms vdn twice", withCMS("") + "      - vdn: 1\n        work_nos: 1-2\n", "tenants[0].cms.vdns[1].vdn"},
+		{"cms two catch-alls", withCMS("") + "      - vdn: 2\n", "tenants[0].cms.vdns[1].work_nos"},
+		{"cms bad ranges", withCMS("") + "      - vdn: 2\n        work_nos: x-1\n", "tenants[0].cms.vdns[1].work_nos"},
+		{"cms unknown header", withCMS("    signed_headers: [host, date]\n"), "tenants[0].cms.signed_headers[1]"},
+		{"cms header without host", withCMS("    signed_headers: [content-type]\n"), "tenants[0].cms.signed_headers"},
+		{"cms timestamp", withCMS("    timestamp: nanos\n"), "tenants[0].cms.timestamp"},
+		{"cms as a list", minimal + "    cms: [1]\n", "tenants[0].cms"},
+		{"sweep interval", strings.Replace(minimal, "    monitors:", "    intervals:\n      sweep: -1s\n    monitors:", 1), "tenants[0].intervals.sweep"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,6 +104,69 @@ func TestErrorsNameTheirKey(t *testing.T) {
 			}
 			t.Errorf("no problem at %q in:\n%v", tc.path, err)
 		})
+	}
+}
+
+// withCMS is minimal with a valid cms block; extra is added to the block
+// before its vdns list, which comes last so tests can append VDNs.
+func withCMS(extra string) string {
+	return minimal + "    cms:\n      url: https://cms.example:28443\n      ak: s3cret-ak\n      sk: s3cret-sk\n      cc_id: 1\n" +
+		indent(extra) + "      vdns:\n      - vdn: 1\n"
+}
+
+// indent moves lines written at the tenant's key level into the cms block.
+func indent(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "  " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n  ") + "\n"
+}
+
+func TestCMSBlockIsOptionalAndGetsDefaults(t *testing.T) {
+	b, err := load(t, minimal, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Tenants[0].CMS != nil || b.Tenants[0].Intervals.Sweep != time.Second {
+		t.Fatalf("without a cms block: %+v, sweep %s", b.Tenants[0].CMS, b.Tenants[0].Intervals.Sweep)
+	}
+	b, err = load(t, withCMS("")+"      - vdn: 2\n        work_nos: 2001-3000, 4000\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := b.Tenants[0].CMS
+	if c == nil || len(c.SignedHeaders) != 1 || c.SignedHeaders[0] != "host" || c.Timestamp != configs.CMSTimestampSeconds ||
+		c.Concurrency != 8 || c.Confirm || len(c.VDNs) != 2 {
+		t.Fatalf("cms defaults: %+v", c)
+	}
+	covers, err := c.VDNs[1].Covers()
+	if err != nil || !covers(2500) || !covers(4000) || covers(3001) {
+		t.Errorf("VDN 2 covers: %v", err)
+	}
+	if covers, _ := c.VDNs[0].Covers(); covers != nil {
+		t.Error("a VDN without work_nos takes every other agent")
+	}
+}
+
+func TestCMSSecretsComeFromFilesOrTheEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	skFile := filepath.Join(dir, "sk")
+	if err := os.WriteFile(skFile, []byte("sk-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	y := strings.Replace(withCMS(""), "      ak: s3cret-ak\n      sk: s3cret-sk\n", "      sk_file: "+skFile+"\n", 1)
+	b, err := load(t, y, map[string]string{"CECBRIDGE_ACME_CMS_AK": "ak-from-env", "CECBRIDGE_ACME_CMS_URL": "https://other.example:28443"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := b.Tenants[0].CMS
+	if c.AK.Reveal() != "ak-from-env" || c.SK.Reveal() != "sk-from-file" || c.URL != "https://other.example:28443" {
+		t.Errorf("ak %q sk %q url %q", c.AK.Reveal(), c.SK.Reveal(), c.URL)
+	}
+	// The environment does not invent a block the file does not have.
+	b, err = load(t, minimal, map[string]string{"CECBRIDGE_ACME_CMS_AK": "ak-from-env"})
+	if err != nil || b.Tenants[0].CMS != nil {
+		t.Errorf("environment alone made a cms block: %v", err)
 	}
 }
 
@@ -127,7 +205,7 @@ func TestEnvironmentAndFilesSupplySecrets(t *testing.T) {
 }
 
 func TestSecretsNeverPrinted(t *testing.T) {
-	b, err := load(t, minimal+"nats:\n  user: u\n  password: s3cret-nats\n", nil)
+	b, err := load(t, withCMS("")+"nats:\n  user: u\n  password: s3cret-nats\n", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +214,8 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := out.String() + fmt.Sprintf("%v %+v %#v %s", b, b, b, b.Tenants[0].AppSecret)
-	for _, s := range []string{"s3cret-app", "s3cret-agent", "s3cret-nats"} {
+	text += fmt.Sprintf("%v %+v %#v", *b.Tenants[0].CMS, *b.Tenants[0].CMS, *b.Tenants[0].CMS)
+	for _, s := range []string{"s3cret-app", "s3cret-agent", "s3cret-nats", "s3cret-ak", "s3cret-sk"} {
 		if strings.Contains(text, s) {
 			t.Errorf("secret %q printed:\n%s", s, text)
 		}
@@ -154,6 +233,8 @@ func TestExampleFilesLoad(t *testing.T) {
 		"CECBRIDGE_DEMO_MONITOR_1001_PASSWORD": "x",
 		"CECBRIDGE_ACME_APP_SECRET":            "x",
 		"CECBRIDGE_ACME_MONITOR_1001_PASSWORD": "x",
+		"CECBRIDGE_ACME_CMS_AK":                "x",
+		"CECBRIDGE_ACME_CMS_SK":                "x",
 	}
 	for _, name := range []string{"dev.yaml", "production.yaml", "compose.yaml"} {
 		t.Run(name, func(t *testing.T) {

@@ -63,9 +63,11 @@ func LoadFile(path string) (Bridge, error) {
 // endpoints and secrets: CECBRIDGE_NATS_URLS (comma-separated),
 // CECBRIDGE_NATS_USER, CECBRIDGE_NATS_PASSWORD, CECBRIDGE_NATS_TOKEN, and per
 // tenant (name upper-cased, '-' as '_') CECBRIDGE_<TENANT>_FABRIC_URL,
-// _TOKEN_URL, _GATEWAY_URL, _APP_KEY, _APP_SECRET, and
-// CECBRIDGE_<TENANT>_MONITOR_<AGENTID>_PASSWORD. Secrets may also come from
-// files: every `password`, `token` and `app_secret` has a `…_file` twin.
+// _TOKEN_URL, _GATEWAY_URL, _APP_KEY, _APP_SECRET,
+// CECBRIDGE_<TENANT>_MONITOR_<AGENTID>_PASSWORD, and for a tenant with a
+// cms block _CMS_URL, _CMS_AK and _CMS_SK. Secrets may also come from
+// files: every `password`, `token`, `app_secret`, `ak` and `sk` has a
+// `…_file` twin.
 func Load(r io.Reader, env Env) (Bridge, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(r)
@@ -106,6 +108,14 @@ func decodeStrict(n *yaml.Node, v reflect.Value, path string, ps *Problems) {
 		return
 	}
 	if n.Tag == "!!null" {
+		return
+	}
+	if v.Kind() == reflect.Pointer {
+		// An optional block: present in the file means present.
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		decodeStrict(n, v.Elem(), path, ps)
 		return
 	}
 	where := func() string {
@@ -237,6 +247,9 @@ func (b *Bridge) applyEnv(env Env) {
 				m.Password, m.PasswordFile = Secret(v), ""
 			}
 		}
+		if t.CMS != nil {
+			t.CMS.applyEnv(env, t.Name)
+		}
 	}
 }
 
@@ -266,6 +279,10 @@ func (b *Bridge) readSecretFiles() Problems {
 		for j := range t.Monitors {
 			m := &t.Monitors[j]
 			read(fmt.Sprintf("tenants[%d].monitors[%d].password", i, j), &m.Password, m.PasswordFile)
+		}
+		if c := t.CMS; c != nil {
+			read(fmt.Sprintf("tenants[%d].cms.ak", i), &c.AK, c.AKFile)
+			read(fmt.Sprintf("tenants[%d].cms.sk", i), &c.SK, c.SKFile)
 		}
 	}
 	return ps
@@ -387,7 +404,7 @@ func (b *Bridge) validate() Problems {
 			bad(p+".concurrency", "must be positive")
 		}
 		iv := t.Intervals
-		for key, d := range map[string]time.Duration{"calls": iv.Calls, "idle": iv.Idle, "active_window": iv.ActiveWindow,
+		for key, d := range map[string]time.Duration{"sweep": iv.Sweep, "calls": iv.Calls, "idle": iv.Idle, "active_window": iv.ActiveWindow,
 			"roster": iv.Roster, "phones": iv.Phones, "heartbeat": iv.Heartbeat} {
 			positive(p+".intervals."+key, d)
 		}
@@ -410,27 +427,34 @@ func (b *Bridge) validate() Problems {
 				bad(mp+".work_nos", "expected ranges such as 1001-2000,3000, got %q", m.WorkNos)
 			}
 		}
+		if t.CMS != nil {
+			t.CMS.validate(p+".cms", bad)
+		}
 	}
 	return ps
 }
 
 // Covers parses WorkNos into a membership test; nil means every agent.
-func (m Monitor) Covers() (func(int) bool, error) {
-	if strings.TrimSpace(m.WorkNos) == "" {
+func (m Monitor) Covers() (func(int) bool, error) { return parseRanges(m.WorkNos) }
+
+// parseRanges parses work-number ranges ("1001-2000,3000") into a
+// membership test; nil for an empty list.
+func parseRanges(list string) (func(int) bool, error) {
+	if strings.TrimSpace(list) == "" {
 		return nil, nil
 	}
 	type span struct{ lo, hi int }
 	var spans []span
-	for part := range strings.SplitSeq(m.WorkNos, ",") {
+	for part := range strings.SplitSeq(list, ",") {
 		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
 		a, err := strconv.Atoi(lo)
 		if err != nil {
-			return nil, fmt.Errorf("%w: work_nos %q", ErrInvalid, m.WorkNos)
+			return nil, fmt.Errorf("%w: work_nos %q", ErrInvalid, list)
 		}
 		z := a
 		if isRange {
 			if z, err = strconv.Atoi(hi); err != nil || z < a {
-				return nil, fmt.Errorf("%w: work_nos %q", ErrInvalid, m.WorkNos)
+				return nil, fmt.Errorf("%w: work_nos %q", ErrInvalid, list)
 			}
 		}
 		spans = append(spans, span{a, z})

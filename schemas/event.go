@@ -20,7 +20,8 @@ const ContentType = "application/json"
 // message without one as binary mode.
 const EnvelopeContentType = "application/cloudevents+json; charset=utf-8"
 
-// Event types, one per entity aspect plus the bridge's own events.
+// Event types, one per entity aspect plus the bridge's own events (the
+// types of the CMS facts are in aspects.go).
 const (
 	TypeAgentCalls       = "io.cecbridge.agent.calls.v1"
 	TypeAgentSoftphone   = "io.cecbridge.agent.softphone.v1"
@@ -30,7 +31,7 @@ const (
 )
 
 // EventTypes lists every event type.
-var EventTypes = []string{TypeAgentCalls, TypeAgentSoftphone, TypePhoneState, TypeBridgeVisibility, TypeBridgeHeartbeat}
+var EventTypes = []string{TypeAgentCalls, TypeAgentCallsV2, TypeAgentSoftphone, TypeAgentState, TypePhoneState, TypeBridgeVisibility, TypeBridgeHeartbeat}
 
 // Op says what kind of change an entity event records.
 type Op string
@@ -63,10 +64,14 @@ type Event struct {
 // Detected brackets the instant of a change: polling cannot know it exactly,
 // only that the poll that completed at AfterPoll still saw the old state and
 // the one that completed at ByPoll saw the new one. AfterPoll is absent for
-// snapshots.
+// snapshots. Source says which interface observed the new state
+// (SourceCMS, SourceGateway); it exists only in agent.calls.v2 and
+// agent.state.v1, whose schemas allow it: the v1 schemas of the other
+// types are closed, so their events must leave it empty.
 type Detected struct {
 	AfterPoll *time.Time `json:"after_poll,omitempty"`
 	ByPoll    time.Time  `json:"by_poll"`
+	Source    string     `json:"source,omitempty"`
 }
 
 // Key identifies the entity an event is about. Exactly one of WorkNo and

@@ -9,7 +9,9 @@ type Kind int
 const (
 	KindUnknown Kind = iota
 	KindAgentCalls
+	KindAgentCallsV2
 	KindAgentSoftphone
+	KindAgentState
 	KindPhoneState
 	KindBridgeVisibility
 	KindBridgeHeartbeat
@@ -17,7 +19,9 @@ const (
 
 var kindTypes = map[Kind]string{
 	KindAgentCalls:       TypeAgentCalls,
+	KindAgentCallsV2:     TypeAgentCallsV2,
 	KindAgentSoftphone:   TypeAgentSoftphone,
+	KindAgentState:       TypeAgentState,
 	KindPhoneState:       TypePhoneState,
 	KindBridgeVisibility: TypeBridgeVisibility,
 	KindBridgeHeartbeat:  TypeBridgeHeartbeat,
@@ -39,11 +43,15 @@ func KindOfType(eventType string) Kind {
 // kindOf names the kind of a parsed subject from its entity and aspect.
 func kindOf(entity, aspect string) Kind {
 	switch {
-	case entity == "agent" && aspect == "calls":
+	case entity == "agent" && aspect == AspectCalls:
 		return KindAgentCalls
-	case entity == "agent" && aspect == "softphone":
+	case entity == "agent" && aspect == AspectCallsV2:
+		return KindAgentCallsV2
+	case entity == "agent" && aspect == AspectSoftphone:
 		return KindAgentSoftphone
-	case entity == "phone" && aspect == "state":
+	case entity == "agent" && aspect == AspectState:
+		return KindAgentState
+	case entity == "phone" && aspect == AspectState:
 		return KindPhoneState
 	case entity == "bridge" && aspect == BridgeVisibility:
 		return KindBridgeVisibility

@@ -86,12 +86,12 @@ func safeByte(c byte) bool {
 
 // AgentCallsSubject is the subject of an agent's call events.
 func AgentCallsSubject(tenant string, workNo int) string {
-	return EventPrefix + "." + tenant + ".agent." + strconv.Itoa(workNo) + ".calls"
+	return agentSubject(tenant, workNo, AspectCalls)
 }
 
 // AgentSoftphoneSubject is the subject of an agent's softphone events.
 func AgentSoftphoneSubject(tenant string, workNo int) string {
-	return EventPrefix + "." + tenant + ".agent." + strconv.Itoa(workNo) + ".softphone"
+	return agentSubject(tenant, workNo, AspectSoftphone)
 }
 
 // PhoneStateSubject is the subject of a softphone number's state events.
@@ -116,7 +116,7 @@ type ParsedSubject struct {
 	Entity   string // "agent", "phone" or "bridge"
 	WorkNo   int    // agent subjects
 	PhoneNum string // phone subjects, unescaped
-	Aspect   string // "calls", "softphone", "state", or the bridge kind
+	Aspect   string // an Aspect… constant ("calls", "calls_v2", "softphone", "state") or the bridge kind
 	Kind     Kind   // what the subject carries; KindUnknown for an aspect this version does not know
 }
 

@@ -184,6 +184,8 @@ func TestCheckConfigExampleFiles(t *testing.T) {
 		{"production.yaml", map[string]string{
 			"CECBRIDGE_ACME_APP_SECRET":            "ProdAppSecret-x1",
 			"CECBRIDGE_ACME_MONITOR_1001_PASSWORD": "ProdMonitorPass-x2",
+			"CECBRIDGE_ACME_CMS_AK":                "ProdCMSAccessKey-x5",
+			"CECBRIDGE_ACME_CMS_SK":                "ProdCMSSecretKey-x6",
 		}, 1},
 		{"compose.yaml", map[string]string{
 			"CECBRIDGE_DEMO_APP_SECRET":            "ComposeAppSecret-x3",

@@ -47,6 +47,13 @@ func runWith(ctx context.Context, args []string, stdout io.Writer, ready func(*c
 	noWorkload := fs.Bool("static-world", false, "disable the workload (world changes only by scripts)")
 	loose := fs.Bool("loose-types", false, "randomly swap numbers and strings where the vendor is loose")
 	replay := fs.String("replay", "", "capture directory (cecbridge probe --capture): take gap switches, example bodies and the world's shape from it; implies -static-world")
+	cmsAK := fs.String("cms-ak", "cms-ak", "CMS C2 access key")
+	cmsSK := fs.String("cms-sk", "cms-sk", "CMS C2 secret key")
+	cmsCC := fs.Int("cms-cc-id", 1, "CMS call center ID requests must name")
+	cmsLag := fs.Duration("cms-lag", 0, "how far CMS data trails the gateway view")
+	cmsSkew := fs.Duration("cms-clock-skew", 5*time.Minute, "accepted C2 timestamp skew either way")
+	cmsOff := fs.Bool("cms-unlicensed", false, "every CMS call answers 0100003 (switch at runtime: POST /cecsim/cms)")
+	cmsNoTotal := fs.Bool("cms-no-totalagentstate", false, "totalagentstate answers 404, as on CTI 3.6")
 	debug := fs.Bool("debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -62,6 +69,10 @@ func runWith(ctx context.Context, args []string, stdout io.Writer, ready func(*c
 		LongPollHold: *hold, NoPollTimeout: *noPoll,
 		GUIDInterval: *guidInterval, GUIDTimeout: *guidTimeout,
 		LooseTypes: *loose, Logger: log,
+		CMS: cecsim.CMS{
+			AK: *cmsAK, SK: *cmsSK, CCID: *cmsCC, Lag: *cmsLag, ClockSkew: *cmsSkew,
+			NotLicensed: *cmsOff, NoTotalAgentState: *cmsNoTotal,
+		},
 		Workload: cecsim.Workload{
 			Enabled:                 !*noWorkload,
 			CallsPerAgentHour:       *calls,
@@ -115,13 +126,15 @@ func runWith(ctx context.Context, args []string, stdout io.Writer, ready func(*c
 		"url", sim.URL(),
 		"app_key", "app-key", "app_secret", "app-secret", // test values, printed on purpose
 		"agent_password", "agent-pass",
+		"cms_ak", *cmsAK, "cms_sk", *cmsSK, "cms_cc_id", *cmsCC, "cms_lag", *cmsLag,
 		"agents", fmt.Sprintf("%d..%d", first, first+*agents-1),
 		"auth", *auth)
 	log.Info("paths",
 		"token", "POST /apigovernance/api/oauth/tokenByAkSk",
 		"fabric", "/apiaccess/CC-Management/v1/queryAgentInfo, /apiaccess/CC-Management/v2/mobileAgent/queryPhone, /apiaccess/rest/CC-Management/v1/queryAgentInfoByAccount",
 		"gateway", "/agentgateway/resource/{onlineagent,agentevent,calldata}/...",
-		"control", "/cecsim/{truth,faults,script,revoke-tokens,kick/{id},invalidate-guid/{id},counters,agents/{workNo},phones}")
+		"cms", "POST /rest/cmsapp/v1/openapi/{agentgroup/queryagentcalls,agentgroup/agentstatusinfobyagentids,vdn/totalagentstate} (C2 signed)",
+		"control", "/cecsim/{truth,faults,script,revoke-tokens,kick/{id},invalidate-guid/{id},counters,agents/{workNo},phones,cms}")
 	if ready != nil {
 		ready(sim)
 	}

@@ -55,6 +55,7 @@ type tenantRun struct {
 	sessions []*cec.Session
 	covers   []func(int) bool // per session: which agents it may ask about (nil: all)
 	monitors []poller.Monitor
+	cms      *cec.CMS                      // the CC-CMS client, nil without a cms block
 	current  atomic.Pointer[poller.Tenant] // the running term's poller; nil on a standby
 	term     atomic.Pointer[lease.Term]    // the running term
 }
@@ -139,6 +140,9 @@ func (b *Bridge) newTenant(tc configs.Tenant) (*tenantRun, error) {
 		return nil, err
 	}
 	tr := &tenantRun{name: tc.Name, cfg: tc, client: client}
+	if tr.cms, err = newCMS(client, tc.CMS); err != nil {
+		return nil, err
+	}
 	for _, m := range tc.Monitors {
 		covers, err := m.Covers()
 		if err != nil {

@@ -27,9 +27,10 @@ type Limiter interface {
 }
 
 // Observer receives one measurement per HTTP request. endpoint is the
-// interface name (e.g. "allcallinfoEx") and outcome a small fixed set: ok,
-// unauthorized, session_lost, not_ready, rate_limited, bad_response,
-// not_found, page_drift, vendor, upstream, canceled.
+// interface name (e.g. "allcallinfoEx", "queryagentcalls") and outcome a
+// small fixed set: ok, unauthorized, session_lost, not_ready, rate_limited,
+// bad_response, not_found, page_drift, not_supported, invalid_request,
+// vendor, upstream, canceled.
 type Observer interface {
 	ObserveRequest(endpoint, outcome string, d time.Duration)
 }
@@ -86,6 +87,7 @@ const (
 	defaultLongPollTO    = 30 * time.Second
 	defaultMaxBody       = 8 << 20
 	excerptBytes         = 200
+	contentTypeJSON      = "application/json; charset=UTF-8" // the vendor's spelling; CMS signatures may cover it
 )
 
 // New validates cfg and builds a Client. It does no I/O.
@@ -225,7 +227,7 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 	if err != nil {
 		return nil, &Error{Endpoint: r.endpoint, Message: "cannot build request", Err: ErrBadResponse}
 	}
-	req.Header.Set("Content-Type", "application/json; charset=UTF-8")
+	req.Header.Set("Content-Type", contentTypeJSON)
 	req.Header.Set("Accept", "application/json")
 	for k, v := range r.header {
 		req.Header.Set(k, v)

@@ -40,6 +40,20 @@ var (
 	// ErrNotReady: the gateway session is not signed in at the moment. It
 	// also matches ErrSessionLost, since callers handle both alike.
 	ErrNotReady error = &aliasError{msg: "cec: gateway session not ready", alias: ErrSessionLost}
+	// ErrNotSupported: the interface is not available to this tenant. CMS
+	// answered 0100003 (the CTI version is too old, or CMS is not licensed)
+	// or HTTP 404 (this CTI version lacks the interface, as CTI 3.6 lacks
+	// totalagentstate). Asking again will not help.
+	ErrNotSupported = errors.New("cec: not supported")
+	// ErrInvalidRequest: the request's parameters were refused, by CMS
+	// (0100002: an ID out of range, too many IDs) or by the client before
+	// sending (a chunk over the interface's limit). A bug or a configuration
+	// error; repeating it unchanged fails again.
+	ErrInvalidRequest = errors.New("cec: invalid request")
+	// ErrSignatureRefused: CMS answered HTTP 401 to a C2-signed request. The
+	// usual causes are a wrong AK/SK or a clock that is off. It also
+	// matches ErrUnauthorized.
+	ErrSignatureRefused error = &aliasError{msg: "cec: CMS refused the signature: check AK/SK and this host's clock", alias: ErrUnauthorized}
 )
 
 // aliasError is a sentinel that also reports itself as another sentinel.
@@ -93,11 +107,13 @@ func (e *Error) Error() string {
 // Unwrap returns the class sentinel.
 func (e *Error) Unwrap() error { return e.Err }
 
-// retryableCodes are gateway codes that describe a transient condition
-// (failover, internal exception, DR recovery in progress).
+// retryableCodes are vendor codes that describe a transient condition
+// (gateway failover, internal exception, DR recovery in progress; CMS
+// "unknown error").
 var retryableCodes = map[string]bool{
 	"000-004": true, "100-003": true, "100-007": true,
 	"105-001": true, "105-002": true, "105-003": true, "105-004": true,
+	cmsUnknownError: true,
 }
 
 // Retryable reports whether repeating the same request later may succeed
@@ -151,6 +167,10 @@ func outcome(err error) string {
 		return "not_found"
 	case errors.Is(err, ErrPageDrift):
 		return "page_drift"
+	case errors.Is(err, ErrNotSupported):
+		return "not_supported"
+	case errors.Is(err, ErrInvalidRequest):
+		return "invalid_request"
 	case errors.Is(err, ErrVendor):
 		return "vendor"
 	case errors.Is(err, ErrUpstream):

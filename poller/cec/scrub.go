@@ -13,8 +13,12 @@ var secretKeyRE = regexp.MustCompile(`(?i)("[a-z_]*(?:pwd|password|secret|token|
 // jsessionRE finds GUIDs written in Set-GUID form inside a body.
 var jsessionRE = regexp.MustCompile(`(?i)JSESSIONID=[^;"\s,]*`)
 
+// authV2RE finds a C2 Authorization value (AK, timestamp and signature)
+// that a server echoed back.
+var authV2RE = regexp.MustCompile(`(?i)auth-v2/[^\s"',;<>]*`)
+
 // secretSet remembers secret values the client has handled (app secret,
-// tokens, GUIDs, agent passwords) so they can be cut out of any text taken
+// CMS AK/SK, tokens, GUIDs, agent passwords) so they can be cut out of any text taken
 // from a response, even where they appear under an innocent key. Rotating
 // values are kept in a bounded ring.
 type secretSet struct {
@@ -64,6 +68,7 @@ func (s *secretSet) addRotating(v string) {
 func (s *secretSet) scrub(text string) string {
 	text = secretKeyRE.ReplaceAllString(text, `${1}"`+redacted+`"`)
 	text = jsessionRE.ReplaceAllString(text, "JSESSIONID="+redacted)
+	text = authV2RE.ReplaceAllString(text, "auth-v2/"+redacted)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, list := range [][]string{s.fixed, s.ring} {

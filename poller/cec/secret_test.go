@@ -60,6 +60,7 @@ func TestErrorClasses(t *testing.T) {
 type recordingTransport struct {
 	mu      sync.Mutex
 	secrets map[string]bool
+	c2      int // C2-signed requests seen
 }
 
 func (r *recordingTransport) add(v string) {
@@ -71,8 +72,19 @@ func (r *recordingTransport) add(v string) {
 }
 
 func (r *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if tok, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer "); ok {
+	auth := req.Header.Get("Authorization")
+	if tok, ok := strings.CutPrefix(auth, "Bearer "); ok {
 		r.add(tok)
+	}
+	if strings.HasPrefix(auth, "auth-v2/") {
+		// A C2 header: the whole value, its AK and its signature.
+		parts := strings.Split(auth, "/")
+		r.add(auth)
+		r.add(parts[1])
+		r.add(parts[len(parts)-1])
+		r.mu.Lock()
+		r.c2++
+		r.mu.Unlock()
 	}
 	r.add(req.Header.Get("Guid"))
 	resp, err := http.DefaultTransport.RoundTrip(req)
@@ -104,8 +116,10 @@ func (e errReader) Read([]byte) (int, error) {
 }
 
 func TestSecretsNeverLeak(t *testing.T) {
-	sim := startSim(t, cecsim.Config{Agents: 5, GUIDInterval: 50 * time.Millisecond, GUIDTimeout: 100 * time.Millisecond, LongPollHold: 20 * time.Millisecond})
-	rec := &recordingTransport{secrets: map[string]bool{"app-secret": true, "agent-pass": true, "bad-agent-pass": true}}
+	sim := startSim(t, cecsim.Config{Agents: 5, GUIDInterval: 50 * time.Millisecond, GUIDTimeout: 100 * time.Millisecond, LongPollHold: 20 * time.Millisecond,
+		CMS: cecsim.CMS{AK: "planted-cms-ak", SK: "planted-cms-sk", ClockSkew: time.Minute}})
+	rec := &recordingTransport{secrets: map[string]bool{"app-secret": true, "agent-pass": true, "bad-agent-pass": true,
+		"planted-cms-ak": true, "planted-cms-sk": true, "wrong-cms-sk": true}}
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	logger := slog.New(slog.NewJSONHandler(lockedWriter{&logs, &logMu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -179,7 +193,49 @@ func TestSecretsNeverLeak(t *testing.T) {
 	_, err = wrong.QueryAgentInfo(ctx)
 	keep(err)
 
-	if len(errs) < 7 {
+	// CMS: C2-signed requests under faults, a wrong SK and a skewed clock
+	// (the simulator echoes a refused Authorization in its 401 body).
+	planted := func(mod func(*cec.CMSConfig)) func(*cec.CMSConfig) {
+		return func(cfg *cec.CMSConfig) {
+			cfg.AK, cfg.SK = "planted-cms-ak", "planted-cms-sk"
+			if mod != nil {
+				mod(cfg)
+			}
+		}
+	}
+	cms := func(mod func(*cec.CMSConfig)) *cec.CMS { return newCMS(t, sim, c, planted(mod)) }
+	good := cms(nil)
+	chunk := cec.Chunk{VDN: 1, Agents: []int{1001, 1002}}
+	if _, err := good.QueryAgentCalls(ctx, chunk); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []cecsim.Fault{
+		{Endpoint: "queryagentcalls", Kind: cecsim.FaultGarbled},
+		{Endpoint: "queryagentcalls", Kind: cecsim.FaultTruncated},
+		{Endpoint: "agentstatusinfobyagentids", Kind: cecsim.FaultHTTPStatus, Status: 500},
+		{Endpoint: "totalagentstate", Kind: cecsim.FaultVendorCode, Code: "0100999"},
+	} {
+		f.Count = 1
+		sim.Inject(f)
+		_, e1 := good.QueryAgentCalls(ctx, chunk)
+		_, e2 := good.QueryAgentStates(ctx, chunk)
+		_, e3 := good.TotalAgentState(ctx, 1)
+		keep(e1)
+		keep(e2)
+		keep(e3)
+	}
+	for _, bad := range []*cec.CMS{
+		cms(func(cfg *cec.CMSConfig) { cfg.SK = "wrong-cms-sk" }),
+		cms(func(cfg *cec.CMSConfig) { cfg.Now = func() time.Time { return time.Now().Add(time.Hour) } }),
+	} {
+		_, err := bad.QueryAgentCalls(ctx, chunk)
+		if !errors.Is(err, cec.ErrSignatureRefused) {
+			t.Fatalf("want a refused signature, got %v", err)
+		}
+		keep(err)
+	}
+
+	if len(errs) < 13 {
 		t.Fatalf("only %d failures collected", len(errs))
 	}
 	var texts []string
@@ -195,8 +251,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 	logMu.Unlock()
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
-	if len(rec.secrets) < 15 {
-		t.Fatalf("recorded only %d secrets", len(rec.secrets))
+	if len(rec.secrets) < 15 || rec.c2 < 12 {
+		t.Fatalf("recorded only %d secrets, %d C2 headers", len(rec.secrets), rec.c2)
 	}
 	for _, txt := range texts {
 		for sec := range rec.secrets {

@@ -43,14 +43,21 @@ func newClient(t testing.TB, sim *cecsim.Sim, mod func(*cec.Config)) *cec.Client
 		AppKey: "app-key", AppSecret: "app-secret",
 		RequestTimeout: 5 * time.Second, LongPollTimeout: 5 * time.Second,
 	}
+	return configured(t, cfg, mod, cec.New)
+}
+
+// configured applies mod (if any) to cfg and builds from it, failing the
+// test on an error.
+func configured[C, T any](t testing.TB, cfg C, mod func(*C), build func(C) (T, error)) T {
+	t.Helper()
 	if mod != nil {
 		mod(&cfg)
 	}
-	c, err := cec.New(cfg)
+	v, err := build(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return v
 }
 
 // startSession runs a session and waits for its sign-in. stop ends Run and
@@ -329,6 +336,11 @@ func TestFaultClasses(t *testing.T) {
 		}
 		return err
 	}
+	m := newCMS(t, sim, c, nil)
+	chunk := cec.Chunk{VDN: 1, Agents: []int{1001, 1002}}
+	cmsCalls := func() error { _, err := m.QueryAgentCalls(ctx, chunk); return err }
+	cmsStates := func() error { _, err := m.QueryAgentStates(ctx, chunk); return err }
+	cmsTotal := func() error { _, err := m.TotalAgentState(ctx, 1); return err }
 	cases := []struct {
 		name     string
 		fault    cecsim.Fault
@@ -352,6 +364,17 @@ func TestFaultClasses(t *testing.T) {
 		{"gateway latency", cecsim.Fault{Endpoint: "allcallinfoEx", Kind: cecsim.FaultLatency, Latency: time.Second}, gateway, cec.ErrUpstream, "", true, 0},
 		{"gateway 100-007", cecsim.Fault{Endpoint: "allcallinfoEx", Kind: cecsim.FaultVendorCode, Code: "100-007"}, gateway, cec.ErrVendor, "100-007", true, 0},
 		{"gateway 900-002", cecsim.Fault{Endpoint: "allcallinfoEx", Kind: cecsim.FaultVendorCode, Code: "900-002"}, gateway, cec.ErrVendor, "900-002", false, 0},
+		{"cms 502", cecsim.Fault{Endpoint: "queryagentcalls", Kind: cecsim.FaultHTTPStatus}, cmsCalls, cec.ErrUpstream, "", true, 0},
+		{"cms 403 whitelist", cecsim.Fault{Endpoint: "queryagentcalls", Kind: cecsim.FaultHTTPStatus, Status: 403}, cmsCalls, cec.ErrUnauthorized, "", false, 0},
+		{"cms garbled", cecsim.Fault{Endpoint: "agentstatusinfobyagentids", Kind: cecsim.FaultGarbled}, cmsStates, cec.ErrBadResponse, "", true, 0},
+		{"cms truncated", cecsim.Fault{Endpoint: "totalagentstate", Kind: cecsim.FaultTruncated}, cmsTotal, cec.ErrBadResponse, "", true, 0},
+		{"cms throttle", cecsim.Fault{Endpoint: "queryagentcalls", Kind: cecsim.FaultThrottle}, cmsCalls, cec.ErrRateLimited, "", true, time.Second},
+		{"cms latency", cecsim.Fault{Endpoint: "queryagentcalls", Kind: cecsim.FaultLatency, Latency: time.Second}, cmsCalls, cec.ErrUpstream, "", true, 0},
+		{"cms 0100001 call failed", cecsim.Fault{Endpoint: "agentstatusinfobyagentids", Kind: cecsim.FaultVendorCode, Code: "0100001"}, cmsStates, cec.ErrUpstream, "0100001", true, 0},
+		{"cms 0100003 not licensed", cecsim.Fault{Endpoint: "totalagentstate", Kind: cecsim.FaultVendorCode, Code: "0100003"}, cmsTotal, cec.ErrNotSupported, "0100003", false, 0},
+		{"cms 0100999 unknown", cecsim.Fault{Endpoint: "queryagentcalls", Kind: cecsim.FaultVendorCode, Code: "0100999"}, cmsCalls, cec.ErrVendor, "0100999", true, 0},
+		{"cms 0101003 permission", cecsim.Fault{Endpoint: "queryagentcalls", Kind: cecsim.FaultVendorCode, Code: "0101003"}, cmsCalls, cec.ErrUnauthorized, "0101003", false, 0},
+		{"cms other code", cecsim.Fault{Endpoint: "queryagentcalls", Kind: cecsim.FaultVendorCode, Code: "0109999"}, cmsCalls, cec.ErrVendor, "0109999", false, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -86,6 +86,27 @@ func Examples() map[string][]byte {
 		Detected: schemas.Detected{AfterPoll: &after, ByPoll: exampleTime},
 	}).Body
 
+	// A call answered: the IDs stay, the status moves, so only v2 changes.
+	subj = schemas.AgentCallsV2Subject("acme", 1522)
+	ringing := schemas.Call{ID: "1700000000-42", Status: "alerting", Direction: schemas.DirectionInbound, MediaType: 5}
+	answered := ringing
+	answered.Status = "talking"
+	out[schemas.TypeAgentCallsV2] = NewEvent(schemas.TypeAgentCallsV2, subj, 5, schemas.Change[schemas.AgentCallsV2]{
+		Op: schemas.OpUpdate, Key: schemas.Key{Tenant: "acme", WorkNo: 1522}, Seq: 5, PrevID: prevID(subj, 5),
+		Before:   &schemas.AgentCallsV2{CallIDs: []string{ringing.ID}, Calls: []schemas.Call{ringing}},
+		After:    &schemas.AgentCallsV2{CallIDs: []string{answered.ID}, Calls: []schemas.Call{answered}},
+		Detected: schemas.Detected{AfterPoll: &after, ByPoll: exampleTime, Source: schemas.SourceCMS},
+	}).Body
+
+	subj = schemas.AgentStateSubject("acme", 1522)
+	signedIn := exampleTime.Add(-2 * time.Hour)
+	out[schemas.TypeAgentState] = NewEvent(schemas.TypeAgentState, subj, 7, schemas.Change[schemas.AgentState]{
+		Op: schemas.OpUpdate, Key: schemas.Key{Tenant: "acme", WorkNo: 1522}, Seq: 7, PrevID: prevID(subj, 7),
+		Before:   &schemas.AgentState{State: "idle", StateCode: 1, Since: exampleTime.Add(-5 * time.Minute), PrevState: "wrap_up", SignedInAt: &signedIn},
+		After:    &schemas.AgentState{State: "answering", StateCode: 4, Since: exampleTime.Add(-time.Second), PrevState: "idle", SignedInAt: &signedIn},
+		Detected: schemas.Detected{AfterPoll: &after, ByPoll: exampleTime, Source: schemas.SourceCMS},
+	}).Body
+
 	subj = schemas.PhoneStateSubject("acme", "+8613800001234")
 	out[schemas.TypePhoneState] = NewEvent(schemas.TypePhoneState, subj, 1, schemas.Change[schemas.PhoneState]{
 		Op: schemas.OpSnapshot, Key: schemas.Key{Tenant: "acme", PhoneNum: "+8613800001234"}, Seq: 1,

@@ -18,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite schemas/testdata/*.golden.json"
 func TestExamplesAreValid(t *testing.T) {
 	ex := schematest.Examples()
 	for _, typ := range []string{schemas.TypeAgentCalls, schemas.TypeAgentSoftphone, schemas.TypePhoneState,
-		schemas.TypeBridgeVisibility, schemas.TypeBridgeHeartbeat} {
+		schemas.TypeBridgeVisibility, schemas.TypeBridgeHeartbeat, schemas.TypeAgentCallsV2, schemas.TypeAgentState} {
 		body, ok := ex[typ]
 		if !ok {
 			t.Fatalf("no example for %s", typ)
@@ -75,6 +75,10 @@ func data(ev map[string]any) map[string]any { return ev["data"].(map[string]any)
 func TestInvalidEventsFail(t *testing.T) {
 	ex := schematest.Examples()
 	calls, phone, vis, hb := ex[schemas.TypeAgentCalls], ex[schemas.TypePhoneState], ex[schemas.TypeBridgeVisibility], ex[schemas.TypeBridgeHeartbeat]
+	v2, state := ex[schemas.TypeAgentCallsV2], ex[schemas.TypeAgentState]
+	firstCall := func(e map[string]any) map[string]any {
+		return data(e)["after"].(map[string]any)["calls"].([]any)[0].(map[string]any)
+	}
 	cases := []struct {
 		name string
 		body []byte
@@ -111,6 +115,28 @@ func TestInvalidEventsFail(t *testing.T) {
 		{"visibility bad ranges", mutate(t, vis, func(e map[string]any) { data(e)["agents"] = "101-" }), "agents"},
 		{"heartbeat negative count", mutate(t, hb, func(e map[string]any) { data(e)["agents_tracked"] = -1 }), "agents_tracked"},
 		{"heartbeat missing instance", mutate(t, hb, func(e map[string]any) { delete(data(e), "instance") }), "instance"},
+		// v1 is closed: the source (or call statuses) cannot be added to it.
+		{"source in a v1 event", mutate(t, calls, func(e map[string]any) {
+			data(e)["detected"].(map[string]any)["source"] = "cms"
+		}), "source"},
+		{"statuses in a v1 event", mutate(t, calls, func(e map[string]any) {
+			data(e)["after"].(map[string]any)["calls"] = []any{}
+		}), "calls"},
+		{"v2 on the v1 subject", mutate(t, v2, func(e map[string]any) { e["subject"] = "cec.evt.acme.agent.1522.calls" }), "subject"},
+		{"v2 unknown call status", mutate(t, v2, func(e map[string]any) { firstCall(e)["status"] = "ringing" }), "status"},
+		{"v2 call without direction", mutate(t, v2, func(e map[string]any) { delete(firstCall(e), "direction") }), "direction"},
+		{"v2 without calls", mutate(t, v2, func(e map[string]any) { delete(data(e)["after"].(map[string]any), "calls") }), "calls"},
+		{"v2 unknown source", mutate(t, v2, func(e map[string]any) { data(e)["detected"].(map[string]any)["source"] = "guess" }), "source"},
+		{"state name disagrees with code", mutate(t, state, func(e map[string]any) {
+			data(e)["after"].(map[string]any)["state_code"] = 5
+		}), "state"},
+		{"state without since", mutate(t, state, func(e map[string]any) { delete(data(e)["after"].(map[string]any), "since") }), "since"},
+		{"state code out of range", mutate(t, state, func(e map[string]any) {
+			data(e)["after"].(map[string]any)["state_code"] = 11
+		}), "state_code"},
+		{"state with time in state", mutate(t, state, func(e map[string]any) {
+			data(e)["after"].(map[string]any)["in_state"] = 12
+		}), "in_state"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -177,5 +203,40 @@ func TestGolden(t *testing.T) {
 			t.Errorf("%s changed shape:\ngot:\n%s\nwant:\n%s", name, pretty.Bytes(), want)
 		}
 		schematest.ValidateJSON(t, schemas.SchemaFile(typ), want)
+	}
+}
+
+// Each type's subject parses back to its entity, aspect and type, and the
+// subject helpers agree with the schemas' subject patterns.
+func TestEveryExampleSubjectNamesItsType(t *testing.T) {
+	for typ, body := range schematest.Examples() {
+		var ev schemas.Event
+		if err := json.Unmarshal(body, &ev); err != nil {
+			t.Fatal(err)
+		}
+		ps, err := schemas.ParseSubject(ev.Subject)
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		if got := ps.EventType(); got != typ {
+			t.Errorf("%s: subject %s gives type %q", typ, ev.Subject, got)
+		}
+	}
+	for subject, want := range map[string]schemas.ParsedSubject{
+		schemas.AgentStateSubject("acme", 1522):   {Tenant: "acme", Entity: "agent", WorkNo: 1522, Aspect: schemas.AspectState, Kind: schemas.KindAgentState},
+		schemas.AgentCallsV2Subject("acme", 1522): {Tenant: "acme", Entity: "agent", WorkNo: 1522, Aspect: schemas.AspectCallsV2, Kind: schemas.KindAgentCallsV2},
+		schemas.AgentCallsSubject("acme", 1522):   {Tenant: "acme", Entity: "agent", WorkNo: 1522, Aspect: schemas.AspectCalls, Kind: schemas.KindAgentCalls},
+	} {
+		ps, err := schemas.ParseSubject(subject)
+		if err != nil || ps != want {
+			t.Errorf("%s: %+v %v", subject, ps, err)
+		}
+	}
+	if got := (schemas.ParsedSubject{Entity: "agent", Aspect: "mood"}).EventType(); got != "" {
+		t.Errorf("unknown aspect gives type %q", got)
+	}
+	if schemas.AgentStateSubject("acme", 1522) != "cec.evt.acme.agent.1522.state" ||
+		schemas.AgentCallsV2Subject("acme", 1522) != "cec.evt.acme.agent.1522.calls_v2" {
+		t.Error("subject spelling changed")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -75,6 +76,7 @@ type Config struct {
 
 	Addr     string // listen address for Start (default "127.0.0.1:0")
 	Workload Workload
+	CMS      CMS
 	Logger   *slog.Logger // nil discards
 }
 
@@ -93,6 +95,15 @@ type Workload struct {
 	PhoneFlapsPerHour       float64       // tenant-wide (default 60)
 	RosterChangesPerHour    float64       // tenant-wide (default 6)
 	MaxCallsPerAgent        int           // default 2
+
+	// Call statuses: every call starts alerting and is answered after an
+	// exponential ring time (released unanswered if that outlasts the
+	// call); HoldShare of answered calls are held once, for an exponential
+	// time. OutboundShare of calls are outbound.
+	MeanAlerting  time.Duration // default 4s
+	HoldShare     float64       // default 0.2; negative for none
+	MeanHold      time.Duration // default 15s
+	OutboundShare float64       // default 0.2; negative for none
 }
 
 func (c Config) withDefaults() Config {
@@ -160,6 +171,15 @@ func (c Config) withDefaults() Config {
 	if w.MaxCallsPerAgent == 0 {
 		w.MaxCallsPerAgent = 2
 	}
+	defD(&w.MeanAlerting, 4*time.Second)
+	defD(&w.MeanHold, 15*time.Second)
+	if w.HoldShare == 0 {
+		w.HoldShare = 0.2
+	}
+	if w.OutboundShare == 0 {
+		w.OutboundShare = 0.2
+	}
+	c.CMS = c.CMS.withDefaults()
 	return c
 }
 
@@ -200,6 +220,55 @@ func (c Config) validate() error {
 		return bad("Workload.MeanCallDuration", "must not be negative")
 	case w.MaxCallsPerAgent < 0:
 		return bad("Workload.MaxCallsPerAgent", "must not be negative")
+	case w.MeanAlerting < 0 || w.MeanHold < 0:
+		return bad("Workload.MeanAlerting/MeanHold", "must not be negative")
+	case w.HoldShare > 1 || w.OutboundShare > 1:
+		return bad("Workload.HoldShare/OutboundShare", "must be at most 1")
+	}
+	return c.CMS.validate(bad)
+}
+
+// CMS configures the simulated CC-CMS monitoring interfaces (see doc.go).
+// Lag and the licence can also be changed while running ([Sim.SetCMSLag],
+// [Sim.SetCMSLicensed], POST /cecsim/cms).
+type CMS struct {
+	AK        string        // C2 access key (default "cms-ak")
+	SK        string        // C2 secret key (default "cms-sk")
+	CCID      int           // the call center ID requests must name (default 1)
+	ClockSkew time.Duration // how far a signature's timestamp may be from the simulator's clock (default 5m)
+	Lag       time.Duration // how far CMS data trails the gateway's view (default 0)
+
+	NotLicensed       bool // every CMS call answers 0100003
+	NoTotalAgentState bool // totalagentstate answers HTTP 404, as on CTI 3.6
+	// AnswerUnasked adds to every per-agent answer an entry for an agent
+	// that was not asked about, as the vendor's own sample does.
+	AnswerUnasked bool
+}
+
+func (c CMS) withDefaults() CMS {
+	if c.AK == "" {
+		c.AK = "cms-ak"
+	}
+	if c.SK == "" {
+		c.SK = "cms-sk"
+	}
+	if c.CCID == 0 {
+		c.CCID = 1
+	}
+	if c.ClockSkew == 0 {
+		c.ClockSkew = 5 * time.Minute
+	}
+	return c
+}
+
+func (c CMS) validate(bad func(field, why string) error) error {
+	switch {
+	case c.CCID < 1 || c.CCID > 65535:
+		return bad("CMS.CCID", "must lie in 1..65535")
+	case c.ClockSkew < 0 || c.Lag < 0:
+		return bad("CMS.ClockSkew/Lag", "must not be negative")
+	case strings.Contains(c.AK, "/"):
+		return bad("CMS.AK", "must not contain '/'")
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 func (s *Sim) routes() http.Handler {
@@ -32,6 +33,7 @@ func (s *Sim) routes() http.Handler {
 	gw("GET "+g+"agentevent/{id}", "agentevent", s.handleAgentEvent)
 	gw("GET "+g+"calldata/{id}/allcallinfoEx/{workno}", "allcallinfoEx", s.handleAllCallInfoEx)
 	gw("GET "+g+"calldata/{id}/callinfobycallid/{callid}", "callinfobycallid", s.handleCallInfoByCallID)
+	s.handleCMS(mux)
 
 	mux.HandleFunc("GET /cecsim/truth", s.ctlTruth)
 	mux.HandleFunc("POST /cecsim/faults", s.ctlInject)
@@ -65,6 +67,8 @@ func (s *Sim) routes() http.Handler {
 	mux.HandleFunc("GET /cecsim/phones", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, s.Phones())
 	})
+	mux.HandleFunc("GET /cecsim/cms", s.ctlCMS)
+	mux.HandleFunc("POST /cecsim/cms", s.ctlCMS)
 	return mux
 }
 
@@ -115,7 +119,9 @@ func (s *Sim) ctlInject(w http.ResponseWriter, r *http.Request) {
 }
 
 // ScriptAction is the body of POST /cecsim/script; Action names a scripting
-// method in snake_case.
+// method in snake_case. CallStatus ("alerting", "talking", "held") and
+// Direction ("inbound", "outbound") go with start_call (optional) and
+// set_call_status.
 type ScriptAction struct {
 	Action      string `json:"action"`
 	WorkNo      int    `json:"work_no,omitempty"`
@@ -124,13 +130,31 @@ type ScriptAction struct {
 	AccountCode string `json:"account_code,omitempty"`
 	PhoneNum    string `json:"phone_num,omitempty"`
 	Status      int    `json:"status,omitempty"`
+	CallStatus  string `json:"call_status,omitempty"`
+	Direction   string `json:"direction,omitempty"`
 }
 
 // Script applies one ScriptAction and returns the new call ID for start_call.
 func (s *Sim) Script(a ScriptAction) (string, error) {
 	switch a.Action {
 	case "start_call":
-		return s.StartCall(a.WorkNo)
+		st, dir := CallAlerting, Inbound
+		var err error
+		if a.CallStatus != "" {
+			if st, err = ParseCallStatus(a.CallStatus); err != nil {
+				return "", err
+			}
+		}
+		if dir, err = ParseDirection(a.Direction); err != nil {
+			return "", err
+		}
+		return s.StartCallWith(a.WorkNo, st, dir)
+	case "set_call_status":
+		st, err := ParseCallStatus(a.CallStatus)
+		if err != nil {
+			return "", err
+		}
+		return "", s.SetCallStatus(a.WorkNo, a.CallID, st)
 	case "end_call":
 		return "", s.EndCall(a.WorkNo, a.CallID)
 	case "sign_in":
@@ -168,4 +192,45 @@ func (s *Sim) ctlScript(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, out)
 	}
+}
+
+// CMSSettings is the body and answer of /cecsim/cms: the CMS switches that
+// can change while the simulator runs. A POST changes the fields it names.
+type CMSSettings struct {
+	Lag      *Duration `json:"lag,omitempty"`
+	Licensed *bool     `json:"licensed,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("2s").
+type Duration time.Duration
+
+// MarshalText writes the duration as "2s".
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText reads a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil || v < 0 {
+		return fmt.Errorf("%w: duration %q", ErrBadValue, b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (s *Sim) ctlCMS(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost {
+		var set CMSSettings
+		if err := json.NewDecoder(io.LimitReader(r.Body, maxBody)).Decode(&set); err != nil {
+			ctlError(w, http.StatusBadRequest, err)
+			return
+		}
+		if set.Lag != nil {
+			s.SetCMSLag(time.Duration(*set.Lag))
+		}
+		if set.Licensed != nil {
+			s.SetCMSLicensed(*set.Licensed)
+		}
+	}
+	lag, licensed := Duration(s.CMSLag()), s.CMSLicensed()
+	writeJSON(w, http.StatusOK, CMSSettings{Lag: &lag, Licensed: &licensed})
 }

@@ -1,6 +1,7 @@
 // Package cecsim simulates one Huawei Cloud CEC tenant over real HTTP: the
-// tokenByAkSk endpoint, the API Fabric queries and the CC-Gateway agent
-// interfaces, all on one listener, plus a control API for tests. It follows
+// tokenByAkSk endpoint, the API Fabric queries, the CC-Gateway agent
+// interfaces and the CC-CMS monitoring interfaces, all on one listener,
+// plus a control API for tests. It follows
 // reference/cec-api.md and reproduces the vendor's rough edges rather than a
 // happy path: tokens that expire, GUIDs that rotate, sessions reaped after a
 // silent NoPollTimeout, string/number looseness, the return-code catalogue,
@@ -34,6 +35,17 @@
 // The initial world is not part of the truth; read it with [Sim.Agents],
 // [Sim.Agent] and [Sim.Phones].
 //
+// Calls have a status and a direction. A call starts alerting (ringing),
+// is answered (talking) or released unanswered, may be held and taken back,
+// and is released; the truth records each step (call_added with the first
+// status in After and the Direction, call_status with Before and After,
+// call_removed with the last status in Before), so a scorer can measure how
+// soon "alerting" reached the stream. An agent's CTI state follows from
+// its presence and calls: 0 not signed in, 1 idle, 4 answering (only
+// ringing calls), 5 talking; its time in state runs from the change that
+// set it. Agent states are not recorded separately: they are a function of
+// the recorded changes.
+//
 // # Vendor paths
 //
 //	POST   /apigovernance/api/oauth/tokenByAkSk                     token
@@ -49,6 +61,9 @@
 //	GET    /agentgateway/resource/agentevent/{id}                  agentevent
 //	GET    /agentgateway/resource/calldata/{id}/allcallinfoEx/{w}  allcallinfoEx
 //	GET    /agentgateway/resource/calldata/{id}/callinfobycallid/{c} callinfobycallid
+//	POST   /rest/cmsapp/v1/openapi/agentgroup/queryagentcalls      queryagentcalls
+//	POST   /rest/cmsapp/v1/openapi/agentgroup/agentstatusinfobyagentids agentstatusinfobyagentids
+//	POST   /rest/cmsapp/v1/openapi/vdn/totalagentstate             totalagentstate
 //
 // The right-hand names are the endpoint names of [Fault] and [Sim.Counters].
 // API Fabric calls need "Authorization: Bearer <AccessToken>"; a missing,
@@ -61,6 +76,39 @@
 // Set-GUID on an agentevent answer; the previous one keeps working for
 // GUIDTimeout after that, and polls that still use it are sent Set-GUID
 // again. Logout of an agent whose roster self holds calls gets 100-010.
+//
+// # CC-CMS
+//
+// CMS calls need a C2 signature (reference/cec-cms.md): "Authorization:
+// auth-v2/AK/timestamp/signed-headers/signature" with Config.CMS.AK and SK,
+// a timestamp to the second or the millisecond within Config.CMS.ClockSkew
+// of the simulator's clock, and "host" among the signed headers. A missing,
+// malformed or wrong signature, an unknown AK or a skewed clock gets HTTP
+// 401, whose body echoes the refused Authorization as some gateways do
+// (a client must not copy it into errors or logs). Then, in this order:
+// an unlicensed CMS (Config.CMS.NotLicensed, or the control API) answers
+// resultCode 0100003 to every call; a ccId other than Config.CMS.CCID, a
+// vdn outside 1-5000, an empty agentIds, an ID outside 101-999999, or more
+// than 3,000 IDs (queryagentcalls) or 6,000 (agentstatusinfobyagentids)
+// answers 0100002. Success is resultCode 0100000 with the list in
+// resultDesc, duplicated in resultDatas, and the legacy result "0".
+//
+// Answers list the asked agents of the request's VDN in descending work
+// number order, never the request's; agents of another VDN and unknown ones
+// are left out, and Config.CMS.AnswerUnasked adds an entry for an agent
+// nobody asked about, as the vendor's sample does. queryagentcalls gives
+// each agent's callList ([] for none) of {callId, callStatus (4 alerting, 5
+// talking, 6 held), callInOut (0 in, 1 out), mediaType 5};
+// agentstatusinfobyagentids gives currentState, currentStateTime (seconds),
+// prevState, prevStateTime, logonTime (epoch ms, 4294967295000 when not
+// signed in) and fixed currentStateReason, locationId, agentRelease and
+// currentPrivateCallNum; totalagentstate gives {agentId, state} for the
+// whole VDN, or HTTP 404 with Config.CMS.NoTotalAgentState (CTI 3.6).
+// LooseTypes applies to the numbers.
+//
+// CMS answers from its own view of the world, which applies each recorded
+// change once it is Config.CMS.Lag old ([Sim.SetCMSLag] changes it while
+// running). With no lag, CMS names exactly the calls allcallinfoEx names.
 //
 // # Control API
 //
@@ -76,14 +124,20 @@
 //	GET    /cecsim/counters                  requests per endpoint name
 //	GET    /cecsim/agents/{workNo}           AgentInfo (404 if unknown)
 //	GET    /cecsim/phones                    every PhoneInfo in queryPhone order
+//	GET    /cecsim/cms                       CMSSettings: {"lag":"0s","licensed":true}
+//	POST   /cecsim/cms                       change the fields given, e.g. {"lag":"2s"} or {"licensed":false}
 //
 // Fault kinds in JSON: latency (with "latency":"250ms"), http_status,
-// garbled, truncated, throttle, vendor_code (with "code"). http_status,
-// throttle and vendor_code refuse the request before it is processed;
+// garbled, truncated, throttle, vendor_code (with "code"). They apply to
+// every endpoint name above, the CMS ones included (throttle: HTTP 429;
+// vendor_code: the CMS resultCode). http_status, throttle and vendor_code
+// refuse the request before it is processed (before the C2 check, for CMS);
 // garbled and truncated corrupt a real answer after it was produced, so an
 // event taken by a corrupted poll is lost, as on a real network. Truncated
 // promises the full Content-Length, sends half and drops the connection.
-// Script actions: start_call, end_call (call_id), sign_in, sign_out,
+// Script actions: start_call (optional call_status, default "alerting", and
+// direction, default "inbound"), set_call_status (call_id, call_status:
+// alerting, talking or held), end_call (call_id), sign_in, sign_out,
 // set_softphone (sip_account, account_code), set_phone_status (phone_num,
 // status), add_agent, remove_agent.
 //
@@ -91,7 +145,10 @@
 //
 // With Workload.Enabled one goroutine advances a min-heap of scheduled events
 // on a 20 ms ticker: tenant-wide Poisson call arrivals spread over signed-in
-// agents, exponential call durations, sign-in/out, softphone rebinds
+// agents, exponential call durations, each call's ring, answer and hold
+// (Workload.MeanAlerting, HoldShare, MeanHold; OutboundShare of calls go
+// out; drawn from a generator of their own, so adding them left a seed's
+// arrivals and durations as they were), sign-in/out, softphone rebinds
 // ("8888<n>" <-> "8887<n>"), phone suspensions that re-register about 30 s
 // later, and roster additions/removals. Event times are virtual offsets
 // drawn from the seeded generator, so for a given seed the sequence of

@@ -18,8 +18,8 @@ const (
 	FaultHTTPStatus                      // answer Status (default 502) with an HTML body
 	FaultGarbled                         // answer normally but with invalid JSON
 	FaultTruncated                       // cut the body mid-way and drop the connection
-	FaultThrottle                        // Fabric: 429 + Retry-After: 1; Gateway: retcode 000-007
-	FaultVendorCode                      // Gateway retcode / Fabric retCode = Code, inside HTTP 200
+	FaultThrottle                        // Fabric, CMS: 429 + Retry-After: 1; Gateway: retcode 000-007
+	FaultVendorCode                      // Gateway retcode / Fabric retCode / CMS resultCode = Code, inside HTTP 200
 )
 
 var faultKindNames = map[FaultKind]string{
@@ -156,6 +156,7 @@ type family int
 const (
 	famFabric family = iota
 	famGateway
+	famCMS
 )
 
 // endpoint wraps a handler with counting and fault injection.
@@ -201,6 +202,8 @@ func (s *Sim) endpoint(name string, fam family, h http.HandlerFunc) http.Handler
 			switch {
 			case fam == famGateway:
 				writeJSON(w, http.StatusOK, gwResp{Message: "injected vendor error", Retcode: f.Code})
+			case fam == famCMS:
+				writeJSON(w, http.StatusOK, cmsResp{ResultCode: f.Code, ResultDesc: "injected vendor error"})
 			case name == "queryAgentInfoByAccount":
 				writeJSON(w, http.StatusOK, map[string]any{"returnCode": f.Code, "description": "injected vendor error"})
 			default:

@@ -18,6 +18,7 @@ var endpointNames = []string{
 	"token", "queryAgentInfo", "queryPhone", "queryAgentInfoByAccount",
 	"login", "loginex", "forcelogin", "logout", "agentevent", "updateGuid",
 	"allcallinfoEx", "agentstatus", "callinfobycallid",
+	epQueryAgentCalls, epAgentStates, epTotalAgentState,
 }
 
 // Sim is one simulated CEC tenant. Its methods are safe for concurrent use.
@@ -27,6 +28,7 @@ type Sim struct {
 
 	mu         sync.RWMutex // guards the world, the sessions and the workload
 	rng        *rand.Rand   // world and workload draws, under mu
+	callRng    *rand.Rand   // call status and direction draws, under mu
 	agents     map[int32]*agent
 	roster     []int32 // every agent, unordered (O(1) random pick)
 	signed     []int32 // signed-in agents, unordered
@@ -53,6 +55,10 @@ type Sim struct {
 	looseMu  sync.Mutex
 	looseRng *rand.Rand
 
+	cms           *cmsView
+	cmsLag        atomic.Int64 // time.Duration
+	cmsUnlicensed atomic.Bool
+
 	counters map[string]*atomic.Int64
 	handler  http.Handler
 
@@ -76,6 +82,7 @@ func New(cfg Config) (*Sim, error) {
 		cfg:       cfg,
 		log:       cfg.Logger.With("component", "cecsim"),
 		rng:       rand.New(rand.NewPCG(seed, 0x5eed)),
+		callRng:   rand.New(rand.NewPCG(seed, 0xca11)),
 		agents:    make(map[int32]*agent, cfg.Agents),
 		roster:    make([]int32, 0, cfg.Agents),
 		byAccount: make(map[string]int32, cfg.Agents),
@@ -100,6 +107,9 @@ func New(cfg Config) (*Sim, error) {
 		s.addAgentLocked(wn, withAccount, signedIn, false)
 	}
 	s.initWorkloadLocked()
+	s.cms = s.newCMSViewLocked()
+	s.cmsLag.Store(int64(cfg.CMS.Lag))
+	s.cmsUnlicensed.Store(cfg.CMS.NotLicensed)
 	s.handler = s.routes()
 	return s, nil
 }

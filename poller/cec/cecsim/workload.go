@@ -3,9 +3,7 @@ package cecsim
 import (
 	"container/heap"
 	"context"
-
 	"strconv"
-
 	"time"
 )
 
@@ -19,6 +17,7 @@ const (
 	evPhoneFlap
 	evPhoneRestore
 	evRoster
+	evCallStatus
 )
 
 // wEvent is one scheduled workload event, at a virtual offset from the
@@ -28,6 +27,7 @@ type wEvent struct {
 	at     time.Duration
 	seq    uint64 // tie-break, keeps the heap order total
 	kind   evKind
+	status CallStatus // evCallStatus: the status the call moves to
 	workNo int32
 	ref    string // call ID or phone number
 }
@@ -135,9 +135,14 @@ func (s *Sim) applyLocked(e wEvent) {
 		if n := len(s.signed); n > 0 {
 			a := s.agents[s.signed[s.rng.IntN(n)]]
 			if len(a.calls) < w.MaxCallsPerAgent {
-				id := s.startCallLocked(a)
+				dir := Inbound
+				if s.callRng.Float64() < w.OutboundShare {
+					dir = Outbound
+				}
+				id := s.startCallLocked(a, CallAlerting, dir)
 				d := time.Duration(s.rng.ExpFloat64() * float64(w.MeanCallDuration))
 				s.schedule(e.at+d, evCallEnd, a.workNo, id)
+				s.scheduleCallStatusesLocked(e.at, d, a.workNo, id)
 			}
 		}
 		s.scheduleArrivalLocked(e.at)
@@ -183,6 +188,10 @@ func (s *Sim) applyLocked(e wEvent) {
 		if p := s.phones[e.ref]; p != nil {
 			s.setPhoneStatusLocked(p, 0)
 		}
+	case evCallStatus:
+		if c := s.calls[e.ref]; c != nil && c.workNo == e.workNo {
+			s.setCallStatusLocked(c, e.status) // the call may have ended meanwhile
+		}
 	case evRoster:
 		if s.rng.IntN(2) == 0 && len(s.roster) > 1 {
 			if a := s.pickAgentLocked(); a != nil && !s.protectedLocked(a.workNo) {
@@ -193,6 +202,33 @@ func (s *Sim) applyLocked(e wEvent) {
 		}
 		s.scheduleRate(e.at, w.RosterChangesPerHour, evRoster)
 	}
+}
+
+// scheduleCallStatusesLocked plans a call's life between its start at and
+// its release after d: it rings, is answered (unless it is released while
+// ringing), and is sometimes put on hold once. The draws come from their
+// own generator, so the arrivals and durations of a seed stay as they were
+// before calls had statuses.
+func (s *Sim) scheduleCallStatusesLocked(at, d time.Duration, workNo int32, id string) {
+	w := s.cfg.Workload
+	ring := time.Duration(s.callRng.ExpFloat64() * float64(w.MeanAlerting))
+	if ring >= d {
+		return // released unanswered
+	}
+	s.scheduleStatus(at+ring, workNo, id, CallTalking)
+	if s.callRng.Float64() >= w.HoldShare {
+		return
+	}
+	holdAt := ring + time.Duration(s.callRng.Float64()*float64(d-ring)/2)
+	s.scheduleStatus(at+holdAt, workNo, id, CallHeld)
+	if back := holdAt + time.Duration(s.callRng.ExpFloat64()*float64(w.MeanHold)); back < d {
+		s.scheduleStatus(at+back, workNo, id, CallTalking)
+	}
+}
+
+func (s *Sim) scheduleStatus(at time.Duration, workNo int32, id string, st CallStatus) {
+	s.wl.seq++
+	heap.Push(&s.wl.heap, wEvent{at: at, seq: s.wl.seq, kind: evCallStatus, status: st, workNo: workNo, ref: id})
 }
 
 func (s *Sim) runWorkload(ctx context.Context) {

@@ -31,21 +31,26 @@ const (
 	KindSignedOut    = "signed_out"
 	KindPhoneAdded   = "phone_added"
 	KindPhoneRemoved = "phone_removed"
+	KindCallStatus   = "call_status"
 )
 
 // Change is one true change of the simulated world, recorded at the instant
-// the simulator applies it (from then on every API answer reflects it).
-// Softphone changes carry "sipAccount|accountCode" in Before/After, phone
-// status changes "0"/"1".
+// the simulator applies it (from then on every gateway and Fabric answer
+// reflects it; CMS answers after Config.CMS.Lag). Softphone changes carry
+// "sipAccount|accountCode" in Before/After, phone status changes "0"/"1".
+// Call changes carry call statuses by name ("alerting", "talking",
+// "held"): call_added the first in After, call_status the old and new,
+// call_removed the last in Before; call_added also carries the Direction.
 type Change struct {
-	Seq      uint64    `json:"seq"`
-	At       time.Time `json:"at"`
-	Kind     string    `json:"kind"`
-	WorkNo   int       `json:"work_no,omitempty"`
-	PhoneNum string    `json:"phone_num,omitempty"`
-	CallID   string    `json:"call_id,omitempty"`
-	Before   string    `json:"before,omitempty"`
-	After    string    `json:"after,omitempty"`
+	Seq       uint64    `json:"seq"`
+	At        time.Time `json:"at"`
+	Kind      string    `json:"kind"`
+	WorkNo    int       `json:"work_no,omitempty"`
+	PhoneNum  string    `json:"phone_num,omitempty"`
+	CallID    string    `json:"call_id,omitempty"`
+	Before    string    `json:"before,omitempty"`
+	After     string    `json:"after,omitempty"`
+	Direction string    `json:"direction,omitempty"`
 }
 
 // agent is one roster entry; kept small because a tenant may hold 60,000.
@@ -68,19 +73,31 @@ type phone struct {
 type call struct {
 	id     string
 	workNo int32
+	status CallStatus
+	dir    Direction
 	caller int64
 	called int64
 	begin  time.Time
 }
 
-// AgentInfo is the current truth about one roster agent.
+// AgentInfo is the current truth about one roster agent. State is the CTI
+// agent state CMS reports (without CMS lag).
 type AgentInfo struct {
-	WorkNo      int      `json:"work_no"`
-	VDN         int      `json:"vdn"`
-	SignedIn    bool     `json:"signed_in"`
-	SIPAccount  string   `json:"sip_account"`
-	AccountCode string   `json:"account_code,omitempty"`
-	Calls       []string `json:"calls"`
+	WorkNo      int          `json:"work_no"`
+	VDN         int          `json:"vdn"`
+	SignedIn    bool         `json:"signed_in"`
+	SIPAccount  string       `json:"sip_account"`
+	AccountCode string       `json:"account_code,omitempty"`
+	Calls       []string     `json:"calls"`
+	CallDetails []CallDetail `json:"call_details,omitempty"`
+	State       int          `json:"state"`
+}
+
+// CallDetail is one call's status and direction, by name.
+type CallDetail struct {
+	ID        string `json:"id"`
+	Status    string `json:"status"`
+	Direction string `json:"direction"`
 }
 
 // PhoneInfo is the current truth about one softphone number.
@@ -225,19 +242,21 @@ func (s *Sim) phoneBoundLocked(num string) bool {
 	return false
 }
 
-func (s *Sim) startCallLocked(a *agent) string {
+func (s *Sim) startCallLocked(a *agent, st CallStatus, dir Direction) string {
 	s.callSeq++
 	id := strconv.FormatInt(time.Now().Unix(), 10) + "-" + strconv.FormatUint(s.callSeq, 10)
 	c := &call{
 		id:     id,
 		workNo: a.workNo,
+		status: st,
+		dir:    dir,
 		caller: 13800000000 + int64(s.callSeq%100000000),
 		called: 4000000 + int64(a.workNo),
 		begin:  time.Now(),
 	}
 	s.calls[id] = c
 	a.calls = append(a.calls, id)
-	s.record(Change{Kind: KindCallAdded, WorkNo: int(a.workNo), CallID: id})
+	s.record(Change{Kind: KindCallAdded, WorkNo: int(a.workNo), CallID: id, After: st.String(), Direction: dir.String()})
 	s.sessionCallEventLocked(a.workNo, c, true)
 	return id
 }
@@ -253,7 +272,11 @@ func (s *Sim) endCallLocked(a *agent, id string) bool {
 	}
 	c := s.calls[id]
 	delete(s.calls, id)
-	s.record(Change{Kind: KindCallRemoved, WorkNo: int(a.workNo), CallID: id})
+	last := ""
+	if c != nil {
+		last = c.status.String()
+	}
+	s.record(Change{Kind: KindCallRemoved, WorkNo: int(a.workNo), CallID: id, Before: last})
 	if c != nil {
 		s.sessionCallEventLocked(a.workNo, c, false)
 	}
@@ -297,20 +320,12 @@ func (s *Sim) agentLocked(workNo int) (*agent, error) {
 	return a, nil
 }
 
-// StartCall gives a signed-in agent a new call and returns its ID
-// ("<unix>-<n>"). It fails with ErrNotSignedIn or ErrUnknownAgent; the
-// workload's MaxCallsPerAgent does not limit scripts.
+// StartCall gives a signed-in agent a new inbound call, ringing
+// (CallAlerting), and returns its ID ("<unix>-<n>"). It fails with
+// ErrNotSignedIn or ErrUnknownAgent; the workload's MaxCallsPerAgent does
+// not limit scripts. Move the call on with SetCallStatus.
 func (s *Sim) StartCall(workNo int) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, err := s.agentLocked(workNo)
-	if err != nil {
-		return "", err
-	}
-	if a.signedIdx < 0 {
-		return "", fmt.Errorf("%w: %d", ErrNotSignedIn, workNo)
-	}
-	return s.startCallLocked(a), nil
+	return s.StartCallWith(workNo, CallAlerting, Inbound)
 }
 
 // EndCall ends one of the agent's calls; ErrUnknownCall if it holds no such call.
@@ -452,9 +467,18 @@ func (s *Sim) Agent(workNo int) (AgentInfo, bool) {
 	}
 	calls := slices.Clone(a.calls)
 	slices.Sort(calls)
+	details := make([]CallDetail, 0, len(calls))
+	statuses := make([]CallStatus, 0, len(calls))
+	for _, id := range calls {
+		if c := s.calls[id]; c != nil {
+			details = append(details, CallDetail{ID: id, Status: c.status.String(), Direction: c.dir.String()})
+			statuses = append(statuses, c.status)
+		}
+	}
 	return AgentInfo{
 		WorkNo: int(a.workNo), VDN: int(a.vdn), SignedIn: a.signedIdx >= 0,
 		SIPAccount: a.sipAccount, AccountCode: a.accountCode, Calls: calls,
+		CallDetails: details, State: int(agentStateOf(a.signedIdx >= 0, statuses)),
 	}, true
 }
 
