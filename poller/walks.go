@@ -110,6 +110,16 @@ func (t *Tenant) removeAgent(a *agent, now time.Time) {
 			return
 		}
 	}
+	if f := a.sweep; f != nil {
+		if f.callsV2.present && !emitChangeFrom[schemas.AgentCallsV2](t, &f.callsV2, key, schemas.AgentCallsV2Subject(t.cfg.Tenant, a.workNo), schemas.TypeAgentCallsV2, nil, false, now, schemas.SourceGateway) {
+			return
+		}
+		if f.state.present && !emitChangeFrom[schemas.AgentState](t, &f.state, key, schemas.AgentStateSubject(t.cfg.Tenant, a.workNo), schemas.TypeAgentState, nil, false, now, schemas.SourceGateway) {
+			return
+		}
+		f.calls = nil
+	}
+	a.bySweep = false
 	a.inRoster = false
 	a.fromFirstRoster = false
 	a.missing = 0

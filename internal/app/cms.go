@@ -7,8 +7,8 @@ import (
 
 // newCMS builds a tenant's CC-CMS client when its configuration has a cms
 // block, and returns nil otherwise. It shares the tenant client's
-// transport, request budget and upstream metrics. Nothing sweeps with it
-// yet.
+// transport, request budget and upstream metrics; the tenant's poller
+// sweeps the roster with it.
 func newCMS(client *cec.Client, c *configs.CMS) (*cec.CMS, error) {
 	if c == nil {
 		return nil, nil

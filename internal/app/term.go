@@ -71,7 +71,7 @@ func (b *Bridge) term(term *lease.Term, tr *tenantRun) error {
 		return w.Unchallenged(ctx, schemas.TenantEvents(tr.name))
 	})
 	tc := tr.cfg
-	p, err := poller.New(poller.Config{
+	pcfg := poller.Config{
 		Tenant:            tc.Name,
 		Instance:          b.instance,
 		Directory:         poller.FabricDirectory{Client: tr.client},
@@ -88,7 +88,12 @@ func (b *Bridge) term(term *lease.Term, tr *tenantRun) error {
 		HeartbeatInterval: tc.Intervals.Heartbeat,
 		RequestTimeout:    tc.Timeout,
 		Concurrency:       tc.Concurrency,
-	})
+	}
+	if tr.cms != nil {
+		pcfg.CMS, pcfg.SweepInterval = tr.cms, tc.Intervals.Sweep
+		pcfg.SweepConcurrency, pcfg.CMSLag, pcfg.Confirm = tc.CMS.Concurrency, tc.CMS.Lag, tc.CMS.Confirm
+	}
+	p, err := poller.New(pcfg)
 	if err != nil {
 		b.endWriter(w, log)
 		return err
