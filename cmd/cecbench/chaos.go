@@ -192,25 +192,31 @@ func runChaos(ctx context.Context, o Options, co ChaosOptions, progress io.Write
 		OS: runtime.GOOS, Arch: runtime.GOARCH, Host: host}
 	d := &drill{o: o, co: co, procs: &procSet{}, progress: progress, elog: &eventLog{},
 		rng: rand.New(rand.NewPCG(uint64(o.Seed), 0xc4a05))}
-	defer d.procs.killAll()
-
 	dir := co.KeepDir
 	if dir == "" {
 		var err error
 		if dir, err = os.MkdirTemp("", "cecbench-chaos-"); err != nil {
 			return nil, fmt.Errorf("chaos dir: %w", err)
 		}
-		defer os.RemoveAll(dir)
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("chaos dir: %w", err)
 	}
 	d.dir = dir
+	// However the run ends: the processes first, then what they used.
+	defer func() {
+		d.procs.killAll()
+		for _, s := range d.slots {
+			s.front.close()
+		}
+		if d.sim != nil {
+			_ = d.sim.Close()
+		}
+		if co.KeepDir == "" {
+			_ = os.RemoveAll(dir)
+		}
+	}()
 	if err := d.setUp(ctx, log); err != nil {
 		return nil, err
-	}
-	defer d.sim.Close()
-	for _, s := range d.slots {
-		defer s.front.close()
 	}
 	nc, err := nats.Connect(d.nats.url(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
 		nats.RetryOnFailedConnect(true), nats.Name("cecbench-chaos"))

@@ -323,8 +323,12 @@ func printChaos(w io.Writer, r *ChaosResult) {
 			fmt.Fprintln(w, "     missed, lasted 2 intervals:", m)
 		}
 	}
+	rel := func(t time.Time) float64 { return t.Sub(r.WindowStart).Seconds() }
 	for _, x := range r.Excused {
-		fmt.Fprintf(w, "  excused %6.1fs..%6.1fs  %s\n", x.From.Sub(r.WindowStart).Seconds(), x.To.Sub(r.WindowStart).Seconds(), x.Reason)
+		fmt.Fprintf(w, "  excused %6.1fs..%6.1fs  %s\n", rel(x.From), rel(x.To), x.Reason)
+	}
+	for _, x := range r.Lost {
+		fmt.Fprintf(w, "  excused %6.1fs..%6.1fs  changes begun here and over by %.1fs: %s\n", rel(x.From), rel(x.To), rel(x.Until), x.Reason)
 	}
 
 	b := r.Blind
