@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -59,7 +58,8 @@ type drill struct {
 	start    time.Time // the scored window's start
 	lastDone time.Time // when the latest fault was over (restart, SIGCONT, NATS back)
 
-	mu       sync.Mutex
+	// What happened, for the score. The faults run one after another, on
+	// one goroutine.
 	steps    []ChaosStep
 	bridges  []BridgeProcess
 	restarts []restartRecord
@@ -90,10 +90,9 @@ type BridgeProcess struct {
 }
 
 type restartRecord struct {
-	slot               string
-	killed, restarted  time.Time
-	inOutage           bool
-	killedPID, nextPID int
+	slot              string
+	killed, restarted time.Time
+	inOutage          bool
 }
 
 type pauseRecord struct {
@@ -127,9 +126,7 @@ func (d *drill) step(kind string, s *slot, pid int, format string, args ...any) 
 	if s != nil {
 		st.Slot = s.name
 	}
-	d.mu.Lock()
 	d.steps = append(d.steps, st)
-	d.mu.Unlock()
 	who := ""
 	if s != nil {
 		who = fmt.Sprintf(" %s (pid %d)", s.name, pid)
@@ -138,9 +135,7 @@ func (d *drill) step(kind string, s *slot, pid int, format string, args ...any) 
 }
 
 func (d *drill) note(format string, args ...any) {
-	d.mu.Lock()
 	d.notes = append(d.notes, fmt.Sprintf(format, args...))
-	d.mu.Unlock()
 }
 
 // wait waits for d, or until ctx ends. A fault's random moment, never a
@@ -387,9 +382,7 @@ func (d *drill) startSlot(s *slot) error {
 		return err
 	}
 	s.p = p
-	d.mu.Lock()
 	d.bridges = append(d.bridges, BridgeProcess{Slot: s.name, Gen: s.gen, PID: p.pid(), Started: p.started, Log: logPath})
-	d.mu.Unlock()
 	return nil
 }
 

@@ -94,10 +94,7 @@ func (d *drill) kill(ctx context.Context, inOutage bool) error {
 	}
 	d.step("restart", s, s.p.pid(), "after %.1fs down", down.Seconds())
 	d.lastDone = time.Now()
-	d.mu.Lock()
-	d.restarts = append(d.restarts, restartRecord{slot: s.name, killed: killed, restarted: s.p.started,
-		inOutage: inOutage, killedPID: pid, nextPID: s.p.pid()})
-	d.mu.Unlock()
+	d.restarts = append(d.restarts, restartRecord{slot: s.name, killed: killed, restarted: s.p.started, inOutage: inOutage})
 	return nil
 }
 
@@ -116,9 +113,7 @@ func (d *drill) captureSpool(s *slot) {
 		}
 	}
 	c.Events = len(evs)
-	d.mu.Lock()
 	d.capture, d.unstored = c, evs
-	d.mu.Unlock()
 	d.step("spool", s, s.p.pid(), "the killed holder left %d records (%d torn) in its spool", c.Records, c.Torn)
 }
 
@@ -158,9 +153,7 @@ func (d *drill) pause(ctx context.Context) error {
 	resumed := time.Now()
 	d.lastDone = resumed
 	d.step("resume", s, pid, "SIGCONT after %.1fs", resumed.Sub(stopped).Seconds())
-	d.mu.Lock()
 	d.pauses = append(d.pauses, pauseRecord{slot: s.name, pid: pid, stopped: stopped, takeover: takeover, resume: resumed})
-	d.mu.Unlock()
 	return ctx.Err()
 }
 
@@ -205,9 +198,7 @@ func (d *drill) natsOutage(ctx context.Context) error {
 	}
 	back := time.Now()
 	d.lastDone = back
-	d.mu.Lock()
 	d.outage = span{From: from, To: back, Reason: "NATS outage"}
-	d.mu.Unlock()
 	d.step("nats-start", nil, 0, "NATS server back on the same store after %.1fs", back.Sub(from).Seconds())
 	return nil
 }

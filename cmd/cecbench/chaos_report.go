@@ -54,8 +54,6 @@ type DiskFull struct {
 
 // score reads the run's records and the history into res.
 func (d *drill) score(res *ChaosResult, h *history, stopAt time.Time, converged bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	res.Steps, res.Bridges, res.Spool, res.Converged, res.WindowStart = d.steps, d.bridges, d.capture, converged, d.start
 	res.Outage, res.Heartbeats, res.OtherBridge = d.outage, len(h.Heartbeats), h.Other
 	if !d.fill.from.IsZero() || d.fill.skipped != "" {
