@@ -64,7 +64,10 @@ type drill struct {
 	bridges  []BridgeProcess
 	restarts []restartRecord
 	pauses   []pauseRecord
-	outage   span
+	outage   span // the NATS outage the bridge must see through
+	// killOutage is the outage in which the holder is killed: whatever it
+	// saw then dies with it, so it is scored apart from outage.
+	killOutage span
 	fill     fillRecord
 	capture  SpoolCapture
 	unstored []observed
@@ -259,7 +262,9 @@ func runChaos(ctx context.Context, o Options, co ChaosOptions, progress io.Write
 		case "pause":
 			err = d.pause(ctx)
 		case "outage":
-			err = d.natsOutage(ctx)
+			err = d.natsOutage(ctx, false)
+		case "outage-kill":
+			err = d.natsOutage(ctx, true)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("chaos step %d (%s): %w", i+1, kind, err)
@@ -348,11 +353,14 @@ func (d *drill) recover(ctx context.Context) error {
 }
 
 // plan is the order of the faults: the kills, with the pause and the
-// outage at seeded random places among them (never first).
+// outages at seeded random places among them (never first). The kill in
+// an outage gets an outage of its own: what the killed holder saw during
+// it dies with it, which would leave nothing of the main outage to score.
 func (d *drill) plan() []string {
 	kills := d.co.Kills
-	if d.co.Outage > 0 && d.co.OutageKill && kills > 0 {
-		kills-- // it happens inside the outage
+	killOutage := d.co.OutageKill && d.co.KillOutage > 0 && kills > 0
+	if killOutage {
+		kills-- // it happens inside its outage
 	}
 	var p []string
 	for range kills {
@@ -370,6 +378,9 @@ func (d *drill) plan() []string {
 	}
 	if d.co.Outage > 0 {
 		insert("outage")
+	}
+	if killOutage {
+		insert("outage-kill")
 	}
 	return p
 }

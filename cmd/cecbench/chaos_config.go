@@ -17,6 +17,7 @@ type ChaosOptions struct {
 	MaxDowntime   time.Duration `json:"max_downtime"`
 	Outage        time.Duration `json:"nats_outage"`
 	OutageKill    bool          `json:"kill_during_outage"`
+	KillOutage    time.Duration `json:"nats_outage_with_kill"`
 	Pause         bool          `json:"pause_holder"`
 	DiskFull      time.Duration `json:"disk_full"`
 	LeaseTTL      time.Duration `json:"lease_ttl"`
@@ -32,7 +33,8 @@ func chaosFlags(fs *flag.FlagSet, c *ChaosOptions) {
 	fs.DurationVar(&c.KillGap, "kill-gap", 8*time.Second, "chaos: mean time between faults (each gap drawn from 0.5x to 1.5x)")
 	fs.DurationVar(&c.MaxDowntime, "max-downtime", 2*time.Second, "chaos: a killed bridge restarts after a random downtime of up to this")
 	fs.DurationVar(&c.Outage, "outage", 60*time.Second, "chaos: NATS outage (0: none)")
-	fs.BoolVar(&c.OutageKill, "outage-kill", true, "chaos: one of the kills falls in the NATS outage")
+	fs.BoolVar(&c.OutageKill, "outage-kill", true, "chaos: one of the kills falls in a NATS outage of its own (--kill-outage long), with the full disk")
+	fs.DurationVar(&c.KillOutage, "kill-outage", 15*time.Second, "chaos: the NATS outage in which the holder is killed")
 	fs.BoolVar(&c.Pause, "pause", true, "chaos: SIGSTOP the holder once for longer than the lease TTL, then SIGCONT it")
 	fs.DurationVar(&c.DiskFull, "disk-full", 10*time.Second, "chaos: the holder's disk is full this long during the outage (0: never; Linux only)")
 	fs.DurationVar(&c.LeaseTTL, "lease-ttl", 4*time.Second, "chaos: the bridges' lease.ttl")
@@ -63,9 +65,11 @@ func (d *drill) writeConfig(s *slot) error {
 		tenant["budget"] = o.Budget
 	}
 	cfg := map[string]any{
-		"nats":  map[string]any{"urls": []any{d.nats.url()}, "reconnect_wait": "100ms", "name": s.instanceName()},
-		"log":   map[string]any{"level": "info", "format": "json"},
-		"lease": map[string]any{"ttl": c.LeaseTTL.String()},
+		// A stable name per slot: a restarted instance resumes its lease.
+		"instance": s.instanceName(),
+		"nats":     map[string]any{"urls": []any{d.nats.url()}, "reconnect_wait": "100ms", "name": s.instanceName()},
+		"log":      map[string]any{"level": "info", "format": "json"},
+		"lease":    map[string]any{"ttl": c.LeaseTTL.String()},
 		"publisher": map[string]any{
 			"buffer_events": c.BufferEvents, "spool_dir": s.spoolDir, "spool_max_bytes": c.SpoolMaxBytes, "flush_timeout": "5s",
 		},
@@ -112,12 +116,12 @@ var (
 		"agents": "300", "calls-per-hour": "120", "mean-call": "20s",
 		"softphone-per-hour": "720", "phone-flaps-per-hour": "720",
 		"interval": "1s", "idle": "3s", "roster": "2s", "phones": "2s", "concurrency": "16",
-		"kills": "20", "kill-gap": "8s", "max-downtime": "2s", "outage": "60s", "disk-full": "10s", "lease-ttl": "4s",
+		"kills": "20", "kill-gap": "8s", "max-downtime": "2s", "outage": "60s", "kill-outage": "15s", "disk-full": "5s", "lease-ttl": "4s",
 	}
 	chaosShortPreset = map[string]string{
 		"agents": "100", "calls-per-hour": "240", "mean-call": "10s",
 		"softphone-per-hour": "720", "phone-flaps-per-hour": "720",
 		"interval": "1s", "idle": "3s", "roster": "2s", "phones": "2s", "concurrency": "8",
-		"kills": "3", "kill-gap": "3s", "max-downtime": "1s", "outage": "15s", "disk-full": "3s", "lease-ttl": "4s",
+		"kills": "3", "kill-gap": "3s", "max-downtime": "1s", "outage": "15s", "kill-outage": "10s", "disk-full": "3s", "lease-ttl": "4s",
 	}
 )

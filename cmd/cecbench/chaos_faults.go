@@ -160,16 +160,19 @@ func (d *drill) pause(ctx context.Context) error {
 // natsOutage stops the NATS server for the outage and starts it again on
 // the same port and store. Inside it, the holder's disk fills for a while,
 // and later the holder is killed.
-func (d *drill) natsOutage(ctx context.Context) error {
+func (d *drill) natsOutage(ctx context.Context, withKill bool) error {
+	out := d.co.Outage
+	if withKill {
+		out = d.co.KillOutage
+	}
 	d.nats.stop()
 	from := time.Now()
-	d.step("nats-stop", nil, 0, "NATS server stopped for %s", d.co.Outage)
-	out := d.co.Outage
+	d.step("nats-stop", nil, 0, "NATS server stopped for %s", out)
 	killAt := time.Duration(0)
-	if d.co.OutageKill && d.co.Kills > 0 {
+	if withKill {
 		killAt = d.between(out*6/10, out*8/10)
 	}
-	if d.co.DiskFull > 0 {
+	if withKill && d.co.DiskFull > 0 {
 		fillAt := d.between(out*3/10, out*45/100)
 		dur := d.co.DiskFull
 		if killAt > 0 {
@@ -198,7 +201,11 @@ func (d *drill) natsOutage(ctx context.Context) error {
 	}
 	back := time.Now()
 	d.lastDone = back
-	d.outage = span{From: from, To: back, Reason: "NATS outage"}
+	if withKill {
+		d.killOutage = span{From: from, To: back, Reason: "NATS outage with a kill"}
+	} else {
+		d.outage = span{From: from, To: back, Reason: "NATS outage"}
+	}
 	d.step("nats-start", nil, 0, "NATS server back on the same store after %.1fs", back.Sub(from).Seconds())
 	return nil
 }

@@ -4,12 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cecbridge/cecbridge/publisher"
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
@@ -175,70 +174,16 @@ type spoolRecord struct {
 	Body        []byte
 }
 
-// readSpool reads what a bridge left in its spool directory. It follows
-// the publisher's segment format (publisher/spool.go: u32 length, u16
-// subject length, subject, u16 id length, id, u64 seq, body) and counts
-// a record cut short at the end of a segment as torn.
-func readSpool(dir string) (recs []spoolRecord, torn int, err error) {
-	names, err := filepath.Glob(filepath.Join(dir, "spool-*.log"))
-	if err != nil {
-		return nil, 0, fmt.Errorf("spool %s: %w", dir, err)
+// readSpool reads what a bridge left in its spool directory, with the
+// publisher's own reader; records cut short or failing their checksum
+// count as torn.
+func readSpool(dir string) ([]spoolRecord, int, error) {
+	recs, torn, err := publisher.ReadSpool(dir)
+	out := make([]spoolRecord, len(recs))
+	for i, r := range recs {
+		out[i] = spoolRecord{Subject: r.Subject, ID: r.ID, Body: r.Body}
 	}
-	sort.Strings(names) // zero-padded segment numbers
-	for _, name := range names {
-		b, err := os.ReadFile(name)
-		if errors.Is(err, os.ErrNotExist) {
-			continue // read back and removed meanwhile
-		}
-		if err != nil {
-			return recs, torn, fmt.Errorf("spool: %w", err)
-		}
-		r := bytes.NewReader(b)
-		for r.Len() > 0 {
-			var n uint32
-			if binary.Read(r, binary.BigEndian, &n) != nil || int(n) > r.Len() {
-				torn++
-				break
-			}
-			rec := make([]byte, n)
-			_, _ = io.ReadFull(r, rec)
-			sr, ok := decodeSpoolRecord(rec)
-			if !ok {
-				torn++
-				break
-			}
-			recs = append(recs, sr)
-		}
-	}
-	return recs, torn, nil
-}
-
-func decodeSpoolRecord(b []byte) (spoolRecord, bool) {
-	var r spoolRecord
-	take := func() (string, bool) {
-		if len(b) < 2 {
-			return "", false
-		}
-		n := int(binary.BigEndian.Uint16(b))
-		if len(b) < 2+n {
-			return "", false
-		}
-		v := string(b[2 : 2+n])
-		b = b[2+n:]
-		return v, true
-	}
-	var ok bool
-	if r.Subject, ok = take(); !ok {
-		return r, false
-	}
-	if r.ID, ok = take(); !ok {
-		return r, false
-	}
-	if len(b) < 8 {
-		return r, false
-	}
-	r.Body = b[8:]
-	return r, true
+	return out, torn, err
 }
 
 // newestSegmentSize is the size of the spool segment written last (0 if
@@ -286,7 +231,7 @@ func scanLog(path string) (bridgeLog, error) {
 		}
 		at, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(line["time"]))
 		msg, level := fmt.Sprint(line["msg"]), fmt.Sprint(line["level"])
-		if strings.Contains(msg, "lease acquired") {
+		if strings.Contains(msg, "lease term started") {
 			l.Acquired = append(l.Acquired, at)
 		}
 		if t, ok := line["term"]; ok {

@@ -146,8 +146,8 @@ func (d *drill) score(res *ChaosResult, h *history, stopAt time.Time, converged 
 func (d *drill) blindTimes(b *BlindTime, polls []slotPoll, stopAt time.Time) {
 	for _, r := range d.restarts {
 		from := r.restarted
-		if r.inOutage && d.outage.To.After(from) {
-			from = d.outage.To
+		if r.inOutage && d.killOutage.To.After(from) {
+			from = d.killOutage.To
 		}
 		rb := RestartBlind{Slot: r.slot, KilledAt: r.killed.Sub(d.start).Seconds(), Down: r.restarted.Sub(r.killed).Seconds(), InOutage: r.inOutage}
 		p, ok := firstPollAfter(polls, from)
@@ -161,13 +161,7 @@ func (d *drill) blindTimes(b *BlindTime, polls []slotPoll, stopAt time.Time) {
 	g, at := longestGap(polls, d.start, stopAt)
 	b.LongestGap, b.LongestGapAt = g.Seconds(), at.Sub(d.start).Seconds()
 	if !d.outage.isZero() {
-		cutoff := d.outage.To
-		for _, r := range d.restarts {
-			if r.inOutage {
-				cutoff = r.killed
-			}
-		}
-		g, _ := longestGap(polls, d.outage.From, cutoff)
+		g, _ := longestGap(polls, d.outage.From, d.outage.To)
 		b.OutageGap = g.Seconds()
 	}
 	for _, p := range d.pauses {
@@ -188,8 +182,8 @@ func (d *drill) excused(polls []slotPoll) ([]span, []lostSpan) {
 			continue
 		}
 		resume := r.restarted
-		if d.outage.To.After(resume) {
-			resume = d.outage.To
+		if d.killOutage.To.After(resume) {
+			resume = d.killOutage.To
 		}
 		resume = resume.Add(blindTarget)
 		ex = append(ex, span{From: r.killed, To: resume, Reason: "holder killed in the NATS outage: no lease can be taken before NATS is back"})
@@ -205,7 +199,9 @@ func (d *drill) excused(polls []slotPoll) ([]span, []lostSpan) {
 				memEnd = e.ByPoll
 			}
 		}
-		if from := d.outage.From.Add(-time.Second); memEnd.After(from) {
+		// A change that began up to one idle interval before the outage
+		// may have been seen only during it, by the holder that died.
+		if from := d.killOutage.From.Add(-d.o.Idle - time.Second); memEnd.After(from) {
 			lost = append(lost, lostSpan{span: span{From: from, To: memEnd, Reason: "seen by the holder killed in the outage, held in its memory"}, Until: resume})
 		}
 	}
@@ -263,8 +259,8 @@ func printChaos(w io.Writer, r *ChaosResult) {
 	o, c := r.Options, r.Chaos
 	fmt.Fprintf(w, "\ncecbench  scenario=%s  seed=%d agents=%d calls/agent-h=%.0f mean-call=%s  interval=%s idle=%s roster=%s phones=%s\n",
 		o.Scenario, o.Seed, o.Agents, o.CallsPerHour, o.MeanCall, o.Interval, o.Idle, o.Roster, o.Phones)
-	fmt.Fprintf(w, "chaos     2 bridges, lease.ttl %s; %d kills (max downtime %s), NATS outage %s, disk full %s, pause %v; buffer %d events\n",
-		c.LeaseTTL, c.Kills, c.MaxDowntime, c.Outage, c.DiskFull, c.Pause, c.BufferEvents)
+	fmt.Fprintf(w, "chaos     2 bridges, lease.ttl %s; %d kills (max downtime %s), NATS outage %s (and %s with a kill in it), disk full %s, pause %v; buffer %d events\n",
+		c.LeaseTTL, c.Kills, c.MaxDowntime, c.Outage, c.KillOutage, c.DiskFull, c.Pause, c.BufferEvents)
 	fmt.Fprintf(w, "machine   %d CPUs, %s %s/%s; wall %.0fs; %d bridge processes; time 0 is %s\n\n", r.Machine.CPUs, r.Machine.GoVersion, r.Machine.OS, r.Machine.Arch, r.WallSec, len(r.Bridges), r.WindowStart.Format("15:04:05.000"))
 
 	fmt.Fprintln(w, "STEPS")
@@ -326,7 +322,7 @@ func printChaos(w io.Writer, r *ChaosResult) {
 		fmt.Fprintf(w, "  excused %6.1fs..%6.1fs  %s\n", rel(x.From), rel(x.To), x.Reason)
 	}
 	for _, x := range r.Lost {
-		fmt.Fprintf(w, "  excused %6.1fs..%6.1fs  changes begun here and over by %.1fs: %s\n", rel(x.From), rel(x.To), rel(x.Until), x.Reason)
+		fmt.Fprintf(w, "  excused %6.1fs..%6.1fs  changes begun here and gone within two intervals of %.1fs: %s\n", rel(x.From), rel(x.To), rel(x.Until), x.Reason)
 	}
 
 	b := r.Blind
@@ -337,7 +333,7 @@ func printChaos(w io.Writer, r *ChaosResult) {
 		fmt.Fprintf(tw, "restart of %s\t%.1f\t%.1f\t%v\t%.2f\t%.2f\t%s\t\n", rb.Slot, rb.KilledAt, rb.Down, rb.InOutage, rb.Blind, rb.SinceKill, rb.FirstBy)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "  longest gap without a call-ID poll %.1fs (at %.1fs); in the NATS outage, before its kill, %.1fs; SIGSTOP to takeover %v s\n",
+	fmt.Fprintf(w, "  longest gap without a call-ID poll %.1fs (at %.1fs); in the NATS outage %.1fs; SIGSTOP to takeover %v s\n",
 		b.LongestGap, b.LongestGapAt, b.OutageGap, roundAll(b.PauseTakeovers))
 	var starts []string
 	for _, ts := range b.TermStarts {

@@ -128,8 +128,9 @@ type scoreInput struct {
 	// lasting two intervals only if it did so outside them.
 	Excused []span
 	// Lost are detections a killed process took with it: a change that
-	// began inside one and was over by its Until cannot reach the stream
-	// by design, and is not counted either.
+	// began inside one cannot reach the stream by design unless it went on
+	// for two intervals after the span's Until, when a living holder could
+	// see it; otherwise it is not counted either.
 	Lost []lostSpan
 	// Outage is the NATS outage: the changes that began and ended inside it
 	// are also counted on their own, since the bridge must go on seeing.
@@ -151,15 +152,20 @@ func (s span) isZero() bool { return s.From.IsZero() && s.To.IsZero() }
 
 func (s span) holds(t time.Time) bool { return !t.Before(s.From) && !t.After(s.To) }
 
-// lostSpan: changes that began in the span and were over by Until.
+// lostSpan: changes that began in the span were seen only by a process
+// that died with them in memory; from Until a living holder could see
+// them again.
 type lostSpan struct {
 	span
 	Until time.Time `json:"until"`
 }
 
-func lostDetection(at, end time.Time, lost []lostSpan) bool {
+// lostDetection tells a change that began in a lost span and did not go
+// on for two intervals (iv each) after the span's Until: nobody alive
+// could have reported it.
+func lostDetection(at, end time.Time, lost []lostSpan, iv time.Duration) bool {
 	for _, l := range lost {
-		if l.holds(at) && !end.After(l.Until) {
+		if l.holds(at) && end.Sub(l.Until) < 2*iv {
 			return true
 		}
 	}
@@ -492,7 +498,7 @@ func score(in scoreInput) Score {
 		if f.lifetime != time.Duration(math.MaxInt64) {
 			end = f.start.Add(f.lifetime)
 		}
-		excused := long && ((len(in.Excused) > 0 && longestVisible(f.start, end, in.Excused) < 2*iv) || lostDetection(f.start, end, in.Lost))
+		excused := long && ((len(in.Excused) > 0 && longestVisible(f.start, end, in.Excused) < 2*iv) || lostDetection(f.start, end, in.Lost, iv))
 		// Going back to the state the bridge last published, after an
 		// excursion nobody could see, is no change from its side either.
 		excused = excused || (long && !f.matched && f.prev != nil && f.prev.excused && !f.prev.matched && f.c.After == f.prev.c.Before)

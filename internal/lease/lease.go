@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -158,6 +159,11 @@ func (e *Elector) margin() time.Duration { return e.TTL() / 5 }
 func (e *Elector) Hold(ctx context.Context, key string, lead func(*Term)) error {
 	log := e.log.With("lease", key)
 	c := campaign{e: e, key: key, log: log, mayResume: true}
+	// A campaign goes again as soon as NATS is back, not a campaign
+	// interval later: a restart or an outage should cost no more than it
+	// must.
+	reconnected := e.js.Conn().StatusChanged(nats.CONNECTED)
+	defer e.js.Conn().RemoveStatusListener(reconnected)
 	for {
 		rev, sent, ok := c.attempt(ctx)
 		if ok {
@@ -178,6 +184,7 @@ func (e *Elector) Hold(ctx context.Context, key string, lead func(*Term)) error 
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
+		case <-reconnected:
 		}
 	}
 }
@@ -204,7 +211,9 @@ func (c *campaign) attempt(ctx context.Context) (uint64, time.Time, bool) {
 	}
 	entry, err := kv.Get(ctx, c.key)
 	resume := c.mayResume
-	c.mayResume = false
+	if err == nil || errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		c.mayResume = false // the first look that got an answer
+	}
 	switch {
 	case err == nil && string(entry.Value()) == e.cfg.Holder && resume:
 		sent := time.Now()
@@ -226,14 +235,16 @@ func (c *campaign) attempt(ctx context.Context) (uint64, time.Time, bool) {
 		c.holder, c.outage, c.lastErr = h, false, ""
 		return 0, time.Time{}, false
 	case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
-		if c.outage {
+		if c.outage && c.holder != "" && c.holder != e.cfg.Holder {
 			// NATS is back after an outage during which the key expired.
-			// Its last holder kept polling through the outage and is
-			// reclaiming it now with its buffer; give it one round.
+			// The holder seen before the outage kept polling through it
+			// and is reclaiming the key now with its buffer; give it one
+			// round.
 			c.outage = false
-			c.log.Info("lease free after an outage; leaving its last holder a moment to reclaim it")
+			c.log.Info("lease free after an outage; leaving its last holder a moment to reclaim it", "holder", c.holder)
 			return 0, time.Time{}, false
 		}
+		c.outage = false
 	default:
 		c.failed(ctx, err)
 		return 0, time.Time{}, false
