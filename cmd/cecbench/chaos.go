@@ -68,10 +68,10 @@ type drill struct {
 	// killOutage is the outage in which the holder is killed: whatever it
 	// saw then dies with it, so it is scored apart from outage.
 	killOutage span
-	fill     fillRecord
-	capture  SpoolCapture
-	unstored []observed
-	notes    []string
+	fill       fillRecord
+	capture    SpoolCapture
+	unstored   []observed
+	notes      []string
 }
 
 // ChaosStep is one thing the drill did, for the record.
