@@ -140,7 +140,7 @@ func (b *Bridge) newTenant(tc configs.Tenant) (*tenantRun, error) {
 		return nil, err
 	}
 	tr := &tenantRun{name: tc.Name, cfg: tc, client: client}
-	if tr.cms, err = newCMS(client, tc.CMS); err != nil {
+	if tr.cms, err = NewCMS(client, tc.CMS); err != nil {
 		return nil, err
 	}
 	for _, m := range tc.Monitors {
