@@ -221,8 +221,16 @@ func (t *Tenant) restoreLocked(subject string, ev schemas.Event) error {
 		a := t.restoredAgent(ps.WorkNo)
 		if ch.After != nil {
 			ch.After.CallIDs = normaliseCalls(ch.After.CallIDs)
-			if len(ch.After.CallIDs) > 0 {
-				a.lastInCall = ch.Detected.ByPoll
+		}
+		switch {
+		case ch.After != nil && len(ch.After.CallIDs) > 0:
+			a.lastInCall = ch.Detected.ByPoll
+		case ch.Before != nil && len(ch.Before.CallIDs) > 0:
+			// The call ended between after_poll and by_poll: the agent was
+			// in a call until then, and stays active for ActiveWindow.
+			a.lastInCall = ch.Detected.ByPoll
+			if ch.Detected.AfterPoll != nil {
+				a.lastInCall = *ch.Detected.AfterPoll
 			}
 		}
 		a.calls.set(ch.Seq, ch.Detected.ByPoll, ch.After)
