@@ -135,6 +135,9 @@ func (b *Bridge) listenHTTP(addr string) (*httpServer, error) {
 		if d := b.degraded(); len(d) > 0 {
 			body["degraded"] = d // working, with less than configured
 		}
+		if b.assign != nil {
+			body["assignment"] = b.assign.snapshot() // which tenants this instance polls, and why
+		}
 		writeJSONStatus(w, status, body)
 	})
 	ln, err := net.Listen("tcp", addr)

@@ -118,6 +118,7 @@ type stateCollector struct {
 	tokenTTL, budget, natsUp    *prometheus.Desc
 	polling                     *prometheus.Desc
 	swept, sweepState           *prometheus.Desc
+	live, share, moves          *prometheus.Desc
 }
 
 func newStateCollector(b *Bridge) *stateCollector {
@@ -136,11 +137,14 @@ func newStateCollector(b *Bridge) *stateCollector {
 		swept:    prometheus.NewDesc("cecbridge_sweep_agents", "Agents whose calls the CMS sweep reports (the others are polled one by one).", []string{"tenant"}, nil),
 		sweepState: prometheus.NewDesc("cecbridge_sweep_state", "1 for the CMS sweep's current state (ok, partial, unavailable) on a tenant with CMS that this instance polls.",
 			[]string{"tenant", "state"}, nil),
+		live:  prometheus.NewDesc("cecbridge_instances_live", "Bridge instances present (leases on), this one included.", nil, nil),
+		share: prometheus.NewDesc("cecbridge_assignment_share", "The tenant weight this instance may hold: ceil(total weight / live instances).", nil, nil),
+		moves: prometheus.NewDesc("cecbridge_assignment_moves_total", "Tenants this instance handed over because it held more than its share.", nil, nil),
 	}
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.buffered, c.inFlight, c.refused, c.agents, c.phones, c.session, c.tokenTTL, c.budget, c.natsUp, c.polling, c.swept, c.sweepState} {
+	for _, d := range []*prometheus.Desc{c.buffered, c.inFlight, c.refused, c.agents, c.phones, c.session, c.tokenTTL, c.budget, c.natsUp, c.polling, c.swept, c.sweepState, c.live, c.share, c.moves} {
 		ch <- d
 	}
 }
@@ -155,6 +159,12 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		up = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.natsUp, prometheus.GaugeValue, up)
+	if a := c.b.assign; a != nil {
+		snap := a.snapshot()
+		ch <- prometheus.MustNewConstMetric(c.live, prometheus.GaugeValue, float64(snap.Live))
+		ch <- prometheus.MustNewConstMetric(c.share, prometheus.GaugeValue, float64(snap.Share))
+		ch <- prometheus.MustNewConstMetric(c.moves, prometheus.CounterValue, float64(snap.Moves))
+	}
 	for i, tr := range c.b.tenants {
 		var ps poller.Stats
 		polling := 0.0

@@ -110,6 +110,9 @@ func (b *Bridge) start(ctx, base context.Context, lc *lifecycle, fail func(error
 		}
 		lc.started("lookups", stop)
 	}
+	if b.assign != nil {
+		lc.background(base, "assignment", b.assign.run)
+	}
 	lc.background(base, "tenants", func(ctx context.Context) error {
 		g, gctx := errgroup.WithContext(ctx)
 		for _, tr := range b.tenants {

@@ -156,9 +156,12 @@ func (e *Elector) margin() time.Duration { return e.TTL() / 5 }
 // The first time Hold finds the key held under this instance's own name
 // (an earlier run of this instance that died without releasing it), it
 // takes the key over at once rather than waiting for it to expire.
-func (e *Elector) Hold(ctx context.Context, key string, lead func(*Term)) error {
+func (e *Elector) Hold(ctx context.Context, key string, lead func(*Term), opts ...HoldOption) error {
 	log := e.log.With("lease", key)
 	c := campaign{e: e, key: key, log: log, mayResume: true}
+	for _, o := range opts {
+		o(&c)
+	}
 	// A campaign goes again as soon as NATS is back, not a campaign
 	// interval later: a restart or an outage should cost no more than it
 	// must.
@@ -189,14 +192,26 @@ func (e *Elector) Hold(ctx context.Context, key string, lead func(*Term)) error 
 	}
 }
 
+// HoldOption adjusts a Hold.
+type HoldOption func(*campaign)
+
+// WithGate makes Hold take a free key only when mayTake says so; freeFor
+// is how long this campaign has seen the key free. Resuming a key this
+// instance's earlier run left behind is not gated.
+func WithGate(mayTake func(freeFor time.Duration) bool) HoldOption {
+	return func(c *campaign) { c.mayTake = mayTake }
+}
+
 // campaign is one Hold's memory between attempts.
 type campaign struct {
 	e         *Elector
 	key       string
 	log       *slog.Logger
-	mayResume bool   // the first look may resume a key left by this instance's earlier run
-	holder    string // the other holder last seen, to log changes only
-	lastErr   string // the last failure logged
+	mayTake   func(freeFor time.Duration) bool
+	freeSince time.Time // when this campaign first saw the key free, zero while held
+	mayResume bool      // the first look may resume a key left by this instance's earlier run
+	holder    string    // the other holder last seen, to log changes only
+	lastErr   string    // the last failure logged
 	outage    bool   // the last attempt could not reach NATS
 }
 
@@ -232,7 +247,7 @@ func (c *campaign) attempt(ctx context.Context) (uint64, time.Time, bool) {
 		} else if h != c.holder {
 			c.log.Info("lease held by another instance; standing by", "holder", h)
 		}
-		c.holder, c.outage, c.lastErr = h, false, ""
+		c.holder, c.outage, c.lastErr, c.freeSince = h, false, "", time.Time{}
 		return 0, time.Time{}, false
 	case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
 		if c.outage && c.holder != "" && c.holder != e.cfg.Holder {
@@ -245,6 +260,12 @@ func (c *campaign) attempt(ctx context.Context) (uint64, time.Time, bool) {
 			return 0, time.Time{}, false
 		}
 		c.outage = false
+		if c.freeSince.IsZero() {
+			c.freeSince = time.Now()
+		}
+		if c.mayTake != nil && !c.mayTake(time.Since(c.freeSince)) {
+			return 0, time.Time{}, false
+		}
 	default:
 		c.failed(ctx, err)
 		return 0, time.Time{}, false
@@ -258,7 +279,7 @@ func (c *campaign) attempt(ctx context.Context) (uint64, time.Time, bool) {
 		c.failed(ctx, err)
 		return 0, time.Time{}, false
 	}
-	c.lastErr = ""
+	c.lastErr, c.freeSince = "", time.Time{}
 	c.log.Info("lease acquired", "holder", e.cfg.Holder)
 	return rev, sent, true
 }
