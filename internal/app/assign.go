@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,24 +93,38 @@ func shareOf(total, live int) int {
 	return (total + max(live, 1) - 1) / max(live, 1)
 }
 
-// mayTake is the campaign gate of tenant: take it while this instance is
-// under its share, or holds nothing, or nobody has taken it for two lease
-// terms (a share miscounted must not strand a tenant).
-func (a *assigner) mayTake(tenant string) func(time.Duration) bool {
-	return func(freeFor time.Duration) bool {
-		select {
-		case <-a.ready:
-		default:
-			return false // the live set is not known yet
-		}
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if freeFor > 2*a.e.TTL() || len(a.held) == 0 {
-			return true
-		}
-		return a.heldWeightLocked()+a.weights[tenant] <= shareOf(a.total, len(a.live))
+// Take is the campaign gate (lease.Gate): take a free tenant while this
+// instance is under its share, or holds nothing, or nobody has taken the
+// tenant for two lease terms (a share miscounted must not strand a
+// tenant). A yes counts the tenant as held at once, so that the campaigns
+// of several free tenants cannot all pass on the same spare room; Taken
+// gives it back if the key was not won.
+func (a *assigner) Take(key string, freeFor time.Duration) bool {
+	select {
+	case <-a.ready:
+	default:
+		return false // the live set is not known yet
+	}
+	tenant := strings.TrimPrefix(key, tenantKeyPrefix)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ok := freeFor > 2*a.e.TTL() || len(a.held) == 0 ||
+		a.heldWeightLocked()+a.weights[tenant] <= shareOf(a.total, len(a.live))
+	if ok {
+		a.held[tenant] = true
+	}
+	return ok
+}
+
+// Taken implements lease.Gate.
+func (a *assigner) Taken(key string, won bool) {
+	if !won {
+		a.holding(strings.TrimPrefix(key, tenantKeyPrefix), false)
 	}
 }
+
+// tenantKeyPrefix starts the lease key of a tenant.
+const tenantKeyPrefix = "tenant."
 
 func (a *assigner) heldWeightLocked() int {
 	w := 0

@@ -44,19 +44,24 @@ func TestAssignerKeepsItsShareByWeight(t *testing.T) {
 func TestAssignerTakesOnlyUnderItsShare(t *testing.T) {
 	a := newAssigner(testElector(t), "a", map[string]int{"x": 1, "y": 1, "z": 1, "w": 1}, slog.New(slog.DiscardHandler))
 	a.live = []string{"a", "b"} // share 2
-	take := a.mayTake("x")
-	if take(0) {
+	if a.Take("tenant.x", 0) {
 		t.Fatal("took before the live set was known")
 	}
 	close(a.ready)
-	if !take(0) {
+	if !a.Take("tenant.x", 0) {
 		t.Fatal("holding nothing, did not take")
 	}
-	a.held["y"], a.held["z"] = true, true
-	if take(0) {
-		t.Fatal("took a third tenant over a share of two")
+	if !a.Take("tenant.y", 0) {
+		t.Fatal("with x counted, did not take a second under a share of two")
 	}
-	if !take(time.Hour) {
+	if a.Take("tenant.z", 0) {
+		t.Fatal("took a third tenant over a share of two: the yeses were not counted")
+	}
+	a.Taken("tenant.y", false) // y was not won after all
+	if !a.Take("tenant.z", 0) {
+		t.Fatal("a lost campaign kept its room")
+	}
+	if !a.Take("tenant.w", time.Hour) {
 		t.Fatal("did not take a tenant nobody took for long")
 	}
 }

@@ -21,11 +21,11 @@ import (
 func (b *Bridge) pollTenant(ctx context.Context, tr *tenantRun) error {
 	if b.elector != nil {
 		b.assign.wait(ctx)
-		return b.elector.Hold(ctx, "tenant."+tr.name, func(term *lease.Term) {
+		return b.elector.Hold(ctx, tenantKeyPrefix+tr.name, func(term *lease.Term) {
 			if err := b.term(term, tr); err != nil {
 				b.log.Error("tenant term ended with an error", "tenant", tr.name, "err", err)
 			}
-		}, lease.WithGate(b.assign.mayTake(tr.name)))
+		}, lease.WithGate(b.assign))
 	}
 	delay := time.Second
 	for ctx.Err() == nil {
@@ -56,6 +56,10 @@ func (b *Bridge) pollTenant(ctx context.Context, tr *tenantRun) error {
 func (b *Bridge) term(term *lease.Term, tr *tenantRun) error {
 	ctx, yield := context.WithCancel(term.Context())
 	defer yield()
+	if b.assign != nil {
+		b.assign.holding(tr.name, true) // a resumed lease was not gated
+		defer b.assign.holding(tr.name, false)
+	}
 	log := b.log.With("tenant", tr.name, "term", term.ID())
 	var pl atomic.Pointer[poller.Tenant]
 	w := b.pub.NewWriter(publisher.WriterConfig{
@@ -114,8 +118,6 @@ func (b *Bridge) term(term *lease.Term, tr *tenantRun) error {
 		checks.Go(func() error { b.checkStray(ctx, w, p, tr.name, log); return nil })
 	}
 	if b.assign != nil {
-		b.assign.holding(tr.name, true)
-		defer b.assign.holding(tr.name, false)
 		checks.Go(func() error { b.yieldWhenUnfair(ctx, yield, tr.name, log); return nil })
 	}
 	runErr := p.Run(ctx)

@@ -195,11 +195,20 @@ func (e *Elector) Hold(ctx context.Context, key string, lead func(*Term), opts .
 // HoldOption adjusts a Hold.
 type HoldOption func(*campaign)
 
-// WithGate makes Hold take a free key only when mayTake says so; freeFor
-// is how long this campaign has seen the key free. Resuming a key this
-// instance's earlier run left behind is not gated.
-func WithGate(mayTake func(freeFor time.Duration) bool) HoldOption {
-	return func(c *campaign) { c.mayTake = mayTake }
+// Gate decides whether a campaign may take a free key. Take is asked
+// with how long this campaign has seen the key free; when it says yes,
+// Taken follows with whether the key was won, so that a gate can count a
+// yes as held at once (several campaigns asking together must not all
+// pass on the same spare room).
+type Gate interface {
+	Take(key string, freeFor time.Duration) bool
+	Taken(key string, won bool)
+}
+
+// WithGate makes Hold take a free key only when gate says so. Resuming a
+// key this instance's earlier run left behind is not gated.
+func WithGate(gate Gate) HoldOption {
+	return func(c *campaign) { c.gate = gate }
 }
 
 // campaign is one Hold's memory between attempts.
@@ -207,12 +216,12 @@ type campaign struct {
 	e         *Elector
 	key       string
 	log       *slog.Logger
-	mayTake   func(freeFor time.Duration) bool
+	gate      Gate
 	freeSince time.Time // when this campaign first saw the key free, zero while held
 	mayResume bool      // the first look may resume a key left by this instance's earlier run
 	holder    string    // the other holder last seen, to log changes only
 	lastErr   string    // the last failure logged
-	outage    bool   // the last attempt could not reach NATS
+	outage    bool      // the last attempt could not reach NATS
 }
 
 // attempt tries once to take the key; it returns the revision written and
@@ -263,15 +272,27 @@ func (c *campaign) attempt(ctx context.Context) (uint64, time.Time, bool) {
 		if c.freeSince.IsZero() {
 			c.freeSince = time.Now()
 		}
-		if c.mayTake != nil && !c.mayTake(time.Since(c.freeSince)) {
-			return 0, time.Time{}, false
+		if c.gate != nil {
+			if !c.gate.Take(c.key, time.Since(c.freeSince)) {
+				return 0, time.Time{}, false
+			}
+			won := false
+			defer func() { c.gate.Taken(c.key, won) }()
+			rev, sent, ok := c.create(ctx, kv)
+			won = ok
+			return rev, sent, ok
 		}
 	default:
 		c.failed(ctx, err)
 		return 0, time.Time{}, false
 	}
+	return c.create(ctx, kv)
+}
+
+// create takes the free key.
+func (c *campaign) create(ctx context.Context, kv jetstream.KeyValue) (uint64, time.Time, bool) {
 	sent := time.Now()
-	rev, err := kv.Create(ctx, c.key, []byte(e.cfg.Holder))
+	rev, err := kv.Create(ctx, c.key, []byte(c.e.cfg.Holder))
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return 0, time.Time{}, false // another candidate was first
 	}
@@ -280,7 +301,7 @@ func (c *campaign) attempt(ctx context.Context) (uint64, time.Time, bool) {
 		return 0, time.Time{}, false
 	}
 	c.lastErr, c.freeSince = "", time.Time{}
-	c.log.Info("lease acquired", "holder", e.cfg.Holder)
+	c.log.Info("lease acquired", "holder", c.e.cfg.Holder)
 	return rev, sent, true
 }
 
