@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -258,7 +259,7 @@ func (t *Tenant) emitCallsV2(a *agent, source string, at time.Time) {
 	v2 := schemas.AgentCallsV2{CallIDs: a.calls.state.CallIDs, Calls: make([]schemas.Call, 0, len(a.calls.state.CallIDs))}
 	for _, id := range a.calls.state.CallIDs {
 		c := schemas.Call{ID: id, Status: schemas.Unknown, Direction: schemas.Unknown}
-		if i, ok := slices.BinarySearchFunc(f.calls, id, func(c cec.Call, id string) int { return compareStrings(c.ID, id) }); ok {
+		if i, ok := slices.BinarySearchFunc(f.calls, id, func(c cec.Call, id string) int { return strings.Compare(c.ID, id) }); ok {
 			sc := f.calls[i]
 			c.Status, c.Direction, c.MediaType = sc.Status.String(), sc.Direction.String(), sc.MediaType
 		}
@@ -271,16 +272,6 @@ func (t *Tenant) emitCallsV2(a *agent, source string, at time.Time) {
 	subject := schemas.AgentCallsV2Subject(t.cfg.Tenant, a.workNo)
 	key := schemas.Key{Tenant: t.cfg.Tenant, WorkNo: a.workNo}
 	emitChangeFrom(t, &f.callsV2, key, subject, schemas.TypeAgentCallsV2, &v2, a.fromFirstRoster, at, source)
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // applyStatesAnswer takes one chunk's agent states. A state is published
