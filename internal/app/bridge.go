@@ -71,6 +71,7 @@ func New(ctx context.Context, cfg configs.Bridge, nc *nats.Conn, log *slog.Logge
 		EventsStream:    cfg.Streams.Events,
 		StateStream:     cfg.Streams.State,
 		Replicas:        cfg.Streams.Replicas,
+		Placement:       placement(cfg.Streams.Placement),
 		MaxAge:          cfg.Streams.MaxAge,
 		MaxBytes:        cfg.Streams.MaxBytes,
 		DuplicateWindow: cfg.Streams.DuplicateWindow,
@@ -94,6 +95,7 @@ func New(ctx context.Context, cfg configs.Bridge, nc *nats.Conn, log *slog.Logge
 	if !cfg.Lease.Disabled {
 		if b.elector, err = lease.New(ctx, js, lease.Config{
 			Bucket: cfg.Lease.Bucket, TTL: cfg.Lease.TTL, Holder: b.instance, Logger: log,
+			Replicas: cfg.Lease.Replicas, Placement: placement(cfg.Streams.Placement),
 		}); err != nil {
 			return nil, err
 		}
@@ -106,6 +108,15 @@ func New(ctx context.Context, cfg configs.Bridge, nc *nats.Conn, log *slog.Logge
 		b.tenants = append(b.tenants, tr)
 	}
 	return b, nil
+}
+
+// placement is the JetStream form of the configured placement; nil when
+// none is configured, so that JetStream chooses.
+func placement(p configs.Placement) *jetstream.Placement {
+	if p.Cluster == "" && len(p.Tags) == 0 {
+		return nil
+	}
+	return &jetstream.Placement{Cluster: p.Cluster, Tags: p.Tags}
 }
 
 // provisionWithRetry creates the streams, waiting for NATS if it is not up

@@ -19,6 +19,10 @@ type Config struct {
 	Campaign time.Duration
 	Holder   string // this instance's name, stored as the key's value
 	Logger   *slog.Logger
+
+	// Replicas and Placement of the bucket (default 1, anywhere).
+	Replicas  int
+	Placement *jetstream.Placement
 }
 
 func (c *Config) setDefaults() {
@@ -57,6 +61,8 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Elector, err
 		Description: "cecbridge poller leases: one holder per tenant",
 		TTL:         cfg.TTL,
 		History:     1,
+		Replicas:    cfg.Replicas,
+		Placement:   cfg.Placement,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lease: bucket %s: %w", cfg.Bucket, err)
