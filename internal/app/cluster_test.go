@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"sync"
 	"testing"
@@ -96,6 +97,22 @@ func TestClusterLosesNothingWhenServersDie(t *testing.T) {
 		}
 	}
 	progress("events flowing", 0)
+	// /readyz and the metrics show every replica of both streams current,
+	// then the killed node's replica offline or behind, then current again.
+	app.SetStreamCheckEvery(t, 100*time.Millisecond)
+	base := bridge.httpBase(t)
+	allCurrent := func(what string) {
+		t.Helper()
+		waitReadyz(t, base, what, func(code int, r readyz) bool {
+			for _, s := range []string{"CEC_EVENTS", "CEC_STATE"} {
+				if h := r.stream(s); code != http.StatusOK || h.Replicas != 3 || h.Current != 3 || h.Leader == "" {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	allCurrent("every replica current at the start")
 
 	lctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
@@ -106,10 +123,21 @@ func TestClusterLosesNothingWhenServersDie(t *testing.T) {
 	floor := lastSeq()
 	c.Kill(leader)
 	progress("events with the CEC_EVENTS leader killed", floor)
+	r := waitReadyz(t, base, "a replica of CEC_EVENTS not current", func(_ int, r readyz) bool {
+		h := r.stream("CEC_EVENTS")
+		return h.Current == 2 && h.Lagging+h.Offline == 1
+	})
+	if h := r.stream("CEC_EVENTS"); h.Leader == c.Name(leader) {
+		t.Errorf("/readyz names the killed node as the leader: %+v", h)
+	}
+	if v, ok := sample(scrapeMetrics(t, base), "cecbridge_stream_replicas", map[string]string{"stream": "CEC_EVENTS", "state": "current"}); !ok || v != 2 {
+		t.Errorf("cecbridge_stream_replicas{stream=CEC_EVENTS,state=current} = %v (%v) with a node down", v, ok)
+	}
 	if err := c.Restart(leader); err != nil {
 		t.Fatal(err)
 	}
 	caughtUp()
+	allCurrent("every replica current after the restart")
 
 	connected := c.Index(bnc.ConnectedServerName())
 	if connected < 0 {
@@ -149,7 +177,7 @@ func TestClusterLosesNothingWhenServersDie(t *testing.T) {
 		diff = audit.Diff(want, got)
 		return len(diff) == 0
 	})
-	fams := scrapeMetrics(t, bridge.httpBase(t))
+	fams := scrapeMetrics(t, base)
 	t.Logf("%6.2fs final state reached", time.Since(t0).Seconds())
 	bridge.stop()
 

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -242,30 +241,9 @@ func (b *Bridge) readiness(ctx context.Context) map[string]string {
 	return problems
 }
 
-// streamsReady checks the events stream, at most every 5 seconds.
-func (b *Bridge) streamsReady(ctx context.Context) bool {
-	b.streamCheck.mu.Lock()
-	defer b.streamCheck.mu.Unlock()
-	if time.Since(b.streamCheckAt) < 5*time.Second {
-		return b.streamOK
-	}
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	_, err := b.js.Stream(sctx, b.cfg.Streams.Events)
-	b.streamOK, b.streamCheckAt = err == nil, time.Now()
-	return b.streamOK
-}
-
-// streamCheck caches the readiness probe's stream lookup.
-type streamCheck struct {
-	mu            sync.Mutex
-	streamCheckAt time.Time
-	streamOK      bool
-}
-
 // serveHTTP serves /metrics, /healthz and /readyz until ctx ends.
 func serveHTTP(ctx context.Context, addr string, b *Bridge, m *metrics, log *slog.Logger) error {
-	m.reg.MustRegister(newStateCollector(b))
+	m.reg.MustRegister(newStateCollector(b), newReplicaCollector(b))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -273,11 +251,12 @@ func serveHTTP(ctx context.Context, addr string, b *Bridge, m *metrics, log *slo
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		problems := b.readiness(r.Context())
+		streams := b.streamsHealth(r.Context())
 		if len(problems) > 0 {
-			writeJSONStatus(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "not_ready": problems})
+			writeJSONStatus(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "not_ready": problems, "streams": streams})
 			return
 		}
-		writeJSONStatus(w, http.StatusOK, map[string]any{"status": "ready"})
+		writeJSONStatus(w, http.StatusOK, map[string]any{"status": "ready", "streams": streams})
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
