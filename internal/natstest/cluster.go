@@ -162,23 +162,26 @@ func ephemeralLow() int {
 	return p
 }
 
-// waitMetaLeader waits until one live node leads the JetStream meta group
-// and every live node is current with it.
+// waitMetaLeader waits until one live node leads the JetStream meta group,
+// every live node is current with it, and the leader counts every live
+// node as a peer it can place replicas on.
 func (c *Cluster) waitMetaLeader(ctx context.Context) error {
-	return c.poll(ctx, "a JetStream meta leader", func() bool {
-		leaders := 0
+	return c.poll(ctx, "a JetStream meta leader with every node as a peer", func() bool {
+		var leader *server.Server
+		live := 0
 		for _, n := range c.nodes {
 			if n.srv == nil {
 				continue
 			}
+			live++
 			if !n.srv.JetStreamIsCurrent() {
 				return false
 			}
 			if n.srv.JetStreamIsLeader() {
-				leaders++
+				leader = n.srv
 			}
 		}
-		return leaders == 1
+		return leader != nil && len(leader.JetStreamClusterPeers()) == live
 	})
 }
 
@@ -257,10 +260,13 @@ func (c *Cluster) StreamLeader(ctx context.Context, stream string) (int, error) 
 }
 
 // WaitStreamCurrent waits until stream has a leader and every running node
-// holds a replica as far as the leader's: after a restart, the node has
-// caught up.
+// that holds a replica of it holds as much as the leader: after a restart,
+// the node has caught up. On timeout the error says what each replica held
+// last.
 func (c *Cluster) WaitStreamCurrent(ctx context.Context, stream string) error {
-	return c.poll(ctx, "every replica of stream "+stream+" caught up", func() bool {
+	var last []string
+	err := c.poll(ctx, "every replica of stream "+stream+" caught up", func() bool {
+		last = last[:0]
 		leader := -1
 		for i, n := range c.nodes {
 			if n.srv != nil && n.srv.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
@@ -268,40 +274,53 @@ func (c *Cluster) WaitStreamCurrent(ctx context.Context, stream string) error {
 			}
 		}
 		if leader < 0 {
+			last = append(last, "no leader")
 			return false
 		}
 		want, ok := localStream(c.nodes[leader].srv, stream)
 		if !ok {
 			return false
 		}
-		for _, n := range c.nodes {
-			if n.srv == nil {
+		peers := map[string]bool{c.Name(leader): true}
+		if want.Cluster != nil {
+			for _, p := range want.Cluster.Replicas {
+				peers[p.Name] = true
+			}
+		}
+		caught := true
+		for i, n := range c.nodes {
+			if n.srv == nil || !peers[c.Name(i)] {
 				continue
 			}
 			got, ok := localStream(n.srv, stream)
-			if !ok || got.LastSeq != want.LastSeq || got.Msgs != want.Msgs ||
-				!n.srv.JetStreamIsStreamCurrent(server.DEFAULT_GLOBAL_ACCOUNT, stream) {
-				return false
+			current := n.srv.JetStreamIsStreamCurrent(server.DEFAULT_GLOBAL_ACCOUNT, stream)
+			last = append(last, fmt.Sprintf("%s: last seq %d, %d msgs, current %v", c.Name(i), got.State.LastSeq, got.State.Msgs, current))
+			if !ok || got.State.LastSeq != want.State.LastSeq || got.State.Msgs != want.State.Msgs || !current {
+				caught = false
 			}
 		}
-		return true
+		return caught
 	})
+	if err != nil {
+		return fmt.Errorf("%w (%s)", err, strings.Join(last, "; "))
+	}
+	return nil
 }
 
-// localStream is srv's own replica state of stream (global account).
-func localStream(srv *server.Server, stream string) (server.StreamState, bool) {
+// localStream is srv's own replica of stream (global account).
+func localStream(srv *server.Server, stream string) (server.StreamDetail, bool) {
 	jsz, err := srv.Jsz(&server.JSzOptions{Account: server.DEFAULT_GLOBAL_ACCOUNT, Accounts: true, Streams: true})
 	if err != nil {
-		return server.StreamState{}, false
+		return server.StreamDetail{}, false
 	}
 	for _, acc := range jsz.AccountDetails {
 		for _, sd := range acc.Streams {
 			if sd.Name == stream {
-				return sd.State, true
+				return sd, true
 			}
 		}
 	}
-	return server.StreamState{}, false
+	return server.StreamDetail{}, false
 }
 
 // Connect opens a client connection that knows every node's URL and
