@@ -182,9 +182,9 @@ func (l *eventLog) count() int {
 	return len(l.events)
 }
 
-// follow reads the tenant's events from the events stream with an ordered
-// consumer (it survives server restarts) until ctx ends.
-func follow(ctx context.Context, js jetstream.JetStream, stream, tenant string, l *eventLog) error {
+// follow hands the tenant's events from the events stream to handle, with
+// an ordered consumer (it survives server restarts), until ctx ends.
+func follow(ctx context.Context, js jetstream.JetStream, stream, tenant string, handle func(jetstream.Msg), opts ...jetstream.PullConsumeOpt) error {
 	var s jetstream.Stream
 	for {
 		var err error
@@ -204,7 +204,7 @@ func follow(ctx context.Context, js jetstream.JetStream, stream, tenant string, 
 	if err != nil {
 		return fmt.Errorf("ordered consumer: %w", err)
 	}
-	cc, err := c.Consume(l.add)
+	cc, err := c.Consume(handle, opts...)
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
@@ -245,21 +245,8 @@ func runBench(ctx context.Context, o Options, progress io.Writer, log *slog.Logg
 	}
 
 	// Simulator.
-	sim, err := cecsim.New(cecsim.Config{
-		Seed: o.Seed, Agents: o.Agents, FirstWorkNo: firstWorkNo,
-		Workload: cecsim.Workload{
-			Enabled: true, SignedInShare: o.SignedIn,
-			CallsPerAgentHour: o.CallsPerHour, MeanCallDuration: o.MeanCall,
-			SoftphoneChangesPerHour: o.SoftphonePerHour, PhoneFlapsPerHour: o.PhoneFlapsPerHour,
-		},
-		Logger: log,
-	})
+	sim, err := startSim(ctx, o, log)
 	if err != nil {
-		return nil, fmt.Errorf("simulator: %w", err)
-	}
-	simCtx, stopSim := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSim()
-	if err := sim.Start(simCtx); err != nil {
 		return nil, err
 	}
 	defer sim.Close()
@@ -343,7 +330,7 @@ func runBench(ctx context.Context, o Options, progress io.Writer, log *slog.Logg
 	fctx, stopFollow := context.WithCancel(ctx)
 	defer stopFollow()
 	followDone := make(chan error, 1)
-	go func() { followDone <- follow(fctx, ojs, cfg.Streams.Events, benchTenant, &elog) }()
+	go func() { followDone <- follow(fctx, ojs, cfg.Streams.Events, benchTenant, elog.add) }()
 
 	var faults []string
 	var faultMu sync.Mutex
@@ -522,6 +509,27 @@ loop:
 		"lookups: one and two instances alternate in rounds; the second instance (its own connection, state view and lookup service, as a second cecbridge would run) is in this process, so both share the machine's CPUs with the NATS server and the requesters: the echo's two-vs-one ratio is what the machine allows",
 	)
 	return res, nil
+}
+
+// startSim starts the simulator with the run's seeded workload; Close
+// stops it.
+func startSim(ctx context.Context, o Options, log *slog.Logger) (*cecsim.Sim, error) {
+	sim, err := cecsim.New(cecsim.Config{
+		Seed: o.Seed, Agents: o.Agents, FirstWorkNo: firstWorkNo,
+		Workload: cecsim.Workload{
+			Enabled: true, SignedInShare: o.SignedIn,
+			CallsPerAgentHour: o.CallsPerHour, MeanCallDuration: o.MeanCall,
+			SoftphoneChangesPerHour: o.SoftphonePerHour, PhoneFlapsPerHour: o.PhoneFlapsPerHour,
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("simulator: %w", err)
+	}
+	if err := sim.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, err
+	}
+	return sim, nil
 }
 
 // queryRequests sums the query endpoints (what the budget limits).

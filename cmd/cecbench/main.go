@@ -35,13 +35,15 @@ var scenarios = map[string]map[string]string{
 	"10k":     {"agents": "10000", "interval": "1s", "budget": "0", "duration": "60s", "pub-records": "50000"},
 	"60k":     {"agents": "60000", "budget": "2000", "duration": "120s", "tail": "31s", "pub-records": "50000"},
 	"faults":  {"agents": "2000", "faults": "true", "duration": "60s"},
+	// One server, then a three-node cluster with servers killed (cluster.go).
+	"cluster": {"agents": "1000", "duration": "30s", "idle": "5s", "roster": "5s", "phones": "5s"},
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("cecbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o Options
-	scenario := fs.String("scenario", "default", "preset: default, 10k, 60k or faults (flags override)")
+	scenario := fs.String("scenario", "default", "preset: default, 10k, 60k, faults or cluster (flags override)")
 	fs.Int64Var(&o.Seed, "seed", 1, "workload seed")
 	fs.IntVar(&o.Agents, "agents", 2000, "simulated agents")
 	fs.Float64Var(&o.SignedIn, "signed-in", 0.6, "share of agents signed in")
@@ -96,11 +98,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 
-	res, err := runBench(ctx, o, stderr, log)
-	if err != nil {
-		return err
+	var res any
+	if o.Scenario == "cluster" {
+		cr, err := runCluster(ctx, o, stderr, log)
+		if err != nil {
+			return err
+		}
+		printCluster(stdout, cr)
+		res = cr
+	} else {
+		br, err := runBench(ctx, o, stderr, log)
+		if err != nil {
+			return err
+		}
+		printTable(stdout, br)
+		res = br
 	}
-	printTable(stdout, res)
 	if *jsonFile != "" {
 		b, err := json.MarshalIndent(res, "", "  ")
 		if err != nil {

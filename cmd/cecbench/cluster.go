@@ -1,0 +1,545 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cecbridge/cecbridge/configs"
+	"github.com/cecbridge/cecbridge/internal/app"
+	"github.com/cecbridge/cecbridge/internal/audit"
+	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/schemas"
+)
+
+// ClusterRun is one run of the bridge for --scenario cluster.
+type ClusterRun struct {
+	Nodes    int     `json:"nodes"`
+	Replicas int     `json:"replicas"`
+	Seconds  float64 `json:"seconds"`
+	// History counts duplicates, forks, holes and broken links in
+	// everything the run stored.
+	History audit.History `json:"history"`
+	// Lost counts entities whose final state in the stream differs from
+	// the simulator's world once the workload stopped and the bridge had
+	// time to see it (Converged is how long that took).
+	Lost       int      `json:"lost"`
+	LostSample []string `json:"lost_sample,omitempty"`
+	Converged  float64  `json:"converged_seconds"`
+	Score      Score    `json:"detection"`
+	Faults     []string `json:"faults,omitempty"`
+	// KillGaps is, per server killed, the time from the kill to the next
+	// event stored; LongestGap the longest pause between stored events in
+	// the whole run.
+	KillGaps   []float64 `json:"kill_gaps_seconds,omitempty"`
+	LongestGap float64   `json:"longest_gap_seconds"`
+}
+
+// ClusterResult compares the bridge on one NATS server (R1 streams) with
+// the bridge on a three-node cluster (R3 streams) whose events-stream
+// leader, then the bridge's own server, is killed mid-run, under the same
+// seeded workload.
+type ClusterResult struct {
+	Started time.Time  `json:"started"`
+	Options Options    `json:"options"`
+	Machine Machine    `json:"machine"`
+	Single  ClusterRun `json:"single_node"`
+	Cluster ClusterRun `json:"cluster"`
+	Targets []Target   `json:"targets"`
+	Notes   []string   `json:"notes"`
+	WallSec float64    `json:"wall_seconds"`
+}
+
+// runCluster runs the single-node and the cluster run one after the other.
+func runCluster(ctx context.Context, o Options, progress io.Writer, log *slog.Logger) (*ClusterResult, error) {
+	res := &ClusterResult{Started: time.Now(), Options: o}
+	progress = &lockedWriter{w: progress} // the fault notes come from another goroutine
+	host, _ := os.Hostname()
+	res.Machine = Machine{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
+		OS: runtime.GOOS, Arch: runtime.GOARCH, Host: host}
+	var err error
+	if res.Single, err = clusterRun(ctx, o, 1, progress, log); err != nil {
+		return nil, fmt.Errorf("single node: %w", err)
+	}
+	if res.Cluster, err = clusterRun(ctx, o, natstest.ClusterSize, progress, log); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	for _, run := range []struct {
+		name string
+		r    ClusterRun
+	}{{"cluster", res.Cluster}, {"single node", res.Single}} {
+		h := run.r.History
+		for _, c := range []struct {
+			what string
+			n    int
+		}{
+			{"lost (final state != simulator)", run.r.Lost}, {"duplicates", h.Duplicates}, {"forks", h.Forks},
+			{"holes", h.Holes}, {"broken prev_id links", h.BrokenLinks}, {"false events", run.r.Score.False},
+		} {
+			scope := "target"
+			if run.name != "cluster" {
+				scope = "info"
+			}
+			res.Targets = append(res.Targets, Target{Name: run.name + ": " + c.what, Scope: scope, Want: "= 0", Got: float64(c.n), Met: c.n == 0})
+		}
+	}
+	res.WallSec = time.Since(res.Started).Seconds()
+	res.Notes = append(res.Notes,
+		"both runs use the same seeded workload; the cluster run kills the CEC_EVENTS leader at 30 % of the phase (back at 50 %), then the server the bridge is connected to at 60 % (back at 80 %)",
+		"servers are stopped in-process (server.Shutdown): connections close at once, as when a process dies, but nothing is lost from the page cache as in a machine crash",
+		"lost: the workload stops at the end of the phase and the bridge gets up to 30 s to report the world as it is; what still differs then is counted",
+	)
+	return res, nil
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// storedLog keeps what a reader of the events stream received, for the
+// history rules, the final state and the pauses between stored events.
+type storedLog struct {
+	mu     sync.Mutex
+	msgs   []audit.Msg
+	stored []time.Time
+}
+
+func (l *storedLog) add(m jetstream.Msg) {
+	md, err := m.Metadata()
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	l.msgs = append(l.msgs, audit.Msg{StreamSeq: md.Sequence.Stream, Subject: m.Subject(), Data: m.Data()})
+	l.stored = append(l.stored, md.Timestamp)
+	l.mu.Unlock()
+}
+
+// waitFor waits until the log holds the stream's last message.
+func (l *storedLog) waitFor(ctx context.Context, js jetstream.JetStream, stream string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		ictx, cancel := context.WithTimeout(ctx, time.Second)
+		s, err := js.Stream(ictx, stream)
+		cancel()
+		if err == nil {
+			want := s.CachedInfo().State.LastSeq
+			l.mu.Lock()
+			have := uint64(0)
+			if n := len(l.msgs); n > 0 {
+				have = l.msgs[n-1].StreamSeq
+			}
+			l.mu.Unlock()
+			if have >= want {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the events reader did not catch up with %s within %s", stream, limit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (l *storedLog) snapshot() ([]audit.Msg, []time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]audit.Msg(nil), l.msgs...), append([]time.Time(nil), l.stored...)
+}
+
+// natsUnderTest is one server or a cluster, as a run needs it.
+type natsUnderTest struct {
+	urls    []string
+	cluster *natstest.Cluster // nil for one server
+	single  *embedded
+}
+
+func startNATS(dir string, nodes int) (*natsUnderTest, error) {
+	if nodes == 1 {
+		e, err := startEmbedded(dir)
+		if err != nil {
+			return nil, err
+		}
+		return &natsUnderTest{urls: []string{e.url()}, single: e}, nil
+	}
+	c, err := natstest.StartCluster(dir, nodes)
+	if err != nil {
+		return nil, err
+	}
+	return &natsUnderTest{urls: c.URLs(), cluster: c}, nil
+}
+
+func (n *natsUnderTest) shutdown() {
+	if n.cluster != nil {
+		n.cluster.Shutdown()
+	} else {
+		n.single.shutdown()
+	}
+}
+
+// clusterRun runs the bridge for the phase on nodes servers with streams
+// of as many replicas, killing servers mid-run when there are several.
+func clusterRun(ctx context.Context, o Options, nodes int, progress io.Writer, log *slog.Logger) (ClusterRun, error) {
+	run := ClusterRun{Nodes: nodes, Replicas: nodes}
+	dir, err := os.MkdirTemp("", "cecbench-cluster-")
+	if err != nil {
+		return run, fmt.Errorf("store dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	ns, err := startNATS(dir, nodes)
+	if err != nil {
+		return run, err
+	}
+	defer ns.shutdown()
+	sim, err := startSim(ctx, o, log)
+	if err != nil {
+		return run, err
+	}
+	defer sim.Close()
+	agents := sim.Agents()
+	signedIn := map[int]bool{}
+	for _, wn := range agents {
+		if a, ok := sim.Agent(wn); ok && a.SignedIn {
+			signedIn[wn] = true
+		}
+	}
+	truthStart := uint64(len(sim.Truth(0)))
+
+	cfg := bridgeConfig(o, sim.URL(), ns.urls[0])
+	cfg.NATS.URLs = ns.urls
+	cfg.Streams.Replicas, cfg.Lease.Replicas = nodes, nodes
+	bnc, err := app.ConnectNATS(cfg.NATS, log)
+	if err != nil {
+		return run, fmt.Errorf("bridge nats: %w", err)
+	}
+	defer bnc.Close()
+	onc, err := nats.Connect(strings.Join(ns.urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.Name("cecbench"))
+	if err != nil {
+		return run, fmt.Errorf("bench nats: %w", err)
+	}
+	defer onc.Close()
+	ojs, err := jetstream.New(onc)
+	if err != nil {
+		return run, fmt.Errorf("jetstream: %w", err)
+	}
+
+	fmt.Fprintf(progress, "%d node(s), R%d streams: %d agents, calls every %s (idle %s), %s\n",
+		nodes, nodes, o.Agents, o.Interval, o.Idle, o.Duration)
+	start := time.Now()
+	bctx, stopBridge := context.WithCancel(ctx)
+	defer stopBridge()
+	bridgeDone := make(chan error, 1)
+	go func() { bridgeDone <- app.Serve(bctx, cfg, bnc, log) }()
+	var elog eventLog
+	var stored storedLog
+	fctx, stopFollow := context.WithCancel(ctx)
+	defer stopFollow()
+	followDone := make(chan error, 1)
+	go func() {
+		followDone <- follow(fctx, ojs, cfg.Streams.Events, benchTenant, func(m jetstream.Msg) {
+			elog.add(m)
+			stored.add(m)
+		}, jetstream.PullExpiry(2*time.Second)) // a dead server's consumer is replaced within seconds
+	}()
+
+	var kills []time.Time
+	var faultMu sync.Mutex
+	faultsDone := make(chan struct{})
+	go func() {
+		defer close(faultsDone)
+		if ns.cluster == nil {
+			return
+		}
+		killAt := killServers(bctx, o, ns.cluster, bnc, cfg, start, func(s string) {
+			faultMu.Lock()
+			run.Faults = append(run.Faults, fmt.Sprintf("%5.1fs %s", time.Since(start).Seconds(), s))
+			faultMu.Unlock()
+			fmt.Fprintf(progress, "\nfault: %s\n", s)
+		})
+		faultMu.Lock()
+		kills = killAt
+		faultMu.Unlock()
+	}()
+
+	end := start.Add(o.Duration)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for now := time.Now(); now.Before(end); {
+		select {
+		case <-ctx.Done():
+			return run, ctx.Err()
+		case err := <-bridgeDone:
+			return run, fmt.Errorf("bridge stopped early: %w", err)
+		case now = <-tick.C:
+			fmt.Fprintf(progress, "%s[%d node(s) %4.0fs/%.0fs] events %8d   ", lineStart(progress),
+				nodes, now.Sub(start).Seconds(), o.Duration.Seconds(), elog.count())
+		}
+	}
+	fmt.Fprintln(progress)
+	<-faultsDone
+
+	// The world stops changing; the bridge must end up reporting it as is.
+	sim.StopWorkload()
+	stopped := time.Now()
+	want := audit.SimWorld(sim)
+	var diff []string
+	for {
+		// The stream's last message per subject, read afresh: how far the
+		// live reader has got is not the bridge's business.
+		last, err := lastPerSubject(ctx, ojs, cfg.Streams.Events, schemas.TenantEvents(benchTenant))
+		if err == nil {
+			got, err := audit.FinalWorld(benchTenant, last)
+			if err != nil {
+				return run, err
+			}
+			diff = audit.Diff(want, got)
+		}
+		if err == nil && len(diff) == 0 || time.Since(stopped) > 30*time.Second || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	run.Converged = time.Since(stopped).Seconds()
+	run.Lost = len(diff)
+	run.LostSample = diff[:min(len(diff), 10)]
+
+	stopBridge()
+	if err := <-bridgeDone; err != nil {
+		log.Warn("bridge stopped with an error", "err", err)
+	}
+	// The reader must have everything before the history is checked; its
+	// consumer may still be coming back from a killed server.
+	if err := stored.waitFor(ctx, ojs, cfg.Streams.Events, 30*time.Second); err != nil {
+		return run, err
+	}
+	stopFollow()
+	if err := <-followDone; err != nil {
+		return run, err
+	}
+	run.Seconds = time.Since(start).Seconds()
+
+	msgs, times := stored.snapshot()
+	run.History = audit.CheckHistory(benchTenant, msgs)
+	events, _, _ := elog.snapshot()
+	run.Score = score(scoreInput{
+		Truth: sim.Truth(truthStart), Events: events, SignedIn: signedIn,
+		WindowStart: start, WindowEnd: end.Add(-o.Tail),
+		CallsInterval: o.Interval, IdleInterval: o.Idle, ActiveWindow: o.ActiveWindow,
+		RosterInterval: o.Roster, PhonesInterval: o.Phones,
+	})
+	for i := 1; i < len(times); i++ {
+		run.LongestGap = max(run.LongestGap, times[i].Sub(times[i-1]).Seconds())
+	}
+	for _, k := range kills {
+		for _, t := range times {
+			if t.After(k) {
+				run.KillGaps = append(run.KillGaps, t.Sub(k).Seconds())
+				break
+			}
+		}
+	}
+	return run, nil
+}
+
+// lastPerSubject reads the last message of every subject under filter.
+func lastPerSubject(ctx context.Context, js jetstream.JetStream, stream, filter string) ([]audit.Msg, error) {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cons, err := js.OrderedConsumer(rctx, stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("last per subject: %w", err)
+	}
+	var out []audit.Msg
+	if info := cons.CachedInfo(); info == nil || info.NumPending == 0 {
+		return out, nil
+	}
+	for {
+		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return nil, fmt.Errorf("last per subject: %w", err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				return nil, fmt.Errorf("last per subject: %w", err)
+			}
+			out = append(out, audit.Msg{StreamSeq: md.Sequence.Stream, Subject: m.Subject(), Data: m.Data()})
+			if md.NumPending == 0 {
+				return out, nil
+			}
+		}
+		if n == 0 {
+			return nil, errors.New("last per subject: read stalled")
+		}
+	}
+}
+
+// killServers kills the events stream's leader at 30 % of the phase and
+// starts it again at 50 %, then kills the server the bridge is connected to
+// at 60 % and starts it again at 80 %. It returns the instants of the kills.
+func killServers(ctx context.Context, o Options, c *natstest.Cluster, bnc *nats.Conn, cfg configs.Bridge, start time.Time, note func(string)) []time.Time {
+	at := func(frac float64) bool {
+		t := time.NewTimer(time.Until(start.Add(time.Duration(frac * float64(o.Duration)))))
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	// caughtUp waits (bounded) until every replica has caught up, so that
+	// the next kill leaves a quorum that holds everything.
+	caughtUp := func() {
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		for _, s := range []string{cfg.Streams.Events, cfg.Streams.State, "KV_" + cfg.Lease.Bucket} {
+			if err := c.WaitStreamCurrent(wctx, s); err != nil {
+				note(fmt.Sprintf("%s not caught up: %v", s, err))
+			}
+		}
+	}
+	var kills []time.Time
+	kill := func(i int, why string) {
+		kills = append(kills, time.Now())
+		c.Kill(i)
+		note(fmt.Sprintf("killed %s (%s)", c.Name(i), why))
+	}
+	restart := func(i int) {
+		if err := c.Restart(i); err != nil {
+			note(fmt.Sprintf("restart of %s failed: %v", c.Name(i), err))
+			return
+		}
+		caughtUp()
+		note(fmt.Sprintf("%s back and caught up", c.Name(i)))
+	}
+	if !at(0.3) {
+		return kills
+	}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	leader, err := c.StreamLeader(lctx, cfg.Streams.Events)
+	cancel()
+	if err != nil {
+		note("no leader of " + cfg.Streams.Events + ": " + err.Error())
+		return kills
+	}
+	kill(leader, cfg.Streams.Events+" leader")
+	if !at(0.5) {
+		return kills
+	}
+	restart(leader)
+	if !at(0.6) {
+		return kills
+	}
+	connected := c.Index(bnc.ConnectedServerName())
+	if connected < 0 {
+		note("the bridge is not connected to a node")
+		return kills
+	}
+	kill(connected, "the bridge's server")
+	if !at(0.8) {
+		return kills
+	}
+	restart(connected)
+	return kills
+}
+
+func printCluster(w io.Writer, r *ClusterResult) {
+	o := r.Options
+	fmt.Fprintf(w, "\ncecbench  scenario=%s  agents=%d signed-in=%.2f calls/agent-h=%.0f mean-call=%s  interval=%s idle=%s duration=%s\n",
+		o.Scenario, o.Agents, o.SignedIn, o.CallsPerHour, o.MeanCall, o.Interval, o.Idle, o.Duration)
+	fmt.Fprintf(w, "machine   %d CPUs (GOMAXPROCS %d), %s %s/%s; wall %.0fs\n\n", r.Machine.CPUs, r.Machine.GOMAXPROCS, r.Machine.GoVersion, r.Machine.OS, r.Machine.Arch, r.WallSec)
+	s, c := r.Single, r.Cluster
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "\tsingle node (R1)\t%d-node cluster (R%d), servers killed\t\n", c.Nodes, c.Replicas)
+	row := func(name, format string, a, b any) {
+		fmt.Fprintf(tw, "%s\t"+format+"\t"+format+"\t\n", name, a, b)
+	}
+	row("events stored", "%d", s.History.Events, c.History.Events)
+	row("lost (final state != simulator)", "%d", s.Lost, c.Lost)
+	row("duplicates", "%d", s.History.Duplicates, c.History.Duplicates)
+	row("forks (two events at one seq)", "%d", s.History.Forks, c.History.Forks)
+	row("holes in seq", "%d", s.History.Holes, c.History.Holes)
+	row("broken prev_id links", "%d", s.History.BrokenLinks, c.History.BrokenLinks)
+	row("false events", "%d", s.Score.False, c.Score.False)
+	recall := func(sc Score) string {
+		long, seen := 0, 0
+		for _, g := range sc.Groups {
+			long += g.Long
+			seen += g.LongSeen
+		}
+		return fmt.Sprintf("%.2f%% (%d/%d)", 100*ratio(float64(seen), float64(long)), seen, long)
+	}
+	row("recall, changes lasting >= 2 intervals", "%s", recall(s.Score), recall(c.Score))
+	row("calls, active agents: latency p50/p95/p99/max ms", "%s", ms(s.Score.Groups[groupCallsActive].Latency), ms(c.Score.Groups[groupCallsActive].Latency))
+	row("calls, active agents: to stream p50/p95/p99/max ms", "%s", ms(s.Score.Groups[groupCallsActive].LatencyE2E), ms(c.Score.Groups[groupCallsActive].LatencyE2E))
+	gaps := func(g []float64) string {
+		if len(g) == 0 {
+			return "-"
+		}
+		parts := make([]string, len(g))
+		for i, v := range g {
+			parts[i] = fmt.Sprintf("%.2f", v)
+		}
+		return strings.Join(parts, ", ")
+	}
+	row("from a kill to the next stored event, s", "%s", gaps(s.KillGaps), gaps(c.KillGaps))
+	row("longest pause between stored events, s", "%.2f", s.LongestGap, c.LongestGap)
+	row("final state reached after the workload stopped, s", "%.2f", s.Converged, c.Converged)
+	tw.Flush()
+	for _, f := range c.Faults {
+		fmt.Fprintln(w, "fault", f)
+	}
+	for _, run := range []ClusterRun{s, c} {
+		for _, p := range run.History.Problems {
+			fmt.Fprintf(w, "  %d node(s): %s\n", run.Nodes, p)
+		}
+		for _, l := range run.LostSample {
+			fmt.Fprintf(w, "  %d node(s) lost: %s\n", run.Nodes, l)
+		}
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\twant\tgot\t\t")
+	for _, t := range r.Targets {
+		mark := "met"
+		if !t.Met {
+			mark = "NOT MET"
+		}
+		if t.Scope != "target" {
+			mark += " (info)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.3g\t%s\n", t.Name, t.Want, t.Got, mark)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	for _, n := range r.Notes {
+		fmt.Fprintln(w, "note:", n)
+	}
+}
