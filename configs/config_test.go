@@ -179,8 +179,9 @@ func TestExampleFilesLoad(t *testing.T) {
 		"CECBRIDGE_DEMO_MONITOR_1001_PASSWORD": "x",
 		"CECBRIDGE_ACME_APP_SECRET":            "x",
 		"CECBRIDGE_ACME_MONITOR_1001_PASSWORD": "x",
+		"CECBRIDGE_DEMO_MONITOR_1002_PASSWORD": "x",
 	}
-	for _, name := range []string{"dev.yaml", "production.yaml", "compose.yaml"} {
+	for _, name := range []string{"dev.yaml", "production.yaml", "compose.yaml", "cluster.yaml"} {
 		t.Run(name, func(t *testing.T) {
 			data, err := os.ReadFile(name)
 			if err != nil {
@@ -194,7 +195,7 @@ func TestExampleFilesLoad(t *testing.T) {
 }
 
 func FuzzLoad(f *testing.F) {
-	for _, name := range []string{"dev.yaml", "production.yaml", "compose.yaml"} {
+	for _, name := range []string{"dev.yaml", "production.yaml", "compose.yaml", "cluster.yaml"} {
 		data, err := os.ReadFile(name)
 		if err != nil {
 			f.Fatal(err)

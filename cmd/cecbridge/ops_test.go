@@ -172,7 +172,7 @@ tenants:
 	}
 }
 
-// The three example files pass check-config, given the environment that
+// The example files pass check-config, given the environment that
 // supplies their secrets.
 func TestCheckConfigExampleFiles(t *testing.T) {
 	cases := []struct {
@@ -188,6 +188,10 @@ func TestCheckConfigExampleFiles(t *testing.T) {
 		{"compose.yaml", map[string]string{
 			"CECBRIDGE_DEMO_APP_SECRET":            "ComposeAppSecret-x3",
 			"CECBRIDGE_DEMO_MONITOR_1001_PASSWORD": "ComposeMonitorPass-x4",
+		}, 1},
+		{"cluster.yaml", map[string]string{
+			"CECBRIDGE_DEMO_APP_SECRET":            "ClusterAppSecret-x5",
+			"CECBRIDGE_DEMO_MONITOR_1002_PASSWORD": "ClusterMonitorPass-x6",
 		}, 1},
 	}
 	for _, c := range cases {
@@ -228,6 +232,7 @@ func TestCheckConfigExampleFiles(t *testing.T) {
 
 type composeFile struct {
 	Services map[string]struct {
+		Profiles    []string          `yaml:"profiles"`
 		Image       string            `yaml:"image"`
 		Build       string            `yaml:"build"`
 		Entrypoint  []string          `yaml:"entrypoint"`
