@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -189,8 +190,16 @@ func benchLookups(ctx context.Context, url string, cfg configs.Bridge, agents []
 			return res, err
 		}
 	}
+	// Every slice starts from a collected heap (an agents.list slice leaves
+	// garbage behind), and the order of the loads flips every round.
+	reversed := false
 	runAll := func(loads []*load) {
-		for _, l := range loads {
+		order := slices.Clone(loads)
+		if reversed {
+			slices.Reverse(order)
+		}
+		for _, l := range order {
+			runtime.GC()
 			runLoad(ctx, conns, l, conc, d/rounds)
 		}
 	}
@@ -209,6 +218,7 @@ func benchLookups(ctx context.Context, url string, cfg configs.Bridge, agents []
 		return nil
 	}
 	for r := range rounds {
+		reversed = r%2 == 1
 		if r%2 == 0 {
 			runAll(one)
 		}
