@@ -215,8 +215,8 @@ func TestScoreRevertAfterShortExcursion(t *testing.T) {
 		CallsInterval: time.Second, IdleInterval: 15 * time.Second, ActiveWindow: time.Minute,
 		RosterInterval: 10 * time.Second, PhonesInterval: 10 * time.Second,
 	})
-	if p := s.Groups[groupPhone]; p.Changes != 2 || p.MissedShort != 2 || p.MissedOther != 0 {
-		t.Fatalf("phone group = %+v, want both changes missed as short", p)
+	if p := s.Groups[groupPhone]; p.Changes != 2 || p.MissedShort != 2 || p.MissedOther != 0 || p.Long != 0 {
+		t.Fatalf("phone group = %+v, want both changes missed as short, and no long change", p)
 	}
 }
 
