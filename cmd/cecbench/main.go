@@ -36,7 +36,7 @@ var scenarios = map[string]map[string]string{
 	"60k":     {"agents": "60000", "budget": "2000", "duration": "120s", "tail": "31s", "pub-records": "50000"},
 	"faults":  {"agents": "2000", "faults": "true", "duration": "60s"},
 	// One server, then a three-node cluster with servers killed (cluster.go).
-	"cluster": {"agents": "1000", "duration": "30s", "idle": "5s", "roster": "5s", "phones": "5s"},
+	"cluster": {"agents": "1000", "duration": "30s", "idle": "5s"},
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
