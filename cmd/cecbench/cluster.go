@@ -39,8 +39,8 @@ type ClusterRun struct {
 	Converged  float64  `json:"converged_seconds"`
 	Score      Score    `json:"detection"`
 	Faults     []string `json:"faults,omitempty"`
-	// KillGaps is, per server killed, the time from the kill to the next
-	// event stored; LongestGap the longest pause between stored events in
+	// KillGaps is, per server killed, the time from its shutdown to the
+	// next event stored; LongestGap the longest pause between stored events in
 	// the whole run.
 	KillGaps   []float64 `json:"kill_gaps_seconds,omitempty"`
 	LongestGap float64   `json:"longest_gap_seconds"`
@@ -427,8 +427,10 @@ func killServers(ctx context.Context, o Options, c *natstest.Cluster, bnc *nats.
 	}
 	var kills []time.Time
 	kill := func(i int, why string) {
-		kills = append(kills, time.Now())
 		c.Kill(i)
+		// From the moment the server is gone: while it shuts down it may
+		// still store what it had received.
+		kills = append(kills, time.Now())
 		note(fmt.Sprintf("killed %s (%s)", c.Name(i), why))
 	}
 	restart := func(i int) {
