@@ -395,13 +395,13 @@ func (s *Service) reply(c *call, resp any, err error) {
 			if rerr != nil {
 				s.log.Debug("lookup reply failed", "subject", req.Subject(), "err", rerr)
 			}
+			s.observe(c, "ok")
 		}
 		if cap(b) <= maxPooled {
 			*bp = b[:0]
 			bufPool.Put(bp)
 		}
 		if err == nil {
-			s.observe(c, "ok")
 			return
 		}
 	}
