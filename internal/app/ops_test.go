@@ -982,7 +982,19 @@ func TestMetricsFamiliesAndLabels(t *testing.T) {
 		t.Fatalf("malformed request: %v %v", err, msg)
 	}
 
-	fams := scrapeMetrics(t, base)
+	// An answer is counted just after it is sent, on the endpoint's own
+	// goroutine: wait for the counts rather than race them.
+	var fams map[string]*dto.MetricFamily
+	opsEventually(t, 10*time.Second, "the lookups counted", func() bool {
+		fams = scrapeMetrics(t, base)
+		for ep, code := range map[string]string{"agents.list": "ok", "agent.softphone": "ok", "agent.calls": "400", "phone.state": "404"} {
+			if _, ok := sample(fams, "cecbridge_lookups_total", map[string]string{"tenant": "ops", "endpoint": ep, "code": code}); !ok {
+				return false
+			}
+		}
+		v, _ := sample(fams, "cecbridge_lookups_total", map[string]string{"tenant": "ops", "endpoint": "phone.state", "code": "404"})
+		return v-before >= 3
+	})
 	if v, _ := sample(fams, "cecbridge_lookups_total", map[string]string{"tenant": "ops", "endpoint": "phone.state", "code": "404"}); v-before != 3 {
 		t.Errorf("phone.state 404 counted %v times, want 3", v-before)
 	}
