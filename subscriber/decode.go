@@ -219,7 +219,13 @@ func decodeRequest[T any](data []byte, r *T, set func(key []byte, v flatValue) b
 }
 
 func decodeAgentCalls(data []byte) (r schemas.AgentCallsRequest, err error) {
-	err = decodeRequest(data, &r, func(key []byte, v flatValue) bool {
+	err = decodeRequest(data, &r, agentCallsKeys(&r))
+	return r, err
+}
+
+// agentCallsKeys takes the keys of an agent.calls request into r.
+func agentCallsKeys(r *schemas.AgentCallsRequest) func(key []byte, v flatValue) bool {
+	return func(key []byte, v flatValue) bool {
 		switch string(key) {
 		case "work_no":
 			return v.toInt(&r.WorkNo)
@@ -227,8 +233,7 @@ func decodeAgentCalls(data []byte) (r schemas.AgentCallsRequest, err error) {
 			return v.toString(&r.MaxAge)
 		}
 		return setReadOptions(&r.ReadOptions, key, v)
-	})
-	return r, err
+	}
 }
 
 func decodeAgentSoftphone(data []byte) (r schemas.AgentSoftphoneRequest, err error) {

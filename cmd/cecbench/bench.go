@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"time"
 
@@ -283,20 +284,12 @@ func runBench(ctx context.Context, o Options, progress io.Writer, log *slog.Logg
 
 	// Connections: the bridge's (as cecbridge run makes it) and ours.
 	cfg := bridgeConfig(o, sim.URL(), url)
-	bnc, err := app.ConnectNATS(cfg.NATS, log)
+	bnc, onc, ojs, err := connect(cfg.NATS, log)
 	if err != nil {
-		return nil, fmt.Errorf("bridge nats: %w", err)
+		return nil, err
 	}
 	defer bnc.Close()
-	onc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.Name("cecbench"))
-	if err != nil {
-		return nil, fmt.Errorf("bench nats: %w", err)
-	}
 	defer onc.Close()
-	ojs, err := jetstream.New(onc)
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
 
 	var stopProf func()
 	if o.CPUProfile != "" {
@@ -511,6 +504,26 @@ loop:
 	return res, nil
 }
 
+// connect opens the bridge's connection (as `cecbridge run` opens it) and
+// the harness's own, with a JetStream context on the latter. The caller
+// closes both.
+func connect(c configs.NATS, log *slog.Logger) (bnc, onc *nats.Conn, ojs jetstream.JetStream, err error) {
+	if bnc, err = app.ConnectNATS(c, log); err != nil {
+		return nil, nil, nil, fmt.Errorf("bridge nats: %w", err)
+	}
+	onc, err = nats.Connect(strings.Join(c.URLs, ","), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.Name("cecbench"))
+	if err != nil {
+		bnc.Close()
+		return nil, nil, nil, fmt.Errorf("bench nats: %w", err)
+	}
+	if ojs, err = jetstream.New(onc); err != nil {
+		bnc.Close()
+		onc.Close()
+		return nil, nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return bnc, onc, ojs, nil
+}
+
 // startSim starts the simulator with the run's seeded workload; Close
 // stops it.
 func startSim(ctx context.Context, o Options, log *slog.Logger) (*cecsim.Sim, error) {
@@ -631,19 +644,23 @@ func budgetString(b float64) string {
 	return fmt.Sprintf("%.0f req/s", b)
 }
 
+// atFraction waits until frac of a phase of length d that began at start
+// has passed; false if ctx ended first.
+func atFraction(ctx context.Context, start time.Time, d time.Duration, frac float64) bool {
+	t := time.NewTimer(time.Until(start.Add(time.Duration(frac * float64(d)))))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // runFaults mixes the simulator's faults (and a NATS restart) into the
 // bridge phase at fixed fractions of it.
 func runFaults(ctx context.Context, o Options, sim *cecsim.Sim, ns *embedded, start time.Time, note func(string)) {
-	at := func(frac float64) bool {
-		t := time.NewTimer(time.Until(start.Add(time.Duration(frac * float64(o.Duration)))))
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-			return true
-		}
-	}
+	at := func(frac float64) bool { return atFraction(ctx, start, o.Duration, frac) }
 	if !at(0.15) {
 		return
 	}

@@ -227,20 +227,12 @@ func clusterRun(ctx context.Context, o Options, nodes int, progress io.Writer, l
 	cfg := bridgeConfig(o, sim.URL(), ns.urls[0])
 	cfg.NATS.URLs = ns.urls
 	cfg.Streams.Replicas, cfg.Lease.Replicas = nodes, nodes
-	bnc, err := app.ConnectNATS(cfg.NATS, log)
+	bnc, onc, ojs, err := connect(cfg.NATS, log)
 	if err != nil {
-		return run, fmt.Errorf("bridge nats: %w", err)
+		return run, err
 	}
 	defer bnc.Close()
-	onc, err := nats.Connect(strings.Join(ns.urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.Name("cecbench"))
-	if err != nil {
-		return run, fmt.Errorf("bench nats: %w", err)
-	}
 	defer onc.Close()
-	ojs, err := jetstream.New(onc)
-	if err != nil {
-		return run, fmt.Errorf("jetstream: %w", err)
-	}
 
 	fmt.Fprintf(progress, "%d node(s), R%d streams: %d agents, calls every %s (idle %s), %s\n",
 		nodes, nodes, o.Agents, o.Interval, o.Idle, o.Duration)
@@ -404,16 +396,7 @@ func lastPerSubject(ctx context.Context, js jetstream.JetStream, stream, filter 
 // starts it again at 50 %, then kills the server the bridge is connected to
 // at 60 % and starts it again at 80 %. It returns the instants of the kills.
 func killServers(ctx context.Context, o Options, c *natstest.Cluster, bnc *nats.Conn, cfg configs.Bridge, start time.Time, note func(string)) []time.Time {
-	at := func(frac float64) bool {
-		t := time.NewTimer(time.Until(start.Add(time.Duration(frac * float64(o.Duration)))))
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-			return true
-		}
-	}
+	at := func(frac float64) bool { return atFraction(ctx, start, o.Duration, frac) }
 	// caughtUp waits (bounded) until every replica has caught up, so that
 	// the next kill leaves a quorum that holds everything.
 	caughtUp := func() {
@@ -526,22 +509,5 @@ func printCluster(w io.Writer, r *ClusterResult) {
 			fmt.Fprintf(w, "  %d node(s) lost: %s\n", run.Nodes, l)
 		}
 	}
-	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TARGET\twant\tgot\t\t")
-	for _, t := range r.Targets {
-		mark := "met"
-		if !t.Met {
-			mark = "NOT MET"
-		}
-		if t.Scope != "target" {
-			mark += " (info)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%.3g\t%s\n", t.Name, t.Want, t.Got, mark)
-	}
-	tw.Flush()
-	fmt.Fprintln(w)
-	for _, n := range r.Notes {
-		fmt.Fprintln(w, "note:", n)
-	}
+	printTargets(w, r.Targets, r.Notes)
 }

@@ -245,10 +245,15 @@ func printTable(w io.Writer, r *Result) {
 		fmt.Fprintln(w, "      fault", f)
 	}
 
+	printTargets(w, r.Targets, r.Notes)
+}
+
+// printTargets prints the targets of a run, then its notes.
+func printTargets(w io.Writer, targets []Target, notes []string) {
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TARGET\twant\tgot\t\t")
-	for _, t := range r.Targets {
+	for _, t := range targets {
 		mark := "met"
 		if !t.Met {
 			mark = "NOT MET"
@@ -260,7 +265,7 @@ func printTable(w io.Writer, r *Result) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	for _, n := range r.Notes {
+	for _, n := range notes {
 		fmt.Fprintln(w, "note:", strings.TrimSpace(n))
 	}
 }

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/cecbridge/cecbridge/configs"
 )
 
@@ -22,14 +20,7 @@ import (
 // single-node bridge does not use. The single-node stack has no profile,
 // so `docker compose up` is unchanged.
 func TestComposeClusterProfileAgrees(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(repoRoot, "docker-compose.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dc composeFile
-	if err := yaml.Unmarshal(raw, &dc); err != nil {
-		t.Fatalf("docker-compose.yml: %v", err)
-	}
+	dc := readCompose(t)
 	var nodes, bridges []string
 	for name, svc := range dc.Services {
 		switch {

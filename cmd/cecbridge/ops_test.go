@@ -269,7 +269,8 @@ func flagValue(args []string, name string) string {
 	return ""
 }
 
-func TestComposeDockerfileAndConfigAgree(t *testing.T) {
+func readCompose(t *testing.T) composeFile {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(repoRoot, "docker-compose.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -278,6 +279,11 @@ func TestComposeDockerfileAndConfigAgree(t *testing.T) {
 	if err := yaml.Unmarshal(raw, &dc); err != nil {
 		t.Fatalf("docker-compose.yml: %v", err)
 	}
+	return dc
+}
+
+func TestComposeDockerfileAndConfigAgree(t *testing.T) {
+	dc := readCompose(t)
 	nats, sim, bridge := dc.Services["nats"], dc.Services["cecsim"], dc.Services["cecbridge"]
 	for _, name := range []string{"nats", "cecsim", "cecbridge"} {
 		if _, ok := dc.Services[name]; !ok {
