@@ -46,15 +46,27 @@ type TLS struct {
 
 // Streams configures the JetStream streams.
 type Streams struct {
-	Events          string        `yaml:"events"`
-	State           string        `yaml:"state"`
-	Replicas        int           `yaml:"replicas"`
+	Events   string `yaml:"events"`
+	State    string `yaml:"state"`
+	Replicas int    `yaml:"replicas"`
+	// Placement pins the streams' (and the lease bucket's) replicas to a
+	// cluster and to servers carrying every tag; empty lets JetStream
+	// choose.
+	Placement       Placement     `yaml:"placement"`
 	MaxAge          time.Duration `yaml:"max_age"`
 	MaxBytes        int64         `yaml:"max_bytes"`
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
 	// UpdateExisting lets the bridge change streams that exist to these
 	// settings; off, it reports a difference and leaves them as they are.
 	UpdateExisting bool `yaml:"update_existing"`
+}
+
+// Placement says where JetStream puts a stream's replicas: in the named
+// cluster, on servers that carry all of Tags (server_tags in the NATS
+// server's configuration).
+type Placement struct {
+	Cluster string   `yaml:"cluster"`
+	Tags    []string `yaml:"tags"`
 }
 
 // Publisher configures event publishing and the outage buffer.
@@ -79,6 +91,9 @@ type Lease struct {
 	Disabled bool          `yaml:"disabled"`
 	Bucket   string        `yaml:"bucket"` // JetStream KV bucket
 	TTL      time.Duration `yaml:"ttl"`    // a term without renewal lasts this long
+	// Replicas of the bucket; 0 takes streams.replicas, so that leases
+	// survive whatever the streams survive.
+	Replicas int `yaml:"replicas"`
 }
 
 // HTTP configures the metrics and health listener.
@@ -172,6 +187,7 @@ func (b *Bridge) setDefaults() {
 	setIf(&b.Lookup.QueueGroup, "cecbridge")
 	setIf(&b.Lease.Bucket, "cecbridge_leases")
 	setIf(&b.Lease.TTL, 15*time.Second)
+	setIf(&b.Lease.Replicas, b.Streams.Replicas)
 	setIf(&b.Log.Level, "info")
 	setIf(&b.Log.Format, "auto")
 	for i := range b.Tenants {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,25 @@ func TestMinimalGetsDefaults(t *testing.T) {
 	}
 }
 
+// The lease bucket is replicated like the streams unless told otherwise:
+// leases must survive whatever the streams survive.
+func TestLeaseReplicasFollowTheStreams(t *testing.T) {
+	b, err := load(t, minimal+"streams:\n  replicas: 3\n  placement:\n    cluster: east\n    tags: [ssd]\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Lease.Replicas != 3 || b.Streams.Placement.Cluster != "east" || !slices.Equal(b.Streams.Placement.Tags, []string{"ssd"}) {
+		t.Errorf("lease.replicas %d, placement %+v; want 3 and east/[ssd]", b.Lease.Replicas, b.Streams.Placement)
+	}
+	b, err = load(t, minimal+"streams:\n  replicas: 3\nlease:\n  replicas: 1\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Lease.Replicas != 1 {
+		t.Errorf("lease.replicas %d, want the 1 given", b.Lease.Replicas)
+	}
+}
+
 // Every class of configuration error is reported with the path of the key
 // at fault, and all problems of a file come back together.
 func TestErrorsNameTheirKey(t *testing.T) {
@@ -67,6 +87,12 @@ func TestErrorsNameTheirKey(t *testing.T) {
 		{"list where a map belongs", minimal + "http: [1]\n", "http"},
 		{"replicas", minimal + "streams:\n  replicas: 9\n", "streams.replicas"},
 		{"update_existing not a boolean", minimal + "streams:\n  update_existing: sometimes\n", "streams.update_existing"},
+		{"lease replicas", minimal + "lease:\n  replicas: 6\n", "lease.replicas"},
+		{"unknown placement key", minimal + "streams:\n  placement:\n    zone: a\n", "streams.placement.zone"},
+		{"placement cluster", minimal + "streams:\n  placement:\n    cluster: \"east 1\"\n", "streams.placement.cluster"},
+		{"placement tag", minimal + "streams:\n  placement:\n    tags: [ssd, \"\"]\n", "streams.placement.tags[1]"},
+		{"placement tag twice", minimal + "streams:\n  placement:\n    tags: [ssd, SSD]\n", "streams.placement.tags[1]"},
+		{"placement tags not a list", minimal + "streams:\n  placement:\n    tags: ssd\n", "streams.placement.tags"},
 		{"token lifetime", strings.Replace(minimal, "app_key: key", "app_key: key\n    token_lifetime: 2h", 1), "tenants[0].token_lifetime"},
 		{"log level", minimal + "log:\n  level: loud\n", "log.level"},
 		{"no tenants", "nats:\n  name: x\n", "tenants"},
@@ -235,8 +261,9 @@ func TestExampleFilesLoad(t *testing.T) {
 		"CECBRIDGE_ACME_MONITOR_1001_PASSWORD": "x",
 		"CECBRIDGE_ACME_CMS_AK":                "x",
 		"CECBRIDGE_ACME_CMS_SK":                "x",
+		"CECBRIDGE_DEMO_MONITOR_1002_PASSWORD": "x",
 	}
-	for _, name := range []string{"dev.yaml", "production.yaml", "compose.yaml"} {
+	for _, name := range []string{"dev.yaml", "production.yaml", "compose.yaml", "cluster.yaml"} {
 		t.Run(name, func(t *testing.T) {
 			data, err := os.ReadFile(name)
 			if err != nil {
@@ -250,7 +277,7 @@ func TestExampleFilesLoad(t *testing.T) {
 }
 
 func FuzzLoad(f *testing.F) {
-	for _, name := range []string{"dev.yaml", "production.yaml", "compose.yaml"} {
+	for _, name := range []string{"dev.yaml", "production.yaml", "compose.yaml", "cluster.yaml"} {
 		data, err := os.ReadFile(name)
 		if err != nil {
 			f.Fatal(err)

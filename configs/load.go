@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 
@@ -330,6 +331,7 @@ func (b *Bridge) validate() Problems {
 	if b.Streams.Replicas < 1 || b.Streams.Replicas > 5 {
 		bad("streams.replicas", "must be 1 to 5, got %d", b.Streams.Replicas)
 	}
+	ps = append(ps, b.Streams.Placement.validate("streams.placement")...)
 	positive("streams.max_age", b.Streams.MaxAge)
 	positive("streams.duplicate_window", b.Streams.DuplicateWindow)
 	if b.Streams.DuplicateWindow > b.Streams.MaxAge {
@@ -348,6 +350,9 @@ func (b *Bridge) validate() Problems {
 	}
 	if b.Lease.TTL < time.Second {
 		bad("lease.ttl", "must be at least 1s, got %s", b.Lease.TTL)
+	}
+	if b.Lease.Replicas < 1 || b.Lease.Replicas > 5 {
+		bad("lease.replicas", "must be 1 to 5 (0 takes streams.replicas), got %d", b.Lease.Replicas)
 	}
 	if b.Lease.Bucket == "" || strings.ContainsAny(b.Lease.Bucket, " .*>/\\\t") {
 		bad("lease.bucket", "must be a bucket name of A-Z a-z 0-9 _ -, got %q", b.Lease.Bucket)
@@ -433,6 +438,38 @@ func (b *Bridge) validate() Problems {
 		if t.CMS != nil {
 			t.CMS.validate(p+".cms", bad)
 		}
+	}
+	return ps
+}
+
+// validate checks a placement: a cluster name and tags are single words of
+// printable characters, each tag given once.
+func (p Placement) validate(path string) Problems {
+	var ps Problems
+	word := func(v string) bool {
+		if v == "" || len(v) > 128 {
+			return false
+		}
+		for _, r := range v {
+			if unicode.IsSpace(r) || !unicode.IsPrint(r) || r == '*' || r == '>' {
+				return false
+			}
+		}
+		return true
+	}
+	if p.Cluster != "" && !word(p.Cluster) {
+		ps = append(ps, Problem{path + ".cluster", fmt.Sprintf("must be a cluster name without spaces or wildcards, got %q", p.Cluster)})
+	}
+	seen := map[string]bool{}
+	for i, tag := range p.Tags {
+		at := fmt.Sprintf("%s.tags[%d]", path, i)
+		switch {
+		case !word(tag):
+			ps = append(ps, Problem{at, fmt.Sprintf("must be a server tag without spaces or wildcards, got %q", tag)})
+		case seen[strings.ToLower(tag)]:
+			ps = append(ps, Problem{at, fmt.Sprintf("tag %q is given twice", tag)})
+		}
+		seen[strings.ToLower(tag)] = true
 	}
 	return ps
 }

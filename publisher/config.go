@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cecbridge/cecbridge/schemas"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Defaults for zero Config fields.
@@ -49,6 +50,9 @@ type Config struct {
 	StateStream string
 	// Replicas of both streams (default 1).
 	Replicas int
+	// Placement, if set, pins both streams' replicas to a cluster and to
+	// servers with the given tags.
+	Placement *jetstream.Placement
 	// MaxAge is the events' retention (default 7 days).
 	MaxAge time.Duration
 	// MaxBytes bounds the events stream (default -1, unlimited).

@@ -72,6 +72,7 @@ func StreamConfigs(cfg Config) (events, state jetstream.StreamConfig, err error)
 		Subjects:    []string{schemas.AllEvents},
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
+		Placement:   cfg.Placement,
 		MaxAge:      cfg.MaxAge,
 		MaxBytes:    cfg.MaxBytes,
 		MaxMsgs:     -1,
@@ -85,6 +86,7 @@ func StreamConfigs(cfg Config) (events, state jetstream.StreamConfig, err error)
 		Sources:     []*jetstream.StreamSource{{Name: cfg.EventsStream}},
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
+		Placement:   cfg.Placement,
 		// One message per subject is the current state; no age limit so
 		// that it outlives the events.
 		MaxMsgsPerSubject: 1,

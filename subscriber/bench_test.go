@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/cecbridge/cecbridge/schemas"
+	"github.com/cecbridge/cecbridge/schemas/schematest"
 )
 
 // benchEnv is shared by the lookup and echo benchmarks so both run against
@@ -160,3 +161,80 @@ func BenchmarkEchoEndpoint(b *testing.B) {
 		})
 	}
 }
+
+// fakeRequest is a micro.Request answered in memory, for measuring the
+// handler alone.
+type fakeRequest struct {
+	data []byte
+	resp []byte
+	code string
+}
+
+func (r *fakeRequest) Respond(b []byte, _ ...micro.RespondOpt) error { r.resp = b; return nil }
+func (r *fakeRequest) RespondJSON(any, ...micro.RespondOpt) error    { panic("not used") }
+func (r *fakeRequest) Error(code, _ string, _ []byte, _ ...micro.RespondOpt) error {
+	r.code = code
+	return nil
+}
+func (r *fakeRequest) Data() []byte           { return r.data }
+func (r *fakeRequest) Headers() micro.Headers { return nil }
+func (r *fakeRequest) Subject() string        { return "cec.lookup.dev.agent.calls" }
+func (r *fakeRequest) Reply() string          { return "_INBOX.x" }
+
+// BenchmarkHandler measures what a lookup costs on the endpoint's serial
+// callback goroutine, without NATS: decode, view read, encode.
+func BenchmarkHandler(b *testing.B) {
+	v, err := NewView(nopJetStream{}, ViewConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	v.readyOnce.Do(func() { close(v.ready) })
+	obs := time.Now().UTC()
+	var seq uint64
+	for n := 1001; n < 1101; n++ {
+		seq++
+		rec := schematest.CallsRecord("dev", n, 1, fmt.Sprint("call-", n), "call-x")
+		v.apply(seq, rec.Subject, rec.Body)
+		sip := fmt.Sprint("8888", n)
+		seq++
+		rec = schematest.NewEvent(schemas.TypeAgentSoftphone, schemas.AgentSoftphoneSubject("dev", n), 1, schemas.Change[schemas.AgentSoftphone]{
+			Op: schemas.OpSnapshot, Key: schemas.Key{Tenant: "dev", WorkNo: n}, Seq: 1, Detected: schemas.Detected{ByPoll: obs},
+			After: &schemas.AgentSoftphone{SIPAccount: sip, AccountCode: "acct", SIPServerIP: "10.0.0.1", SIPServerPort: 5060}})
+		v.apply(seq, rec.Subject, rec.Body)
+		seq++
+		rec = schematest.NewEvent(schemas.TypePhoneState, schemas.PhoneStateSubject("dev", sip), 1, schemas.Change[schemas.PhoneState]{
+			Op: schemas.OpSnapshot, Key: schemas.Key{Tenant: "dev", PhoneNum: sip}, Seq: 1, Detected: schemas.Detected{ByPoll: obs},
+			After: &schemas.PhoneState{Status: schemas.PhoneRegistered, ConfigID: 7}})
+		v.apply(seq, rec.Subject, rec.Body)
+	}
+	s := &Service{cfg: Config{Tenants: []string{"dev"}}, view: v, ctx: context.Background()}
+	s.cfg.setDefaults()
+	s.log = s.cfg.Logger
+	for _, ep := range endpoints {
+		var body []byte
+		switch ep.subject {
+		case schemas.LookupAgentCalls, schemas.LookupAgentSoftphone:
+			body = []byte(`{"work_no":1042}`)
+		case schemas.LookupPhoneState:
+			body = []byte(`{"phone_num":"88881042"}`)
+		default:
+			continue
+		}
+		h := s.handler("dev", ep)
+		b.Run(ep.subject, func(b *testing.B) {
+			b.ReportAllocs()
+			req := &fakeRequest{data: body}
+			for b.Loop() {
+				req.resp, req.code = nil, ""
+				h(req)
+			}
+			if req.code != "" || len(req.resp) == 0 {
+				b.Fatalf("answered code %q: %s", req.code, req.resp)
+			}
+		})
+	}
+}
+
+// nopJetStream satisfies NewView; the handler benchmark never reads a
+// stream.
+type nopJetStream struct{ jetstream.JetStream }

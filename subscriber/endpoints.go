@@ -125,8 +125,8 @@ func checkPage(l *schemas.ListRequest) error {
 }
 
 func parseAgentCalls(s *Service, tenant string, data []byte) (runFunc, error) {
-	var r schemas.AgentCallsRequest
-	if err := decodeStrict(data, &r); err != nil {
+	r, err := decodeAgentCalls(data)
+	if err != nil {
 		return nil, err
 	}
 	if err := checkWorkNo(r.WorkNo); err != nil {
@@ -174,8 +174,8 @@ func parseAgentCalls(s *Service, tenant string, data []byte) (runFunc, error) {
 }
 
 func parseAgentSoftphone(s *Service, tenant string, data []byte) (runFunc, error) {
-	var r schemas.AgentSoftphoneRequest
-	if err := decodeStrict(data, &r); err != nil {
+	r, err := decodeAgentSoftphone(data)
+	if err != nil {
 		return nil, err
 	}
 	if err := checkWorkNo(r.WorkNo); err != nil {
@@ -204,8 +204,8 @@ func parseAgentSoftphone(s *Service, tenant string, data []byte) (runFunc, error
 }
 
 func parsePhoneState(s *Service, tenant string, data []byte) (runFunc, error) {
-	var r schemas.PhoneStateRequest
-	if err := decodeStrict(data, &r); err != nil {
+	r, err := decodePhoneState(data)
+	if err != nil {
 		return nil, err
 	}
 	if err := checkToken("phone_num", r.PhoneNum); err != nil {

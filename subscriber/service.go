@@ -2,7 +2,6 @@ package subscriber
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -384,8 +383,9 @@ func (s *Service) reply(c *call, resp any, err error) {
 	}
 	req := c.req
 	if err == nil {
+		bp := bufPool.Get().(*[]byte)
 		var b []byte
-		if b, err = json.Marshal(resp); err == nil {
+		if b, err = encodeAnswer((*bp)[:0], resp); err == nil {
 			var rerr error
 			if c.async {
 				rerr = s.nc.Publish(req.Reply(), b)
@@ -396,6 +396,12 @@ func (s *Service) reply(c *call, resp any, err error) {
 				s.log.Debug("lookup reply failed", "subject", req.Subject(), "err", rerr)
 			}
 			s.observe(c, "ok")
+		}
+		if cap(b) <= maxPooled {
+			*bp = b[:0]
+			bufPool.Put(bp)
+		}
+		if err == nil {
 			return
 		}
 	}

@@ -198,7 +198,12 @@ func (v *View) runOnce(ctx context.Context) error {
 	}
 	v.readyOnce.Do(func() { close(v.ready) })
 	<-ctx.Done()
-	cc.Stop()
+	// nats.go holds an ordered consumer's lock across the create request of
+	// a reset, and Stop waits for that lock: after the consumer's server
+	// was lost, up to one request timeout (10 s). Stop in the background
+	// rather than hold up the shutdown; an event applied meanwhile is
+	// harmless.
+	go cc.Stop()
 	return ctx.Err()
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/cecbridge/cecbridge/publisher"
 	"github.com/cecbridge/cecbridge/schemas"
@@ -224,87 +222,6 @@ func benchPublish(ctx context.Context, nc *nats.Conn, cfg publisher.Config, runI
 	el = time.Since(start).Seconds()
 	res.BareRate = float64(int64(n)-failed.Load()) / el
 	res.Ratio = div(res.PublisherRate, res.BareRate)
-	return res, nil
-}
-
-// ReqResult is one request/reply load run.
-type ReqResult struct {
-	Requests int64   `json:"requests"`
-	Errors   int64   `json:"errors"`
-	PerSec   float64 `json:"per_sec"`
-	Latency  Latency `json:"latency"`
-}
-
-// LookupResult compares lookups with a bare micro echo endpoint.
-type LookupResult struct {
-	Concurrency int       `json:"concurrency"`
-	Seconds     float64   `json:"seconds_each"`
-	Lookup      ReqResult `json:"lookup"`
-	Echo        ReqResult `json:"echo"`
-	RateRatio   float64   `json:"rate_ratio"`
-	P99Ratio    float64   `json:"p99_ratio"`
-}
-
-// loadRequests sends requests from conc workers for d and measures them.
-// A reply with a micro error header counts as an error.
-func loadRequests(ctx context.Context, nc *nats.Conn, subject string, bodies [][]byte, conc int, d time.Duration) ReqResult {
-	var next, bad atomic.Int64
-	lats := make([][]time.Duration, conc)
-	deadline := time.Now().Add(d)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range conc {
-		wg.Go(func() {
-			for time.Now().Before(deadline) && ctx.Err() == nil {
-				b := bodies[int(next.Add(1))%len(bodies)]
-				t0 := time.Now()
-				m, err := nc.Request(subject, b, 2*time.Second)
-				lat := time.Since(t0)
-				if err != nil || (m.Header != nil && m.Header.Get(micro.ErrorCodeHeader) != "") {
-					bad.Add(1)
-					continue
-				}
-				lats[w] = append(lats[w], lat)
-			}
-		})
-	}
-	wg.Wait()
-	el := time.Since(start).Seconds()
-	all := slices.Concat(lats...)
-	return ReqResult{Requests: int64(len(all)), Errors: bad.Load(), PerSec: float64(len(all)) / el, Latency: summarise(all)}
-}
-
-// benchLookups runs the same load against the bridge's agent-calls lookup
-// and against a bare micro echo endpoint.
-func benchLookups(ctx context.Context, nc *nats.Conn, tenant string, agents []int, conc int, d time.Duration) (LookupResult, error) {
-	res := LookupResult{Concurrency: conc, Seconds: d.Seconds()}
-	bodies := make([][]byte, 0, min(len(agents), 4096))
-	for i := 0; i < len(agents) && len(bodies) < cap(bodies); i++ {
-		b, _ := json.Marshal(schemas.AgentCallsRequest{WorkNo: agents[i]})
-		bodies = append(bodies, b)
-	}
-	echoSubj := "cecbench.echo." + tenant
-	svc, err := micro.AddService(nc, micro.Config{
-		Name: "cecbench_echo", Version: "1.0.0",
-		Endpoint: &micro.EndpointConfig{
-			Subject: echoSubj,
-			Handler: micro.HandlerFunc(func(r micro.Request) { _ = r.Respond(r.Data()) }),
-		},
-	})
-	if err != nil {
-		return res, fmt.Errorf("echo service: %w", err)
-	}
-	defer func() { _ = svc.Stop() }()
-	// Separate requester connection, as a lookup caller would have.
-	rc, err := nats.Connect(nc.ConnectedUrl())
-	if err != nil {
-		return res, fmt.Errorf("requester connection: %w", err)
-	}
-	defer rc.Close()
-	res.Lookup = loadRequests(ctx, rc, schemas.LookupSubject(tenant, schemas.LookupAgentCalls), bodies, conc, d)
-	res.Echo = loadRequests(ctx, rc, echoSubj, bodies, conc, d)
-	res.RateRatio = div(res.Lookup.PerSec, res.Echo.PerSec)
-	res.P99Ratio = div(res.Lookup.Latency.P99, res.Echo.Latency.P99)
 	return res, nil
 }
 

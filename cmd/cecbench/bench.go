@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"time"
 
@@ -182,9 +183,9 @@ func (l *eventLog) count() int {
 	return len(l.events)
 }
 
-// follow reads the tenant's events from the events stream with an ordered
-// consumer (it survives server restarts) until ctx ends.
-func follow(ctx context.Context, js jetstream.JetStream, stream, tenant string, l *eventLog) error {
+// follow hands the tenant's events from the events stream to handle, with
+// an ordered consumer (it survives server restarts), until ctx ends.
+func follow(ctx context.Context, js jetstream.JetStream, stream, tenant string, handle func(jetstream.Msg), opts ...jetstream.PullConsumeOpt) error {
 	var s jetstream.Stream
 	for {
 		var err error
@@ -204,7 +205,7 @@ func follow(ctx context.Context, js jetstream.JetStream, stream, tenant string, 
 	if err != nil {
 		return fmt.Errorf("ordered consumer: %w", err)
 	}
-	cc, err := c.Consume(l.add)
+	cc, err := c.Consume(handle, opts...)
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
@@ -245,13 +246,8 @@ func runBench(ctx context.Context, o Options, progress io.Writer, log *slog.Logg
 	}
 
 	// Simulator.
-	sim, err := cecsim.New(simConfig(o, log))
+	sim, err := startSim(ctx, o, log)
 	if err != nil {
-		return nil, fmt.Errorf("simulator: %w", err)
-	}
-	simCtx, stopSim := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSim()
-	if err := sim.Start(simCtx); err != nil {
 		return nil, err
 	}
 	defer sim.Close()
@@ -288,20 +284,12 @@ func runBench(ctx context.Context, o Options, progress io.Writer, log *slog.Logg
 
 	// Connections: the bridge's (as cecbridge run makes it) and ours.
 	cfg := bridgeConfig(o, sim.URL(), url)
-	bnc, err := app.ConnectNATS(cfg.NATS, log)
+	bnc, onc, ojs, err := connect(cfg.NATS, log)
 	if err != nil {
-		return nil, fmt.Errorf("bridge nats: %w", err)
+		return nil, err
 	}
 	defer bnc.Close()
-	onc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.Name("cecbench"))
-	if err != nil {
-		return nil, fmt.Errorf("bench nats: %w", err)
-	}
 	defer onc.Close()
-	ojs, err := jetstream.New(onc)
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
 
 	var stopProf func()
 	if o.CPUProfile != "" {
@@ -335,7 +323,7 @@ func runBench(ctx context.Context, o Options, progress io.Writer, log *slog.Logg
 	fctx, stopFollow := context.WithCancel(ctx)
 	defer stopFollow()
 	followDone := make(chan error, 1)
-	go func() { followDone <- follow(fctx, ojs, cfg.Streams.Events, benchTenant, &elog) }()
+	go func() { followDone <- follow(fctx, ojs, cfg.Streams.Events, benchTenant, elog.add) }()
 
 	var faults []string
 	var faultMu sync.Mutex
@@ -402,7 +390,7 @@ loop:
 
 	// Lookups against echo while the bridge still serves.
 	fmt.Fprintf(progress, "lookups vs echo: %d requesters, %s each\n", o.LookupConc, o.LookupDur)
-	lk, err := benchLookups(ctx, onc, benchTenant, agents, o.LookupConc, o.LookupDur)
+	lk, err := benchLookups(ctx, url, cfg, agents, o.LookupConc, o.LookupDur)
 	if err != nil {
 		log.Warn("lookup bench failed", "err", err)
 		res.Notes = append(res.Notes, "lookup bench failed: "+err.Error())
@@ -498,6 +486,11 @@ loop:
 	res.Ratios["publisher_vs_bare_publish"] = pr.Ratio
 	res.Ratios["lookups_vs_echo"] = lk.RateRatio
 	res.Ratios["lookup_p99_vs_echo_p99"] = lk.P99Ratio
+	if two := lk.Two; two != nil {
+		res.Ratios["lookups_two_vs_one_instance"] = two.LookupRatio
+		res.Ratios["echo_two_vs_one_instance"] = two.EchoRatio
+		res.Ratios["list_two_vs_one_instance"] = two.ListRatio
+	}
 	res.Ratios["cpu_per_1k_vs_bare"] = div(b.CPUPer1k, res.BarePoll.CPUPer1k)
 	res.WallSec = time.Since(res.Started).Seconds()
 	res.Targets = targets(o, res)
@@ -506,8 +499,42 @@ loop:
 		"truth before an entity's snapshot is not counted (the snapshot holds it)",
 		"simulator, NATS server and bridge share this process: CPU figures include all three; compare with the bare poll's CPU per 1k",
 		"polling capacity: a bridge wired as in `cecbridge run` with every agent always due (intervals 1ms), after a warm-up; the detection phase polls on its schedule, so its rates show demand, not capacity",
+		"lookups: one and two instances alternate in rounds; the second instance (its own connection, state view and lookup service, as a second cecbridge would run) is in this process, so both share the machine's CPUs with the NATS server and the requesters: the echo's two-vs-one ratio is what the machine allows",
 	)
 	return res, nil
+}
+
+// connect opens the bridge's connection (as `cecbridge run` opens it) and
+// the harness's own, with a JetStream context on the latter. The caller
+// closes both.
+func connect(c configs.NATS, log *slog.Logger) (bnc, onc *nats.Conn, ojs jetstream.JetStream, err error) {
+	if bnc, err = app.ConnectNATS(c, log); err != nil {
+		return nil, nil, nil, fmt.Errorf("bridge nats: %w", err)
+	}
+	onc, err = nats.Connect(strings.Join(c.URLs, ","), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.Name("cecbench"))
+	if err != nil {
+		bnc.Close()
+		return nil, nil, nil, fmt.Errorf("bench nats: %w", err)
+	}
+	if ojs, err = jetstream.New(onc); err != nil {
+		bnc.Close()
+		onc.Close()
+		return nil, nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return bnc, onc, ojs, nil
+}
+
+// startSim starts the simulator with the run's seeded workload; Close
+// stops it.
+func startSim(ctx context.Context, o Options, log *slog.Logger) (*cecsim.Sim, error) {
+	sim, err := cecsim.New(simConfig(o, log))
+	if err != nil {
+		return nil, fmt.Errorf("simulator: %w", err)
+	}
+	if err := sim.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, err
+	}
+	return sim, nil
 }
 
 // queryRequests sums the query endpoints (what the budget limits).
@@ -622,19 +649,23 @@ func budgetString(b float64) string {
 	return fmt.Sprintf("%.0f req/s", b)
 }
 
+// atFraction waits until frac of a phase of length d that began at start
+// has passed; false if ctx ended first.
+func atFraction(ctx context.Context, start time.Time, d time.Duration, frac float64) bool {
+	t := time.NewTimer(time.Until(start.Add(time.Duration(frac * float64(d)))))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // runFaults mixes the simulator's faults (and a NATS restart) into the
 // bridge phase at fixed fractions of it.
 func runFaults(ctx context.Context, o Options, sim *cecsim.Sim, ns *embedded, start time.Time, note func(string)) {
-	at := func(frac float64) bool {
-		t := time.NewTimer(time.Until(start.Add(time.Duration(frac * float64(o.Duration)))))
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-			return true
-		}
-	}
+	at := func(frac float64) bool { return atFraction(ctx, start, o.Duration, frac) }
 	if !at(0.15) {
 		return
 	}

@@ -179,8 +179,9 @@ func TestEndToEnd(t *testing.T) {
 	if r.Publish.PublisherRate <= 0 || r.Publish.BareRate <= 0 {
 		t.Errorf("publish %+v", r.Publish)
 	}
-	if r.Lookups.Lookup.Requests == 0 || r.Lookups.Echo.Requests == 0 {
-		t.Errorf("lookups %+v", r.Lookups)
+	if lk := r.Lookups; lk.Lookup.Requests == 0 || lk.Echo.Requests == 0 || lk.List.Requests == 0 || lk.Two == nil ||
+		lk.Two.Lookup.Requests == 0 || lk.Two.Echo.Requests == 0 || lk.Two.List.Requests == 0 || lk.Lookup.Errors+lk.Two.Lookup.Errors != 0 {
+		t.Errorf("lookups %+v, two instances %+v", r.Lookups, r.Lookups.Two)
 	}
 	if r.Bridge.Tracked != 60 || r.Bridge.Polls == 0 {
 		t.Errorf("bridge phase %+v", r.Bridge)
@@ -217,7 +218,49 @@ func TestScoreRevertAfterShortExcursion(t *testing.T) {
 		CallsInterval: time.Second, IdleInterval: 15 * time.Second, ActiveWindow: time.Minute,
 		RosterInterval: 10 * time.Second, PhonesInterval: 10 * time.Second,
 	})
-	if p := s.Groups[groupPhone]; p.Changes != 2 || p.MissedShort != 2 || p.MissedOther != 0 {
-		t.Fatalf("phone group = %+v, want both changes missed as short", p)
+	if p := s.Groups[groupPhone]; p.Changes != 2 || p.MissedShort != 2 || p.MissedOther != 0 || p.Long != 0 {
+		t.Fatalf("phone group = %+v, want both changes missed as short, and no long change", p)
+	}
+}
+
+// The cluster scenario runs the bridge on one server and on a three-node
+// cluster whose servers it kills, and finds nothing lost, doubled or
+// forked in either.
+func TestClusterScenario(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run on a three-node cluster")
+	}
+	jsonFile := filepath.Join(t.TempDir(), "cluster.json")
+	var out, errs bytes.Buffer
+	args := []string{
+		"--scenario", "cluster", "--agents", "40", "--signed-in", "0.9", "--calls-per-hour", "600", "--mean-call", "4s",
+		"--duration", "5s", "--tail", "2s", "--interval", "500ms", "--idle", "1s", "--roster", "1s", "--phones", "1s",
+		"--concurrency", "8", "--json", jsonFile,
+	}
+	if err := run(t.Context(), args, &out, &errs); err != nil {
+		t.Fatalf("run: %v\n%s", err, errs.String())
+	}
+	b, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r ClusterResult
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("json: %v", err)
+	}
+	if r.Single.Nodes != 1 || r.Cluster.Nodes != 3 || r.Cluster.Replicas != 3 {
+		t.Fatalf("runs %+v / %+v", r.Single, r.Cluster)
+	}
+	if len(r.Cluster.KillGaps) != 2 || len(r.Cluster.Faults) != 4 {
+		t.Errorf("the cluster run did not kill and restart two servers: %v", r.Cluster.Faults)
+	}
+	for _, run := range []ClusterRun{r.Single, r.Cluster} {
+		h := run.History
+		if h.Events == 0 || !h.Clean() || run.Lost != 0 || run.Score.False != 0 {
+			t.Errorf("%d node(s): history %+v, lost %d %v, false %d\n%s", run.Nodes, h, run.Lost, run.LostSample, run.Score.False, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "3-node cluster (R3)") {
+		t.Errorf("no table printed:\n%s", out.String())
 	}
 }

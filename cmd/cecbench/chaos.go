@@ -234,7 +234,7 @@ func runChaos(ctx context.Context, o Options, co ChaosOptions, progress io.Write
 	}
 	fctx, stopFollow := context.WithCancel(ctx)
 	followDone := make(chan error, 1)
-	go func() { followDone <- follow(fctx, d.js, "CEC_EVENTS", chaosTenant, d.elog) }()
+	go func() { followDone <- follow(fctx, d.js, "CEC_EVENTS", chaosTenant, d.elog.add) }()
 	defer func() {
 		stopFollow()
 		<-followDone

@@ -12,7 +12,9 @@
 //   - throughput ratios: bridge allcallinfoEx polls/s against a bare HTTP
 //     client on the same simulator, the publisher's max event rate against
 //     bare JetStream async publish of same-size bodies, lookups/s and p99
-//     against a bare micro echo endpoint under the same load;
+//     against a bare micro echo endpoint under the same load, and two
+//     lookup instances against one (with two echo instances against one as
+//     the machine's bound), in alternating rounds;
 //   - cost: CPU seconds per 1,000 upstream requests (process-wide, so also
 //     for the bare poller), heap and RSS per tracked agent, upstream
 //     requests per detected change.
@@ -30,6 +32,13 @@
 // subject (duplicates, holes, repeats, forks, broken links, stale terms,
 // false events, final state, recall with the outage counted) and the blind
 // time per restart. Every child process ends with the run.
+// --scenario cluster (cluster.go) runs the bridge twice under the same
+// workload: on one server with R1 streams, then on a three-node cluster
+// with R3 streams whose events-stream leader and then the bridge's own
+// server are killed and restarted. It stops the workload at the end and
+// reports, side by side, what was lost (final state against the
+// simulator's world), duplicated, forked, skipped or unlinked, the
+// detection figures, and how long stores paused after each kill.
 //
 //	go run ./cmd/cecbench
 //	go run ./cmd/cecbench --scenario 10k --json 10k.json

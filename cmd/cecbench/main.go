@@ -42,13 +42,15 @@ var scenarios = map[string]map[string]string{
 	// histories. chaos-short is the form the test runs.
 	"chaos":       chaosPreset,
 	"chaos-short": chaosShortPreset,
+	// One server, then a three-node cluster with servers killed (cluster.go).
+	"cluster": {"agents": "1000", "duration": "30s", "idle": "5s"},
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("cecbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o Options
-	scenario := fs.String("scenario", "default", "preset: default, 10k, 60k, faults, chaos or chaos-short (flags override)")
+	scenario := fs.String("scenario", "default", "preset: default, 10k, 60k, faults, cluster, chaos or chaos-short (flags override)")
 	fs.Int64Var(&o.Seed, "seed", 1, "workload seed")
 	fs.IntVar(&o.Agents, "agents", 2000, "simulated agents")
 	fs.Float64Var(&o.SignedIn, "signed-in", 0.6, "share of agents signed in")
@@ -113,6 +115,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		printChaos(stdout, res)
 		return writeJSON(*jsonFile, res)
 	}
+	if o.Scenario == "cluster" {
+		res, err := runCluster(ctx, o, stderr, log)
+		if err != nil {
+			return err
+		}
+		printCluster(stdout, res)
+		return writeJSON(*jsonFile, res)
+	}
 	res, err := runBench(ctx, o, stderr, log)
 	if err != nil {
 		return err
@@ -171,6 +181,12 @@ func targets(o Options, r *Result) []Target {
 	add("polling capacity vs bare client", ">= 0.8", r.Ratios["polls_capacity_vs_bare"], r.Ratios["polls_capacity_vs_bare"] >= 0.8, "10k")
 	add("publisher events/s vs bare publish", ">= 0.7", r.Publish.Ratio, r.Publish.Ratio >= 0.7, "10k")
 	add("bridge heap bytes per tracked agent", "<= 4096", r.Bridge.HeapPerAgent, r.Bridge.HeapPerAgent <= 4096, "10k")
+	lk := r.Lookups
+	add("lookups/s vs micro echo", ">= 0.9", lk.RateRatio, lk.RateRatio >= 0.9, "default", "10k")
+	add("lookup p99 vs echo p99", "<= 1.2", lk.P99Ratio, lk.P99Ratio > 0 && lk.P99Ratio <= 1.2, "default", "10k")
+	if two := lk.Two; two != nil {
+		add("lookups/s, two instances vs one", ">= 1.7", two.LookupRatio, two.LookupRatio >= 1.7, "default", "10k")
+	}
 	add("run wall time s", "< 120", r.WallSec, r.WallSec < 120, "default")
 	return t
 }
@@ -224,8 +240,14 @@ func printTable(w io.Writer, r *Result) {
 	fmt.Fprintf(tw, "allcallinfoEx polls/s, schedule peak 1s\t%.0f\t%.0f\t%.2f\t\n", b.PeakPollsPerSec, r.BarePoll.PerSec, r.Ratios["polls_peak_vs_bare"])
 	fmt.Fprintf(tw, "allcallinfoEx polls/s, schedule mean\t%.0f\t%.0f\t%.2f\t\n", b.PollsPerSec, r.BarePoll.PerSec, r.Ratios["polls_mean_vs_bare"])
 	fmt.Fprintf(tw, "events/s, publisher max (%d rec, %d B)\t%.0f\t%.0f\t%.2f\t\n", r.Publish.Records, r.Publish.BodyBytes, r.Publish.PublisherRate, r.Publish.BareRate, r.Publish.Ratio)
-	fmt.Fprintf(tw, "lookups/s vs micro echo (%d req.)\t%.0f\t%.0f\t%.2f\t\n", r.Lookups.Concurrency, r.Lookups.Lookup.PerSec, r.Lookups.Echo.PerSec, r.Lookups.RateRatio)
-	fmt.Fprintf(tw, "lookup p99 ms vs echo p99\t%.2f\t%.2f\t%.2f\t\n", r.Lookups.Lookup.Latency.P99, r.Lookups.Echo.Latency.P99, r.Lookups.P99Ratio)
+	lk := r.Lookups
+	fmt.Fprintf(tw, "lookups/s vs micro echo (%d req., %d conn.)\t%.0f\t%.0f\t%.2f\t\n", lk.Concurrency, lk.Connections, lk.Lookup.PerSec, lk.Echo.PerSec, lk.RateRatio)
+	fmt.Fprintf(tw, "lookup p99 ms vs echo p99\t%.2f\t%.2f\t%.2f\t\n", lk.Lookup.Latency.P99, lk.Echo.Latency.P99, lk.P99Ratio)
+	if two := lk.Two; two != nil {
+		fmt.Fprintf(tw, "two instances vs one: lookups/s\t%.0f\t%.0f\t%.2f\t\n", two.Lookup.PerSec, lk.Lookup.PerSec, two.LookupRatio)
+		fmt.Fprintf(tw, "two instances vs one: echo/s (machine bound)\t%.0f\t%.0f\t%.2f\t\n", two.Echo.PerSec, lk.Echo.PerSec, two.EchoRatio)
+		fmt.Fprintf(tw, "two instances vs one: agents.list pages/s\t%.0f\t%.0f\t%.2f\t\n", two.List.PerSec, lk.List.PerSec, two.ListRatio)
+	}
 	fmt.Fprintf(tw, "CPU s per 1k upstream requests\t%.3f\t%.3f\t%.2f\t\n", b.CPUPer1k, r.BarePoll.CPUPer1k, r.Ratios["cpu_per_1k_vs_bare"])
 	tw.Flush()
 	fmt.Fprintf(w, "bridge phase %.0fs: %d upstream requests (%.0f/s, max 1s query rate %.0f/s), %d events (%.1f/s, mean %d B); lookup errors %d, echo errors %d\n",

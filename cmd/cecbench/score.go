@@ -493,7 +493,11 @@ func score(in scoreInput) Score {
 		g := s.Groups[f.group]
 		g.Changes++
 		iv := interval[f.group]
-		long := f.lifetime >= 2*iv
+		// A state that went back to what it was before a missed, short
+		// excursion is no change at all from the bridge's side: it belongs
+		// to the excursion, however long it then lasts.
+		revert := f.prev != nil && !f.prev.matched && f.prev.lifetime < iv && f.c.After == f.prev.c.Before
+		long := f.lifetime >= 2*iv && !revert
 		end := in.WindowEnd.Add(time.Hour) // "to the end"
 		if f.lifetime != time.Duration(math.MaxInt64) {
 			end = f.start.Add(f.lifetime)
@@ -540,10 +544,6 @@ func score(in scoreInput) Score {
 			}
 			continue
 		}
-		// A state that went back to what it was before a missed, short
-		// excursion is no change at all from the bridge's side: it belongs
-		// to the excursion.
-		revert := f.prev != nil && !f.prev.matched && f.prev.lifetime < iv && f.c.After == f.prev.c.Before
 		switch {
 		case f.lifetime < iv || revert:
 			g.MissedShort++

@@ -172,7 +172,7 @@ tenants:
 	}
 }
 
-// The three example files pass check-config, given the environment that
+// The example files pass check-config, given the environment that
 // supplies their secrets.
 func TestCheckConfigExampleFiles(t *testing.T) {
 	cases := []struct {
@@ -190,6 +190,10 @@ func TestCheckConfigExampleFiles(t *testing.T) {
 		{"compose.yaml", map[string]string{
 			"CECBRIDGE_DEMO_APP_SECRET":            "ComposeAppSecret-x3",
 			"CECBRIDGE_DEMO_MONITOR_1001_PASSWORD": "ComposeMonitorPass-x4",
+		}, 1},
+		{"cluster.yaml", map[string]string{
+			"CECBRIDGE_DEMO_APP_SECRET":            "ClusterAppSecret-x5",
+			"CECBRIDGE_DEMO_MONITOR_1002_PASSWORD": "ClusterMonitorPass-x6",
 		}, 1},
 	}
 	for _, c := range cases {
@@ -230,6 +234,7 @@ func TestCheckConfigExampleFiles(t *testing.T) {
 
 type composeFile struct {
 	Services map[string]struct {
+		Profiles    []string          `yaml:"profiles"`
 		Image       string            `yaml:"image"`
 		Build       string            `yaml:"build"`
 		Entrypoint  []string          `yaml:"entrypoint"`
@@ -266,7 +271,8 @@ func flagValue(args []string, name string) string {
 	return ""
 }
 
-func TestComposeDockerfileAndConfigAgree(t *testing.T) {
+func readCompose(t *testing.T) composeFile {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(repoRoot, "docker-compose.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -275,6 +281,11 @@ func TestComposeDockerfileAndConfigAgree(t *testing.T) {
 	if err := yaml.Unmarshal(raw, &dc); err != nil {
 		t.Fatalf("docker-compose.yml: %v", err)
 	}
+	return dc
+}
+
+func TestComposeDockerfileAndConfigAgree(t *testing.T) {
+	dc := readCompose(t)
 	nats, sim, bridge := dc.Services["nats"], dc.Services["cecsim"], dc.Services["cecbridge"]
 	for _, name := range []string{"nats", "cecsim", "cecbridge"} {
 		if _, ok := dc.Services[name]; !ok {

@@ -39,7 +39,9 @@ type streamReader struct {
 	events []stored
 }
 
-func readStream(t *testing.T, js jetstream.JetStream) *streamReader {
+// readStream starts a streamReader; opts tune its pulls (a short expiry
+// notices a dead server sooner).
+func readStream(t *testing.T, js jetstream.JetStream, opts ...jetstream.PullConsumeOpt) *streamReader {
 	t.Helper()
 	r := &streamReader{}
 	ctx := t.Context()
@@ -62,7 +64,7 @@ func readStream(t *testing.T, js jetstream.JetStream) *streamReader {
 		r.mu.Lock()
 		r.events = append(r.events, stored{seq: md.Sequence.Stream, subject: m.Subject(), ev: ev, body: slices.Clone(m.Data())})
 		r.mu.Unlock()
-	})
+	}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,8 @@ func New(cfg configs.Bridge, nc *nats.Conn, log *slog.Logger) (*Bridge, error) {
 	}
 	if !cfg.Lease.Disabled {
 		if b.elector, err = lease.New(js, lease.Config{
-			Bucket: cfg.Lease.Bucket, TTL: cfg.Lease.TTL, Holder: b.instance, Replicas: cfg.Streams.Replicas, Logger: log,
+			Bucket: cfg.Lease.Bucket, TTL: cfg.Lease.TTL, Holder: b.instance, Logger: log,
+			Replicas: cfg.Lease.Replicas, Placement: placement(cfg.Streams.Placement),
 		}); err != nil {
 			return nil, err
 		}
@@ -121,6 +122,7 @@ func (b *Bridge) publisherConfig() publisher.Config {
 		EventsStream:    cfg.Streams.Events,
 		StateStream:     cfg.Streams.State,
 		Replicas:        cfg.Streams.Replicas,
+		Placement:       placement(cfg.Streams.Placement),
 		MaxAge:          cfg.Streams.MaxAge,
 		MaxBytes:        cfg.Streams.MaxBytes,
 		DuplicateWindow: cfg.Streams.DuplicateWindow,
@@ -133,6 +135,15 @@ func (b *Bridge) publisherConfig() publisher.Config {
 		Observer:        publishObserver{b.metrics},
 		Logger:          b.log,
 	}
+}
+
+// placement is the JetStream form of the configured placement; nil when
+// none is configured, so that JetStream chooses.
+func placement(p configs.Placement) *jetstream.Placement {
+	if p.Cluster == "" && len(p.Tags) == 0 {
+		return nil
+	}
+	return &jetstream.Placement{Cluster: p.Cluster, Tags: p.Tags}
 }
 
 func (b *Bridge) newTenant(tc configs.Tenant) (*tenantRun, error) {

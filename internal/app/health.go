@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -86,27 +85,6 @@ func (b *Bridge) degraded() map[string]string {
 	return out
 }
 
-// streamsReady checks the events stream, at most every 5 seconds.
-func (b *Bridge) streamsReady(ctx context.Context) bool {
-	b.streamCheck.mu.Lock()
-	defer b.streamCheck.mu.Unlock()
-	if time.Since(b.streamCheckAt) < 5*time.Second {
-		return b.streamOK
-	}
-	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	_, err := b.js.Stream(sctx, b.cfg.Streams.Events)
-	b.streamOK, b.streamCheckAt = err == nil, time.Now()
-	return b.streamOK
-}
-
-// streamCheck caches the readiness probe's stream lookup.
-type streamCheck struct {
-	mu            sync.Mutex
-	streamCheckAt time.Time
-	streamOK      bool
-}
-
 // httpServer is the running /metrics, /healthz and /readyz listener.
 type httpServer struct {
 	srv  *http.Server
@@ -117,7 +95,7 @@ type httpServer struct {
 // in the background: health answers from the first moment, before NATS or
 // the streams are there.
 func (b *Bridge) listenHTTP(addr string) (*httpServer, error) {
-	b.metrics.reg.MustRegister(newStateCollector(b), b.diag)
+	b.metrics.reg.MustRegister(newStateCollector(b), newReplicaCollector(b), b.diag)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -129,6 +107,7 @@ func (b *Bridge) listenHTTP(addr string) (*httpServer, error) {
 		if len(problems) > 0 {
 			body, status = map[string]any{"status": "not ready", "not_ready": problems}, http.StatusServiceUnavailable
 		}
+		body["streams"] = b.streamsHealth(r.Context()) // replica health, so an operator sees a lagging or lost replica
 		if fs := b.diag.Findings(); len(fs) > 0 {
 			body["diagnosis"] = fs // the vendor contradicts the configuration: what, and the fix
 		}

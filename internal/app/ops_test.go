@@ -778,6 +778,28 @@ type readyz struct {
 	Status   string            `json:"status"`
 	NotReady map[string]string `json:"not_ready"`
 	Degraded map[string]string `json:"degraded"`
+	Streams  []replicaHealth   `json:"streams"`
+}
+
+// replicaHealth is one stream's entry in /readyz.
+type replicaHealth struct {
+	Stream    string `json:"stream"`
+	Reachable bool   `json:"reachable"`
+	Leader    string `json:"leader"`
+	Replicas  int    `json:"replicas"`
+	Current   int    `json:"current"`
+	Lagging   int    `json:"lagging"`
+	Offline   int    `json:"offline"`
+}
+
+// stream returns the /readyz entry of a stream.
+func (r readyz) stream(name string) replicaHealth {
+	for _, h := range r.Streams {
+		if h.Stream == name {
+			return h
+		}
+	}
+	return replicaHealth{}
 }
 
 func getReadyz(t *testing.T, base string) (int, readyz) {
@@ -827,6 +849,11 @@ func TestReadinessFlips(t *testing.T) {
 	if r.Status != "ready" || len(r.NotReady) != 0 {
 		t.Fatalf("ready answer %+v", r)
 	}
+	for _, name := range []string{"CEC_EVENTS", "CEC_STATE"} {
+		if h := r.stream(name); !h.Reachable || h.Replicas != 1 || h.Current != 1 || h.Lagging+h.Offline != 0 {
+			t.Errorf("/readyz on one server: %s %+v, want its one replica current", name, h)
+		}
+	}
 
 	// NATS down: not ready, naming nats; alive all the same.
 	e.srv.Shutdown()
@@ -840,6 +867,9 @@ func TestReadinessFlips(t *testing.T) {
 		if k != "nats" {
 			t.Errorf("with only NATS down /readyz also names %q: %+v", k, r.NotReady)
 		}
+	}
+	if h := r.stream("CEC_EVENTS"); h.Reachable || h.Current != 0 {
+		t.Errorf("with NATS down /readyz says of CEC_EVENTS %+v", h)
 	}
 	healthy()
 	e.srv.Start()
@@ -953,7 +983,19 @@ func TestMetricsFamiliesAndLabels(t *testing.T) {
 		t.Fatalf("malformed request: %v %v", err, msg)
 	}
 
-	fams := scrapeMetrics(t, base)
+	// An answer is counted just after it is sent, on the endpoint's own
+	// goroutine: wait for the counts rather than race them.
+	var fams map[string]*dto.MetricFamily
+	opsEventually(t, 10*time.Second, "the lookups counted", func() bool {
+		fams = scrapeMetrics(t, base)
+		for ep, code := range map[string]string{"agents.list": "ok", "agent.softphone": "ok", "agent.calls": "400", "phone.state": "404"} {
+			if _, ok := sample(fams, "cecbridge_lookups_total", map[string]string{"tenant": "ops", "endpoint": ep, "code": code}); !ok {
+				return false
+			}
+		}
+		v, _ := sample(fams, "cecbridge_lookups_total", map[string]string{"tenant": "ops", "endpoint": "phone.state", "code": "404"})
+		return v-before >= 3
+	})
 	if v, _ := sample(fams, "cecbridge_lookups_total", map[string]string{"tenant": "ops", "endpoint": "phone.state", "code": "404"}); v-before != 3 {
 		t.Errorf("phone.state 404 counted %v times, want 3", v-before)
 	}
@@ -982,6 +1024,7 @@ func TestMetricsFamiliesAndLabels(t *testing.T) {
 		"cecbridge_nats_connected":                      nil,
 		"cecbridge_lookups_total":                       {"code", "endpoint", "tenant"},
 		"cecbridge_lookup_duration_seconds":             {"endpoint", "tenant"},
+		"cecbridge_stream_replicas":                     {"state", "stream"},
 	}
 	for name, labels := range want {
 		f, ok := fams[name]
@@ -1016,6 +1059,8 @@ func TestMetricsFamiliesAndLabels(t *testing.T) {
 		{"cecbridge_events_total", map[string]string{"tenant": "ops", "type": schemas.TypeAgentCalls}, func(v float64) bool { return v >= 2 }},
 		{"cecbridge_polls_total", map[string]string{"tenant": "ops", "kind": "calls", "outcome": "ok"}, func(v float64) bool { return v > 0 }},
 		{"cecbridge_publish_buffered_events", nil, func(v float64) bool { return v >= 0 }},
+		{"cecbridge_stream_replicas", map[string]string{"stream": "CEC_STATE", "state": "current"}, func(v float64) bool { return v == 1 }},
+		{"cecbridge_stream_replicas", map[string]string{"stream": "CEC_EVENTS", "state": "offline"}, func(v float64) bool { return v == 0 }},
 	}
 	vis, _ := sample(fams, "cecbridge_agents", map[string]string{"tenant": "ops", "visibility": "visible"})
 	notVis, _ := sample(fams, "cecbridge_agents", map[string]string{"tenant": "ops", "visibility": "not_visible"})

@@ -28,9 +28,11 @@ type Config struct {
 	// restarted instance then resumes its own leases at once instead of
 	// waiting for them to expire.
 	Holder string
-	// Replicas of the bucket's stream (default 1).
-	Replicas int
-	Logger   *slog.Logger
+	Logger *slog.Logger
+
+	// Replicas and Placement of the bucket's stream (default 1, anywhere).
+	Replicas  int
+	Placement *jetstream.Placement
 }
 
 func (c *Config) setDefaults() {
@@ -109,6 +111,7 @@ func (e *Elector) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 			TTL:         e.cfg.TTL,
 			History:     1,
 			Replicas:    e.cfg.Replicas,
+			Placement:   e.cfg.Placement,
 		})
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = e.js.KeyValue(ctx, e.cfg.Bucket) // another instance was first

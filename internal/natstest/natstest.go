@@ -1,15 +1,30 @@
-// Package natstest runs an embedded nats-server with JetStream for tests:
-// random port, store in t.TempDir(), no logging, no signal handlers, and a
-// Restart that comes back on the same port and store directory so that
-// clients with reconnect enabled find it again.
+// Package natstest runs embedded nats-servers with JetStream for tests:
+// random client ports, stores in temporary directories, no logging, no
+// signal handlers, and restarts that come back on the same ports and store
+// directories so that clients with reconnect enabled find them again.
+//
+// One server:
 //
 //	s := natstest.RunServer(t)
 //	nc := s.Connect(t)          // closed at test end
 //	js := natstest.JetStream(t, nc)
 //	s.Restart()                 // same port, same store dir
+//
+// A three-node JetStream cluster (routes between all nodes, a meta leader
+// elected before RunCluster returns):
+//
+//	c := natstest.RunCluster(t)
+//	nc := c.Connect(t)          // knows every node's URL
+//	i := c.WaitStreamLeader(t, "CEC_EVENTS")
+//	c.Kill(i)                   // the stream elects another leader
+//	c.Restart(t, i)             // same ports, same store dir
+//
+// StartCluster is the same cluster without a testing.TB, for the bench
+// command.
 package natstest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"testing"
@@ -27,11 +42,55 @@ type Option func(*server.Options)
 // SyncAlways or MaxPayload).
 func WithOptions(f func(*server.Options)) Option { return Option(f) }
 
-// Server is a running embedded server. Its methods fail the test on error.
-type Server struct {
-	t    testing.TB
+// errNotReady: a server's listeners did not open in time (a port taken).
+var errNotReady = errors.New("natstest: server not ready")
+
+// node is one embedded server and the options it restarts with.
+type node struct {
 	opts server.Options
 	srv  *server.Server
+}
+
+// start starts the server with a copy of its options (the server keeps a
+// pointer) and waits, at most ready, for its listeners.
+func (n *node) start(ready time.Duration) error {
+	o := n.opts
+	srv, err := server.NewServer(&o)
+	if err != nil {
+		return fmt.Errorf("natstest: new server: %w", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(ready) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return fmt.Errorf("%w: %s", errNotReady, o.ServerName)
+	}
+	n.srv = srv
+	return nil
+}
+
+// pinPorts makes the ports the server chose its own for later restarts.
+func (n *node) pinPorts() {
+	n.opts.Port = n.srv.Addr().(*net.TCPAddr).Port
+	if a := n.srv.ClusterAddr(); a != nil {
+		n.opts.Cluster.Port = a.Port
+	}
+}
+
+// shutdown stops the server and waits for it; a stopped node is a no-op.
+func (n *node) shutdown() {
+	if n.srv == nil {
+		return
+	}
+	n.srv.Shutdown()
+	n.srv.WaitForShutdown()
+	n.srv = nil
+}
+
+// Server is a running embedded server. Its methods fail the test on error.
+type Server struct {
+	t testing.TB
+	node
 }
 
 // RunServer starts a JetStream-enabled server and shuts it down at the end
@@ -49,27 +108,19 @@ func RunServer(t testing.TB, opts ...Option) *Server {
 	for _, f := range opts {
 		f(&o)
 	}
-	s := &Server{t: t, opts: o}
+	s := &Server{t: t, node: node{opts: o}}
 	s.start()
 	// Pin the chosen port so that Restart comes back where clients expect it.
-	s.opts.Port = s.srv.Addr().(*net.TCPAddr).Port
+	s.pinPorts()
 	t.Cleanup(s.Shutdown)
 	return s
 }
 
 func (s *Server) start() {
 	s.t.Helper()
-	o := s.opts // the server keeps a pointer; give each run its own copy
-	srv, err := server.NewServer(&o)
-	if err != nil {
-		s.t.Fatalf("natstest: new server: %v", err)
+	if err := s.node.start(10 * time.Second); err != nil {
+		s.t.Fatal(err)
 	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		s.t.Fatalf("natstest: server not ready")
-	}
-	s.srv = srv
 }
 
 // URL is the client URL of the server.
@@ -82,14 +133,7 @@ func (s *Server) StoreDir() string { return s.opts.StoreDir }
 func (s *Server) Server() *server.Server { return s.srv }
 
 // Shutdown stops the server and waits for it. Calling it twice is fine.
-func (s *Server) Shutdown() {
-	if s.srv == nil {
-		return
-	}
-	s.srv.Shutdown()
-	s.srv.WaitForShutdown()
-	s.srv = nil
-}
+func (s *Server) Shutdown() { s.shutdown() }
 
 // Restart shuts the server down (if running) and starts it again on the
 // same port with the same store directory.
@@ -112,12 +156,17 @@ func (s *Server) Start() {
 // Extra options are applied after those defaults.
 func (s *Server) Connect(t testing.TB, opts ...nats.Option) *nats.Conn {
 	t.Helper()
+	return connect(t, s.URL(), opts)
+}
+
+func connect(t testing.TB, url string, opts []nats.Option) *nats.Conn {
+	t.Helper()
 	base := []nats.Option{
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(50 * time.Millisecond),
 		nats.ReconnectJitter(0, 0),
 	}
-	nc, err := nats.Connect(s.URL(), append(base, opts...)...)
+	nc, err := nats.Connect(url, append(base, opts...)...)
 	if err != nil {
 		t.Fatalf("natstest: connect: %v", err)
 	}

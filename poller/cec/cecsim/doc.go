@@ -153,5 +153,6 @@
 // later, and roster additions/removals. Event times are virtual offsets
 // drawn from the seeded generator, so for a given seed the sequence of
 // workload changes is the same on every run (wall-clock timestamps and the
-// unix prefix of call IDs differ).
+// unix prefix of call IDs differ). [Sim.StopWorkload] freezes the world
+// for a final comparison.
 package cecsim

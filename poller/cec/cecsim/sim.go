@@ -68,6 +68,10 @@ type Sim struct {
 	srv       *http.Server
 	url       string
 	wg        sync.WaitGroup
+
+	stopWorkload sync.Once
+	workloadStop chan struct{} // closed by StopWorkload
+	workloadDone chan struct{} // closed when the workload goroutine ends
 }
 
 // New validates cfg and builds the initial world. It opens no listener: use
@@ -95,6 +99,9 @@ func New(cfg Config) (*Sim, error) {
 		looseRng:  rand.New(rand.NewPCG(seed, 0x1005e)),
 		counters:  make(map[string]*atomic.Int64, len(endpointNames)),
 		done:      make(chan struct{}),
+
+		workloadStop: make(chan struct{}),
+		workloadDone: make(chan struct{}),
 	}
 	for _, n := range endpointNames {
 		s.counters[n] = new(atomic.Int64)

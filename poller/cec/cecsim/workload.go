@@ -232,6 +232,7 @@ func (s *Sim) scheduleStatus(at time.Duration, workNo int32, id string, st CallS
 }
 
 func (s *Sim) runWorkload(ctx context.Context) {
+	defer close(s.workloadDone)
 	if !s.cfg.Workload.Enabled {
 		return
 	}
@@ -244,8 +245,21 @@ func (s *Sim) runWorkload(ctx context.Context) {
 			return
 		case <-s.done:
 			return
+		case <-s.workloadStop:
+			return
 		case <-t.C:
 			s.step(time.Since(start))
 		}
+	}
+}
+
+// StopWorkload ends the random workload for good and returns once it has
+// made its last change: the world stays as it is, the APIs keep answering
+// and scripted changes still apply, so a client's final state can be
+// compared with the world's. It returns at once if Start was never called.
+func (s *Sim) StopWorkload() {
+	s.stopWorkload.Do(func() { close(s.workloadStop) })
+	if s.url != "" {
+		<-s.workloadDone
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cecbridge/cecbridge/internal/testwait"
 )
 
 // normalized drops what legitimately differs between runs: wall-clock time
@@ -125,4 +127,32 @@ func BenchmarkWorkload60000(b *testing.B) {
 		s.step(at)
 	}
 	b.ReportMetric(float64(len(s.Truth(0)))/at.Seconds(), "changes/vsec")
+}
+
+// After StopWorkload returns, the workload changes nothing more, while the
+// world still answers and takes scripted changes.
+func TestStopWorkloadFreezesTheWorld(t *testing.T) {
+	s, err := New(Config{Agents: 50, Workload: Workload{Enabled: true, CallsPerAgentHour: 36000, MeanCallDuration: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	testwait.For(t, 10*time.Second, "the workload to change the world", func() bool { return len(s.Truth(0)) > 0 })
+	s.StopWorkload()
+	select {
+	case <-s.workloadDone:
+	default:
+		t.Fatal("StopWorkload returned before the workload ended")
+	}
+	n := len(s.Truth(0))
+	if _, err := s.StartCall(s.Agents()[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(s.Truth(0)); got != n+1 {
+		t.Fatalf("truth grew from %d to %d, want only the scripted change", n, got)
+	}
+	s.StopWorkload() // twice is fine
 }
