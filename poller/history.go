@@ -26,6 +26,36 @@ type History interface {
 	Prime(subject string, seq uint64)
 }
 
+// Rebuilt says whether the term has taken over the stream's state and
+// polls; until then the tenant's token and sessions are not asked for.
+func (t *Tenant) Rebuilt() bool { return t.rebuilt.Load() }
+
+// rebuildPatiently rebuilds until it succeeds or ctx ends. A stream that
+// cannot be read (NATS away, a leader election) is waited for inside the
+// term: giving the term up would release a lease that is still ours and
+// cost a campaign once NATS is back.
+func (t *Tenant) rebuildPatiently(ctx context.Context) error {
+	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0))
+	for {
+		err := t.rebuild(ctx)
+		if err == nil {
+			t.rebuilt.Store(true)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		wait := bo.NextBackOff()
+		t.log.Warn("state not rebuilt from the stream yet; retrying", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
 // rebuild takes over the state the stream holds for the tenant, so that
 // the term emits only real changes.
 func (t *Tenant) rebuild(ctx context.Context) error {

@@ -52,6 +52,7 @@ type Tenant struct {
 	resync  resyncQueue
 	sweepSt sweepStatus
 
+	rebuilt  atomic.Bool // the stream's state is taken over; polling may begin
 	emitted  atomic.Uint64
 	refused  atomic.Uint64
 	pollsOK  atomic.Uint64
@@ -83,7 +84,7 @@ func New(cfg Config) (*Tenant, error) {
 // which its owner flushes. It returns an error only when the state cannot
 // be rebuilt (the term cannot start).
 func (t *Tenant) Run(ctx context.Context) error {
-	if err := t.rebuild(ctx); err != nil {
+	if err := t.rebuildPatiently(ctx); err != nil {
 		return err
 	}
 	t.mu.Lock()

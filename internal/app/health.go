@@ -38,7 +38,7 @@ func (b *Bridge) readiness(ctx context.Context) map[string]string {
 		}
 		problems["streams"] = why
 	case !b.streamsReady(ctx):
-		problems["streams"] = "stream " + b.cfg.Streams.Events + " not reachable"
+		problems["streams"] = "stream " + b.cfg.Streams.Events + " or " + b.cfg.Streams.State + " not reachable"
 	}
 	if err := b.pub.SpoolWritable(); err != nil {
 		problems["spool"] = err.Error()
@@ -47,8 +47,15 @@ func (b *Bridge) readiness(ctx context.Context) map[string]string {
 		problems["lookups"] = "lookup service not started yet"
 	}
 	for _, tr := range b.tenants {
-		if tr.poller() == nil {
+		p := tr.poller()
+		if p == nil {
 			continue // a standby: another instance holds this tenant's lease
+		}
+		if !p.Rebuilt() {
+			if b.nc.Status() == nats.CONNECTED { // otherwise "nats" says why
+				problems["tenant."+tr.name+".state"] = "rebuilding the tenant's state from the stream"
+			}
+			continue // no token or session is asked for before that
 		}
 		if exp := tr.client.TokenExpiry(); exp.IsZero() || time.Now().After(exp) {
 			problems["tenant."+tr.name+".token"] = "no valid API Fabric token"

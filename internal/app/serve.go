@@ -154,6 +154,7 @@ func (b *Bridge) provision(ctx context.Context) error {
 			err = nil
 		}
 		if err == nil {
+			b.forgetStreamsHealth()
 			b.provisioned.Store(true)
 			b.provisionErr.Store(nil)
 			return nil

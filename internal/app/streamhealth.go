@@ -57,7 +57,7 @@ func replicaHealth(name string, info *jetstream.StreamInfo) streamHealth {
 // streamCheck caches the streams' health between checks.
 type streamCheck struct {
 	mu     sync.Mutex
-	at     time.Time
+	until  time.Time // when the cached health is asked for again
 	health []streamHealth
 }
 
@@ -75,27 +75,45 @@ func (b *Bridge) streamsHealth(ctx context.Context) []streamHealth {
 	}
 	b.streamCheck.mu.Lock()
 	defer b.streamCheck.mu.Unlock()
-	if b.streamCheck.health != nil && time.Since(b.streamCheck.at) < streamCheckEvery {
+	if b.streamCheck.health != nil && time.Now().Before(b.streamCheck.until) {
 		return slices.Clone(b.streamCheck.health)
 	}
 	health := make([]streamHealth, len(names))
+	// A stream that did not answer is asked about again soon: it may be
+	// being provisioned, and readiness should not trail it by a whole
+	// streamCheckEvery.
+	every := streamCheckEvery
 	for i, n := range names {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		s, err := b.js.Stream(sctx, n)
 		cancel()
 		if err != nil {
 			health[i] = streamHealth{Stream: n, Replicas: b.cfg.Streams.Replicas}
+			every = min(every, 250*time.Millisecond)
 			continue
 		}
 		health[i] = replicaHealth(n, s.CachedInfo())
 	}
-	b.streamCheck.health, b.streamCheck.at = health, time.Now()
+	b.streamCheck.health, b.streamCheck.until = health, time.Now().Add(every)
 	return slices.Clone(health)
 }
 
-// streamsReady reports whether the events stream answers.
+// streamsReady reports whether both streams answer.
 func (b *Bridge) streamsReady(ctx context.Context) bool {
-	return b.streamsHealth(ctx)[0].Reachable
+	for _, h := range b.streamsHealth(ctx) {
+		if !h.Reachable {
+			return false
+		}
+	}
+	return true
+}
+
+// forgetStreamsHealth makes the next check ask JetStream: the streams
+// have just been provisioned.
+func (b *Bridge) forgetStreamsHealth() {
+	b.streamCheck.mu.Lock()
+	b.streamCheck.health = nil
+	b.streamCheck.mu.Unlock()
 }
 
 // replicaCollector reports cecbridge_stream_replicas{stream,state}.
