@@ -12,16 +12,6 @@ import (
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
-func TestOriginSeq(t *testing.T) {
-	for h, want := range map[string]uint64{
-		"CEC_EVENTS 42 > >": 42, "CEC_EVENTS 7": 7, "": 0, "CEC_EVENTS": 0, "CEC_EVENTS x > >": 0,
-	} {
-		if got := originSeq(h); got != want {
-			t.Errorf("originSeq(%q) = %d, want %d", h, got, want)
-		}
-	}
-}
-
 // The view rebuilds from CEC_STATE even when CEC_EVENTS no longer holds the
 // history, notes the highest origin sequence, then follows new events.
 func TestViewBootstrapsFromStateThenFollows(t *testing.T) {

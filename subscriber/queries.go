@@ -1,0 +1,200 @@
+package subscriber
+
+import (
+	"context"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/cecbridge/cecbridge/schemas"
+)
+
+// The requests of the six endpoints: five read the view (viewQuery), one
+// asks the vendor.
+
+// agentCallsQuery is an agent.calls request. max_age can send it to the
+// vendor.
+type agentCallsQuery struct{ schemas.AgentCallsRequest }
+
+func (q *agentCallsQuery) check() error { return checkWorkNo(q.WorkNo) }
+
+func (q *agentCallsQuery) options() readOptions {
+	return readOptions{minSeq: q.MinSeq, wait: q.Wait, asOf: q.AsOf, maxAge: q.MaxAge}
+}
+
+func (q *agentCallsQuery) past(s *Service, tenant string, at time.Time) runFunc {
+	return s.pastAgentCalls(at, tenant, q.AgentCallsRequest)
+}
+
+func (q *agentCallsQuery) now(s *Service, tenant string) (runFunc, error) {
+	maxAge, err := parseMaxAge(q.MaxAge)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, inline bool) (any, error) {
+		resp, obs, found := s.view.agentCalls(tenant, q.WorkNo)
+		if maxAge >= 0 && (!found || time.Since(time.Unix(0, obs)) > maxAge) {
+			if inline {
+				return nil, errWouldBlock
+			}
+			lr, err := s.fetchCalls(ctx, tenant, q.WorkNo)
+			if err != nil {
+				return nil, err
+			}
+			resp.CallIDs = lr.ids
+			if resp.CallIDs == nil {
+				resp.CallIDs = []string{}
+			}
+			resp.Observed, resp.Live, resp.Visible = &lr.at, true, true
+			return resp, nil
+		}
+		if err := checkEntity(found, resp.Visible, q.RequireVisible, "agent calls", ""); err != nil {
+			return nil, err
+		}
+		return resp, nil
+	}, nil
+}
+
+// agentSoftphoneQuery is an agent.softphone request.
+type agentSoftphoneQuery struct{ schemas.AgentSoftphoneRequest }
+
+func (q *agentSoftphoneQuery) check() error { return checkWorkNo(q.WorkNo) }
+
+func (q *agentSoftphoneQuery) options() readOptions {
+	return readOptions{minSeq: q.MinSeq, wait: q.Wait, asOf: q.AsOf}
+}
+
+func (q *agentSoftphoneQuery) past(s *Service, tenant string, at time.Time) runFunc {
+	return s.pastAgentSoftphone(at, tenant, q.AgentSoftphoneRequest)
+}
+
+func (q *agentSoftphoneQuery) now(s *Service, tenant string) (runFunc, error) {
+	return func(context.Context, bool) (any, error) {
+		resp, found := s.view.agentSoftphone(tenant, q.WorkNo)
+		if err := checkEntity(found, resp.Visible, q.RequireVisible, "agent softphone", ""); err != nil {
+			return nil, err
+		}
+		return resp, nil
+	}, nil
+}
+
+// phoneStateQuery is a phone.state request.
+type phoneStateQuery struct{ schemas.PhoneStateRequest }
+
+func (q *phoneStateQuery) check() error { return checkToken("phone_num", q.PhoneNum) }
+
+func (q *phoneStateQuery) options() readOptions {
+	return readOptions{minSeq: q.MinSeq, wait: q.Wait, asOf: q.AsOf}
+}
+
+func (q *phoneStateQuery) past(s *Service, tenant string, at time.Time) runFunc {
+	return s.pastPhoneState(at, tenant, q.PhoneStateRequest)
+}
+
+func (q *phoneStateQuery) now(s *Service, tenant string) (runFunc, error) {
+	return func(context.Context, bool) (any, error) {
+		resp, found := s.view.phoneState(tenant, q.PhoneNum)
+		if err := checkEntity(found, resp.Visible, q.RequireVisible, "phone", ""); err != nil {
+			return nil, err
+		}
+		return resp, nil
+	}, nil
+}
+
+// agentsListQuery is an agents.list request; after is the work number its
+// cursor names (0 for the first page).
+type agentsListQuery struct {
+	schemas.AgentsListRequest
+	after int
+}
+
+func (q *agentsListQuery) check() error {
+	if err := checkPage(&q.ListRequest); err != nil {
+		return err
+	}
+	if q.Cursor != "" {
+		n, err := strconv.Atoi(q.Cursor)
+		if err != nil || schemas.ValidWorkNo(n) != nil {
+			return badRequest("invalid cursor")
+		}
+		q.after = n
+	}
+	return nil
+}
+
+func (q *agentsListQuery) options() readOptions {
+	return readOptions{minSeq: q.MinSeq, wait: q.Wait, asOf: q.AsOf}
+}
+
+func (q *agentsListQuery) past(s *Service, tenant string, at time.Time) runFunc {
+	return s.pastAgentsList(at, tenant, q.AgentsListRequest, q.after)
+}
+
+func (q *agentsListQuery) now(s *Service, tenant string) (runFunc, error) {
+	return func(context.Context, bool) (any, error) {
+		return s.view.listAgents(tenant, q.after, q.Offset, q.Limit, q.InCall, q.Visible), nil
+	}, nil
+}
+
+// phonesListQuery is a phones.list request.
+type phonesListQuery struct{ schemas.PhonesListRequest }
+
+func (q *phonesListQuery) check() error {
+	if err := checkPage(&q.ListRequest); err != nil {
+		return err
+	}
+	if q.Cursor != "" {
+		return checkToken("cursor", q.Cursor)
+	}
+	return nil
+}
+
+func (q *phonesListQuery) options() readOptions {
+	return readOptions{minSeq: q.MinSeq, wait: q.Wait, asOf: q.AsOf}
+}
+
+func (q *phonesListQuery) past(s *Service, tenant string, at time.Time) runFunc {
+	return s.pastPhonesList(at, tenant, q.PhonesListRequest)
+}
+
+func (q *phonesListQuery) now(s *Service, tenant string) (runFunc, error) {
+	return func(context.Context, bool) (any, error) {
+		return s.view.listPhones(tenant, q.Cursor, q.Offset, q.Limit, q.Registered, q.Visible), nil
+	}, nil
+}
+
+// parseAgentByAccount parses an agent.by_account request: the vendor's
+// answer, through a short-lived cache; the view plays no part.
+func parseAgentByAccount(s *Service, tenant string, data []byte) (runFunc, error) {
+	var r schemas.AgentByAccountRequest
+	if err := decodeStrict(data, &r); err != nil {
+		return nil, err
+	}
+	if err := checkAccount(r.Account); err != nil {
+		return nil, err
+	}
+	maxAge, err := parseMaxAge(r.MaxAge)
+	if err != nil {
+		return nil, err
+	}
+	if maxAge < 0 {
+		maxAge = math.MaxInt64
+	}
+	return func(ctx context.Context, inline bool) (any, error) {
+		e, ok := s.accounts.get(tenant, r.Account, maxAge)
+		live := false
+		if !ok {
+			if inline {
+				return nil, errWouldBlock
+			}
+			var ferr error
+			if e, ferr = s.fetchAccount(ctx, tenant, r.Account); ferr != nil {
+				return nil, ferr
+			}
+			live = true
+		}
+		return schemas.AgentByAccountResponse{Tenant: tenant, Account: r.Account, WorkNo: e.acc.WorkNo,
+			AgentType: e.acc.AgentType, AgentStatus: e.acc.AgentStatus, StreamSeq: s.view.Applied(),
+			Observed: e.at, Live: live}, nil
+	}, nil
+}
