@@ -114,7 +114,7 @@ tenants:
 	nc := srv.Connect(t)
 	js := natstest.JetStream(t, nc)
 	count := func() uint64 {
-		s, err := js.Stream(t.Context(), "CEC_EVENTS")
+		s, err := js.Stream(t.Context(), schemas.EventsStream)
 		if err != nil {
 			return 0
 		}
@@ -171,7 +171,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // readAll returns every event in CEC_EVENTS in stream order.
 func readAll(t *testing.T, js jetstream.JetStream) []jetstream.Msg {
 	t.Helper()
-	s, err := js.Stream(t.Context(), "CEC_EVENTS")
+	s, err := js.Stream(t.Context(), schemas.EventsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func readAll(t *testing.T, js jetstream.JetStream) []jetstream.Msg {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := js.OrderedConsumer(t.Context(), "CEC_EVENTS", jetstream.OrderedConsumerConfig{})
+	cons, err := js.OrderedConsumer(t.Context(), schemas.EventsStream, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func readStream(t *testing.T, js jetstream.JetStream) *streamReader {
 	ctx := t.Context()
 	var cons jetstream.Consumer
 	eventually(t, "the events stream", func() bool {
-		c, err := js.OrderedConsumer(ctx, "CEC_EVENTS", jetstream.OrderedConsumerConfig{})
+		c, err := js.OrderedConsumer(ctx, schemas.EventsStream, jetstream.OrderedConsumerConfig{})
 		cons = c
 		return err == nil
 	})

@@ -34,7 +34,7 @@ func TestCloudEventsSDKDecodesEveryStoredEvent(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	cons, err := e.js.OrderedConsumer(ctx, "CEC_EVENTS", jetstream.OrderedConsumerConfig{})
+	cons, err := e.js.OrderedConsumer(ctx, schemas.EventsStream, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

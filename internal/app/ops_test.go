@@ -610,7 +610,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	base := rb.httpBase(t)
 
 	eventCount := func() uint64 {
-		st, err := js.Stream(t.Context(), "CEC_EVENTS")
+		st, err := js.Stream(t.Context(), schemas.EventsStream)
 		if err != nil {
 			return 0
 		}
@@ -624,7 +624,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	waitEvent := func(what string, cond func(string) bool) {
 		t.Helper()
 		opsEventually(t, 15*time.Second, what, func() bool {
-			for _, b := range streamDump(t, js, "CEC_EVENTS") {
+			for _, b := range streamDump(t, js, schemas.EventsStream) {
 				if cond(string(b)) {
 					return true
 				}
@@ -719,7 +719,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	for i, a := range answers {
 		places[fmt.Sprintf("lookup answer %d", i)] = a
 	}
-	for _, stream := range []string{"CEC_EVENTS", "CEC_STATE"} {
+	for _, stream := range []string{schemas.EventsStream, schemas.StateStream} {
 		msgs := streamDump(t, js, stream)
 		if len(msgs) == 0 {
 			t.Fatalf("%s is empty", stream)
@@ -1085,7 +1085,7 @@ func TestTwoTenantsOneBridge(t *testing.T) {
 	lastOn := func(subject string) (schemas.Event, bool) {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		defer cancel()
-		st, err := js.Stream(ctx, "CEC_EVENTS")
+		st, err := js.Stream(ctx, schemas.EventsStream)
 		if err != nil {
 			return schemas.Event{}, false
 		}
@@ -1131,7 +1131,7 @@ func TestTwoTenantsOneBridge(t *testing.T) {
 	// Nothing crossed over: per-tenant subjects hold only their own agents.
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	st, err := js.Stream(ctx, "CEC_EVENTS")
+	st, err := js.Stream(ctx, schemas.EventsStream)
 	if err != nil {
 		t.Fatal(err)
 	}

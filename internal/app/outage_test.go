@@ -11,13 +11,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/schemas"
 )
 
 // termsOf lists the lease terms that wrote the tenant's events (the term
 // qualifies every message ID).
 func termsOf(t *testing.T, js jetstream.JetStream) []string {
 	t.Helper()
-	s, err := js.Stream(t.Context(), "CEC_EVENTS")
+	s, err := js.Stream(t.Context(), schemas.EventsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func TestHealthAnswersBeforeNATSIsThere(t *testing.T) {
 	waitReadyz(t, base, "ready once NATS is up", func(code int, _ readyz) bool { return code == http.StatusOK })
 	js := natstest.JetStream(t, e.srv.Connect(t))
 	eventually(t, "events from the tenant", func() bool {
-		s, err := js.Stream(t.Context(), "CEC_EVENTS")
+		s, err := js.Stream(t.Context(), schemas.EventsStream)
 		return err == nil && s.CachedInfo().State.Msgs > 0
 	})
 }

@@ -67,7 +67,7 @@ func TestStreamDriftIsReportedNotOverwritten(t *testing.T) {
 		return strings.Contains(logs.String(), "streams differ from the configuration")
 	})
 	rb.stop()
-	s, err := js.Stream(ctx, "CEC_EVENTS")
+	s, err := js.Stream(ctx, schemas.EventsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
