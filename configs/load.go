@@ -19,8 +19,8 @@ import (
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
-// ErrInvalid is wrapped by every configuration error.
-var ErrInvalid = errors.New("configs: invalid configuration")
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("configs: invalid configuration")
 
 // Problem is one configuration error at a key path such as
 // "tenants[0].monitors[1].agent_id".
@@ -42,8 +42,8 @@ func (ps Problems) Error() string {
 	return fmt.Sprintf("configs: %d problem(s):\n  %s", len(ps), strings.Join(lines, "\n  "))
 }
 
-// Is makes errors.Is(err, ErrInvalid) hold.
-func (ps Problems) Is(target error) bool { return target == ErrInvalid }
+// Is makes errors.Is(err, ErrConfig) hold.
+func (ps Problems) Is(target error) bool { return target == ErrConfig }
 
 // Env reads an environment variable; os.LookupEnv in production, a map in
 // tests.
@@ -449,12 +449,12 @@ func parseRanges(list string) (func(int) bool, error) {
 		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
 		a, err := strconv.Atoi(lo)
 		if err != nil {
-			return nil, fmt.Errorf("%w: work_nos %q", ErrInvalid, list)
+			return nil, fmt.Errorf("%w: work_nos %q", ErrConfig, list)
 		}
 		z := a
 		if isRange {
 			if z, err = strconv.Atoi(hi); err != nil || z < a {
-				return nil, fmt.Errorf("%w: work_nos %q", ErrInvalid, list)
+				return nil, fmt.Errorf("%w: work_nos %q", ErrConfig, list)
 			}
 		}
 		spans = append(spans, span{a, z})

@@ -27,6 +27,9 @@ type Observer interface {
 	ObserveLookup(tenant, endpoint, code string, d time.Duration)
 }
 
+// ErrConfig is wrapped by every configuration error of this package.
+var ErrConfig = errors.New("subscriber: invalid configuration")
+
 // Config configures a Service. Tenants is required; the rest has defaults.
 type Config struct {
 	Name        string // micro service name; default "cecbridge"
@@ -78,6 +81,35 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+}
+
+// validate reports every problem of a defaulted c at once, wrapping
+// ErrConfig.
+func (c *Config) validate() error {
+	errs := tenantProblems(c.Tenants)
+	if len(c.Tenants) == 0 {
+		errs = append(errs, errors.New("no tenants configured"))
+	}
+	return configError(errs)
+}
+
+// tenantProblems lists the invalid tenant names.
+func tenantProblems(tenants []string) []error {
+	var errs []error
+	for _, t := range tenants {
+		if err := schemas.ValidTenant(t); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// configError joins configuration problems under ErrConfig; nil if none.
+func configError(errs []error) error {
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
 }
 
 // Service is the lookup micro service. Each endpoint's callback runs on one
@@ -135,13 +167,8 @@ func NewService(ctx context.Context, nc *nats.Conn, view *View, live LiveFetcher
 		return nil, errors.New("subscriber: nil connection or view")
 	}
 	cfg.setDefaults()
-	if len(cfg.Tenants) == 0 {
-		return nil, errors.New("subscriber: no tenants configured")
-	}
-	for _, t := range cfg.Tenants {
-		if err := schemas.ValidTenant(t); err != nil {
-			return nil, fmt.Errorf("subscriber: %w", err)
-		}
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	s := &Service{cfg: cfg, nc: nc, view: view, live: live, log: cfg.Logger,
 		jobs: make(chan job, cfg.Backlog), quit: make(chan struct{})}

@@ -76,11 +76,11 @@ func NewView(js jetstream.JetStream, cfg ViewConfig) (*View, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if err := configError(tenantProblems(cfg.Tenants)); err != nil {
+		return nil, err
+	}
 	v := &View{js: js, cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), tenants: map[string]*tenantState{}}
 	for _, t := range cfg.Tenants {
-		if err := schemas.ValidTenant(t); err != nil {
-			return nil, fmt.Errorf("subscriber: view: %w", err)
-		}
 		v.filters = append(v.filters, schemas.TenantEvents(t))
 	}
 	if len(v.filters) == 0 {

@@ -43,12 +43,12 @@ func TestSecretFormatting(t *testing.T) {
 
 func TestErrorClasses(t *testing.T) {
 	e := &cec.Error{Endpoint: "allcallinfoEx", Code: "000-003", Err: cec.ErrSessionLost}
-	if !errors.Is(e, cec.ErrSessionLost) || errors.Is(e, cec.ErrNotReady) || !strings.HasPrefix(e.Error(), "cec: ") {
+	if !errors.Is(e, cec.ErrSessionLost) || errors.Is(e, cec.ErrSessionNotReady) || !strings.HasPrefix(e.Error(), "cec: ") {
 		t.Fatalf("%v", e)
 	}
-	nr := fmt.Errorf("wrapped: %w", &cec.Error{Endpoint: "x", Err: cec.ErrNotReady})
-	if !errors.Is(nr, cec.ErrNotReady) || !errors.Is(nr, cec.ErrSessionLost) || !cec.Retryable(nr) {
-		t.Fatal("ErrNotReady must also match ErrSessionLost")
+	nr := fmt.Errorf("wrapped: %w", &cec.Error{Endpoint: "x", Err: cec.ErrSessionNotReady})
+	if !errors.Is(nr, cec.ErrSessionNotReady) || !errors.Is(nr, cec.ErrSessionLost) || !cec.Retryable(nr) {
+		t.Fatal("ErrSessionNotReady must also match ErrSessionLost")
 	}
 	if cec.Retryable(&cec.Error{Err: cec.ErrNotFound}) || cec.Retryable(context.Canceled) || cec.Retryable(nil) {
 		t.Fatal("Retryable too eager")

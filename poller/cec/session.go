@@ -108,7 +108,7 @@ func (s *Session) WaitReady(ctx context.Context) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return &Error{Endpoint: "session", Message: "waiting for sign-in: " + ctx.Err().Error(), Err: ErrNotReady}
+			return &Error{Endpoint: "session", Message: "waiting for sign-in: " + ctx.Err().Error(), Err: ErrSessionNotReady}
 		}
 	}
 }
@@ -482,7 +482,7 @@ func (s *Session) query(ctx context.Context, ep, path string) (*gwEnvelope, *res
 	for attempt := 0; ; attempt++ {
 		guid, gen, st := s.current()
 		if st != Ready {
-			err := &Error{Endpoint: ep, Message: "session is " + st.String(), Err: ErrNotReady}
+			err := &Error{Endpoint: ep, Message: "session is " + st.String(), Err: ErrSessionNotReady}
 			s.c.observe(ep, err, 0)
 			return nil, nil, err
 		}

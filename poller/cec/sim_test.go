@@ -629,7 +629,7 @@ func TestSignOutOnCancel(t *testing.T) {
 		t.Fatalf("not signed out: signedIn=%v logout=%d state=%v", sim.SessionSignedIn(1001), counter(sim, "logout"), s.State())
 	}
 	_, err := s.AllCallInfo(context.Background(), 1002)
-	if !errors.Is(err, cec.ErrNotReady) || !errors.Is(err, cec.ErrSessionLost) {
+	if !errors.Is(err, cec.ErrSessionNotReady) || !errors.Is(err, cec.ErrSessionLost) {
 		t.Fatalf("query on a signed-out session: %v", err)
 	}
 }
