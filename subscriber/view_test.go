@@ -9,14 +9,16 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
 // The view rebuilds from CEC_STATE even when CEC_EVENTS no longer holds the
 // history, notes the highest origin sequence, then follows new events.
 func TestViewBootstrapsFromStateThenFollows(t *testing.T) {
-	srv := startServer(t)
-	nc := connect(t, srv)
+	srv := natstest.RunServer(t)
+	nc := srv.Connect(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +39,7 @@ func TestViewBootstrapsFromStateThenFollows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "state stream sourced", func() bool {
+	testwait.Until(t, "state stream sourced", func() bool {
 		info, err := state.Info(ctx)
 		return err == nil && info.State.LastSeq > 0 && info.State.Msgs == 5
 	})
@@ -107,8 +109,8 @@ func TestViewBootstrapsFromStateThenFollows(t *testing.T) {
 }
 
 func TestViewEmptyStreams(t *testing.T) {
-	srv := startServer(t)
-	nc := connect(t, srv)
+	srv := natstest.RunServer(t)
+	nc := srv.Connect(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

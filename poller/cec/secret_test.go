@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
@@ -175,13 +176,13 @@ func TestSecretsNeverLeak(t *testing.T) {
 	sim.InvalidateGUID(1001)
 	_, err = s.AllCallInfo(ctx, 1002)
 	keep(err)
-	eventually(t, 5*time.Second, "recovered", func() bool { return s.Ready() })
+	testwait.For(t, 5*time.Second, "recovered", func() bool { return s.Ready() })
 	// A wrong agent password and wrong app secret.
 	bad := c.NewSession(cec.SessionConfig{AgentID: 1003, Password: "bad-agent-pass", Logger: logger})
 	bctx, bcancel := context.WithCancel(ctx)
 	bdone := make(chan error, 1)
 	go func() { bdone <- bad.Run(bctx) }()
-	eventually(t, 5*time.Second, "bad sign-in attempted", func() bool { return counter(sim, "login") >= 3 })
+	testwait.For(t, 5*time.Second, "bad sign-in attempted", func() bool { return counter(sim, "login") >= 3 })
 	bcancel()
 	<-bdone
 	wrong := newClient(t, sim, func(cfg *cec.Config) {
