@@ -129,7 +129,7 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("EventsStream and StateStream are both %q", c.EventsStream))
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {
-		errs = append(errs, fmt.Errorf("Replicas %d not in 1..5", c.Replicas))
+		errs = append(errs, fmt.Errorf("%d Replicas, not in 1..5", c.Replicas))
 	}
 	if c.MaxAge < 0 {
 		errs = append(errs, errors.New("negative MaxAge"))

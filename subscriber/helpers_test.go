@@ -3,6 +3,7 @@ package subscriber
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -182,7 +183,7 @@ func startInstance(tb testing.TB, srv *natstest.Server, live LiveFetcher, cfg Co
 			tb.Error(err)
 		}
 		cancel()
-		if err := <-done; err != context.Canceled {
+		if err := <-done; !errors.Is(err, context.Canceled) {
 			tb.Errorf("view.Run: %v", err)
 		}
 	})
