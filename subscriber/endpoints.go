@@ -105,6 +105,15 @@ func checkEntity(found, visible, requireVisible bool, what, when string) error {
 	return nil
 }
 
+// answerEntity answers resp, the view's answer about one entity now, or
+// the error checkEntity makes of it.
+func answerEntity(resp any, found, visible, requireVisible bool, what string) (any, error) {
+	if err := checkEntity(found, visible, requireVisible, what, ""); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
 func badRequest(desc string) error { return fail(schemas.CodeBadRequest, desc) }
 
 // decodeStrict decodes one JSON object, refusing unknown fields and trailing

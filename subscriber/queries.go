@@ -48,10 +48,7 @@ func (q *agentCallsQuery) now(s *Service, tenant string) (runFunc, error) {
 			resp.Observed, resp.Live, resp.Visible = &lr.at, true, true
 			return resp, nil
 		}
-		if err := checkEntity(found, resp.Visible, q.RequireVisible, "agent calls", ""); err != nil {
-			return nil, err
-		}
-		return resp, nil
+		return answerEntity(resp, found, resp.Visible, q.RequireVisible, "agent calls")
 	}, nil
 }
 
@@ -71,10 +68,7 @@ func (q *agentSoftphoneQuery) past(s *Service, tenant string, at time.Time) runF
 func (q *agentSoftphoneQuery) now(s *Service, tenant string) (runFunc, error) {
 	return func(context.Context, bool) (any, error) {
 		resp, found := s.view.agentSoftphone(tenant, q.WorkNo)
-		if err := checkEntity(found, resp.Visible, q.RequireVisible, "agent softphone", ""); err != nil {
-			return nil, err
-		}
-		return resp, nil
+		return answerEntity(resp, found, resp.Visible, q.RequireVisible, "agent softphone")
 	}, nil
 }
 
@@ -94,10 +88,7 @@ func (q *phoneStateQuery) past(s *Service, tenant string, at time.Time) runFunc 
 func (q *phoneStateQuery) now(s *Service, tenant string) (runFunc, error) {
 	return func(context.Context, bool) (any, error) {
 		resp, found := s.view.phoneState(tenant, q.PhoneNum)
-		if err := checkEntity(found, resp.Visible, q.RequireVisible, "phone", ""); err != nil {
-			return nil, err
-		}
-		return resp, nil
+		return answerEntity(resp, found, resp.Visible, q.RequireVisible, "phone")
 	}, nil
 }
 
