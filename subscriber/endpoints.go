@@ -35,15 +35,18 @@ var endpoints = []endpoint{
 // from the events history. Every one is parsed the same way (parseView);
 // they differ in their own fields and in what they read.
 type viewQuery interface {
+	// request is the schemas request the body decodes into (the embedded
+	// one: encoding/json decodes into it directly, faster than through
+	// the embedding).
+	request() any
 	// check validates the request's own fields: key, paging, cursor.
 	check() error
 	// options returns the read options every view request carries.
 	options() readOptions
 	// past answers the request as of a past instant (see asof.go).
 	past(s *Service, tenant string, at time.Time) runFunc
-	// now returns the read of the live view, run once the view has
-	// applied min_seq.
-	now(s *Service, tenant string) (runFunc, error)
+	// read answers from the live view, once it has applied min_seq.
+	read(ctx context.Context, s *Service, tenant string, r liveRead) (any, error)
 }
 
 // parseView decodes and checks a view-backed request of type Q and returns
@@ -54,7 +57,7 @@ func parseView[Q any, P interface {
 	viewQuery
 }](s *Service, tenant string, data []byte) (runFunc, error) {
 	q := P(new(Q))
-	if err := decodeStrict(data, q); err != nil {
+	if err := decodeStrict(data, q.request()); err != nil {
 		return nil, err
 	}
 	if err := q.check(); err != nil {
@@ -72,15 +75,16 @@ func parseView[Q any, P interface {
 	if err != nil {
 		return nil, err
 	}
-	read, err := q.now(s, tenant)
+	maxAge, err := parseMaxAge(o.maxAge)
 	if err != nil {
 		return nil, err
 	}
+	minSeq := o.minSeq
 	return func(ctx context.Context, inline bool) (any, error) {
-		if err := s.awaitSeq(ctx, o.minSeq, wait, inline); err != nil {
+		if err := s.awaitSeq(ctx, minSeq, wait, inline); err != nil {
 			return nil, err
 		}
-		return read(ctx, inline)
+		return q.read(ctx, s, tenant, liveRead{maxAge: maxAge, inline: inline})
 	}, nil
 }
 
@@ -90,6 +94,14 @@ type readOptions struct {
 	wait   string
 	maxAge string // agent.calls only
 	asOf   string
+}
+
+// liveRead says how a request reads the live view: an observation older
+// than maxAge (when it is not negative, agent.calls only) is fetched from
+// the vendor, which an inline read cannot do (see runFunc).
+type liveRead struct {
+	maxAge time.Duration
+	inline bool
 }
 
 // checkEntity turns an answer about one entity into 404 when it is not

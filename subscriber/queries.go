@@ -16,6 +16,8 @@ import (
 // vendor.
 type agentCallsQuery struct{ schemas.AgentCallsRequest }
 
+func (q *agentCallsQuery) request() any { return &q.AgentCallsRequest }
+
 func (q *agentCallsQuery) check() error { return checkWorkNo(q.WorkNo) }
 
 func (q *agentCallsQuery) options() readOptions {
@@ -26,34 +28,30 @@ func (q *agentCallsQuery) past(s *Service, tenant string, at time.Time) runFunc 
 	return s.pastAgentCalls(at, tenant, q.AgentCallsRequest)
 }
 
-func (q *agentCallsQuery) now(s *Service, tenant string) (runFunc, error) {
-	maxAge, err := parseMaxAge(q.MaxAge)
-	if err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context, inline bool) (any, error) {
-		resp, obs, found := s.view.agentCalls(tenant, q.WorkNo)
-		if maxAge >= 0 && (!found || time.Since(time.Unix(0, obs)) > maxAge) {
-			if inline {
-				return nil, errWouldBlock
-			}
-			lr, err := s.fetchCalls(ctx, tenant, q.WorkNo)
-			if err != nil {
-				return nil, err
-			}
-			resp.CallIDs = lr.ids
-			if resp.CallIDs == nil {
-				resp.CallIDs = []string{}
-			}
-			resp.Observed, resp.Live, resp.Visible = &lr.at, true, true
-			return resp, nil
+func (q *agentCallsQuery) read(ctx context.Context, s *Service, tenant string, r liveRead) (any, error) {
+	resp, obs, found := s.view.agentCalls(tenant, q.WorkNo)
+	if r.maxAge >= 0 && (!found || time.Since(time.Unix(0, obs)) > r.maxAge) {
+		if r.inline {
+			return nil, errWouldBlock
 		}
-		return answerEntity(resp, found, resp.Visible, q.RequireVisible, "agent calls")
-	}, nil
+		lr, err := s.fetchCalls(ctx, tenant, q.WorkNo)
+		if err != nil {
+			return nil, err
+		}
+		resp.CallIDs = lr.ids
+		if resp.CallIDs == nil {
+			resp.CallIDs = []string{}
+		}
+		resp.Observed, resp.Live, resp.Visible = &lr.at, true, true
+		return resp, nil
+	}
+	return answerEntity(resp, found, resp.Visible, q.RequireVisible, "agent calls")
 }
 
 // agentSoftphoneQuery is an agent.softphone request.
 type agentSoftphoneQuery struct{ schemas.AgentSoftphoneRequest }
+
+func (q *agentSoftphoneQuery) request() any { return &q.AgentSoftphoneRequest }
 
 func (q *agentSoftphoneQuery) check() error { return checkWorkNo(q.WorkNo) }
 
@@ -65,15 +63,15 @@ func (q *agentSoftphoneQuery) past(s *Service, tenant string, at time.Time) runF
 	return s.pastAgentSoftphone(at, tenant, q.AgentSoftphoneRequest)
 }
 
-func (q *agentSoftphoneQuery) now(s *Service, tenant string) (runFunc, error) {
-	return func(context.Context, bool) (any, error) {
-		resp, found := s.view.agentSoftphone(tenant, q.WorkNo)
-		return answerEntity(resp, found, resp.Visible, q.RequireVisible, "agent softphone")
-	}, nil
+func (q *agentSoftphoneQuery) read(_ context.Context, s *Service, tenant string, _ liveRead) (any, error) {
+	resp, found := s.view.agentSoftphone(tenant, q.WorkNo)
+	return answerEntity(resp, found, resp.Visible, q.RequireVisible, "agent softphone")
 }
 
 // phoneStateQuery is a phone.state request.
 type phoneStateQuery struct{ schemas.PhoneStateRequest }
+
+func (q *phoneStateQuery) request() any { return &q.PhoneStateRequest }
 
 func (q *phoneStateQuery) check() error { return checkToken("phone_num", q.PhoneNum) }
 
@@ -85,11 +83,9 @@ func (q *phoneStateQuery) past(s *Service, tenant string, at time.Time) runFunc 
 	return s.pastPhoneState(at, tenant, q.PhoneStateRequest)
 }
 
-func (q *phoneStateQuery) now(s *Service, tenant string) (runFunc, error) {
-	return func(context.Context, bool) (any, error) {
-		resp, found := s.view.phoneState(tenant, q.PhoneNum)
-		return answerEntity(resp, found, resp.Visible, q.RequireVisible, "phone")
-	}, nil
+func (q *phoneStateQuery) read(_ context.Context, s *Service, tenant string, _ liveRead) (any, error) {
+	resp, found := s.view.phoneState(tenant, q.PhoneNum)
+	return answerEntity(resp, found, resp.Visible, q.RequireVisible, "phone")
 }
 
 // agentsListQuery is an agents.list request; after is the work number its
@@ -98,6 +94,8 @@ type agentsListQuery struct {
 	schemas.AgentsListRequest
 	after int
 }
+
+func (q *agentsListQuery) request() any { return &q.AgentsListRequest }
 
 func (q *agentsListQuery) check() error {
 	if err := checkPage(&q.ListRequest); err != nil {
@@ -121,14 +119,14 @@ func (q *agentsListQuery) past(s *Service, tenant string, at time.Time) runFunc 
 	return s.pastAgentsList(at, tenant, q.AgentsListRequest, q.after)
 }
 
-func (q *agentsListQuery) now(s *Service, tenant string) (runFunc, error) {
-	return func(context.Context, bool) (any, error) {
-		return s.view.listAgents(tenant, q.after, q.Offset, q.Limit, q.InCall, q.Visible), nil
-	}, nil
+func (q *agentsListQuery) read(_ context.Context, s *Service, tenant string, _ liveRead) (any, error) {
+	return s.view.listAgents(tenant, q.after, q.Offset, q.Limit, q.InCall, q.Visible), nil
 }
 
 // phonesListQuery is a phones.list request.
 type phonesListQuery struct{ schemas.PhonesListRequest }
+
+func (q *phonesListQuery) request() any { return &q.PhonesListRequest }
 
 func (q *phonesListQuery) check() error {
 	if err := checkPage(&q.ListRequest); err != nil {
@@ -148,10 +146,8 @@ func (q *phonesListQuery) past(s *Service, tenant string, at time.Time) runFunc 
 	return s.pastPhonesList(at, tenant, q.PhonesListRequest)
 }
 
-func (q *phonesListQuery) now(s *Service, tenant string) (runFunc, error) {
-	return func(context.Context, bool) (any, error) {
-		return s.view.listPhones(tenant, q.Cursor, q.Offset, q.Limit, q.Registered, q.Visible), nil
-	}, nil
+func (q *phonesListQuery) read(_ context.Context, s *Service, tenant string, _ liveRead) (any, error) {
+	return s.view.listPhones(tenant, q.Cursor, q.Offset, q.Limit, q.Registered, q.Visible), nil
 }
 
 // parseAgentByAccount parses an agent.by_account request: the vendor's
