@@ -64,7 +64,8 @@ func waitReadyz(t *testing.T, base string, what string, cond func(int, readyz) b
 	t.Helper()
 	var last readyz
 	var lastCode int
-	if !testwait.Poll(20*time.Second, func() bool {
+	// Every 25 ms: each check is a request to the bridge.
+	if !testwait.PollEvery(20*time.Second, 25*time.Millisecond, func() bool {
 		lastCode, last = getReadyz(t, base)
 		return cond(lastCode, last)
 	}) {

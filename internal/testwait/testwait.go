@@ -34,13 +34,17 @@ func Until(tb testing.TB, what string, cond func() bool) {
 // Poll polls cond every few milliseconds until it holds or within has
 // passed, and says whether it held: for a caller that fails the test
 // itself, saying more than For can (the last state it saw).
-func Poll(within time.Duration, cond func() bool) bool {
+func Poll(within time.Duration, cond func() bool) bool { return PollEvery(within, interval, cond) }
+
+// PollEvery is Poll checking every every, for a condition that costs a
+// request each time it is checked.
+func PollEvery(within, every time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
 			return false
 		}
-		time.Sleep(interval)
+		time.Sleep(every)
 	}
 	return true
 }
