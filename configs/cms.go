@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"time"
 )
 
 // CMS is a tenant's access to the CC-CMS monitoring interfaces (C2 AK/SK
@@ -26,6 +27,9 @@ type CMS struct {
 	// Confirm asks for one allcallinfoEx before publishing a change a sweep
 	// found.
 	Confirm bool `yaml:"confirm"`
+	// Lag is how far CMS data is known to trail the gateway; a sweep's
+	// observation is dated that much before its answer.
+	Lag time.Duration `yaml:"lag"`
 }
 
 // CMSVDN is one VDN of the tenant and the agents in it: every CMS request
@@ -118,5 +122,8 @@ func (c *CMS) validate(p string, bad func(path, format string, args ...any)) {
 	}
 	if c.Concurrency < 1 {
 		bad(p+".concurrency", "must be positive")
+	}
+	if c.Lag < 0 || c.Lag > time.Minute {
+		bad(p+".lag", "must be between 0 and 1m, got %s", c.Lag)
 	}
 }

@@ -109,9 +109,13 @@ type Tenant struct {
 	TLS           TLS           `yaml:"tls"`
 	// Budget caps upstream query requests per second (0 = unlimited); Burst
 	// is how many may go at once.
-	Budget      float64   `yaml:"budget"`
-	Burst       int       `yaml:"burst"`
-	NoCallCodes []string  `yaml:"no_call_codes"`
+	Budget      float64  `yaml:"budget"`
+	Burst       int      `yaml:"burst"`
+	NoCallCodes []string `yaml:"no_call_codes"`
+	// Weight is the tenant's share of an instance's polling work when
+	// tenants are spread over several instances (default 1; give a
+	// 60,000-agent tenant more than a 50-agent one).
+	Weight      int       `yaml:"weight"`
 	Monitors    []Monitor `yaml:"monitors"`
 	Intervals   Intervals `yaml:"intervals"`
 	Concurrency int       `yaml:"concurrency"`
@@ -177,6 +181,7 @@ func (b *Bridge) setDefaults() {
 		setIf(&t.TokenLifetime, 10*time.Minute)
 		setIf(&t.Timeout, 10*time.Second)
 		setIf(&t.Concurrency, 64)
+		setIf(&t.Weight, 1)
 		setIf(&t.Intervals.Sweep, time.Second)
 		setIf(&t.Intervals.Calls, time.Second)
 		setIf(&t.Intervals.Idle, 15*time.Second)

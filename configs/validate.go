@@ -130,6 +130,9 @@ func (b *Bridge) validate() Problems {
 		if t.Concurrency <= 0 {
 			bad(p+".concurrency", "must be positive")
 		}
+		if t.Weight < 1 || t.Weight > 1_000_000 {
+			bad(p+".weight", "must be 1-1000000, got %d", t.Weight)
+		}
 		iv := t.Intervals
 		for key, d := range map[string]time.Duration{"sweep": iv.Sweep, "calls": iv.Calls, "idle": iv.Idle, "active_window": iv.ActiveWindow,
 			"roster": iv.Roster, "phones": iv.Phones, "heartbeat": iv.Heartbeat} {

@@ -39,6 +39,9 @@ func (t *Tenant) pollCalls(ctx context.Context, a *agent) {
 	if t.agents[a.workNo] != a || !a.inRoster {
 		return // removed from the roster while in flight
 	}
+	if a.bySweep {
+		return // the sweep took the agent over while this poll was in flight
+	}
 	if errors.Is(err, ErrNotReady) && !t.everReady[mon].Load() && now.Sub(t.started) < 2*t.cfg.RequestTimeout {
 		// The first sign-in is still under way: nothing was lost yet.
 		a.due = now.Add(t.cfg.CallsInterval)
@@ -65,6 +68,8 @@ func (t *Tenant) pollCalls(ctx context.Context, a *agent) {
 		key := schemas.Key{Tenant: t.cfg.Tenant, WorkNo: a.workNo}
 		if !emitChange(t, &a.calls, key, subject, schemas.TypeAgentCalls, &schemas.AgentCalls{CallIDs: ids}, a.fromFirstRoster, now) {
 			outcome = "refused"
+		} else if t.cfg.CMS != nil {
+			t.emitCallsV2(a, schemas.SourceGateway, now)
 		}
 	} else {
 		a.calls.seen = now

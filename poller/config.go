@@ -49,6 +49,19 @@ type Config struct {
 	// IdleShare is the share of dispatches idle agents get while active
 	// agents are overdue; default 0.1.
 	IdleShare float64
+
+	// CMS, if set, sweeps the whole roster every SweepInterval (see
+	// sweep.go); agents a sweep cannot cover are polled one by one.
+	CMS              CMS
+	SweepInterval    time.Duration // default 1s
+	SweepConcurrency int           // chunk requests in flight per sweep; default 8
+	// CMSLag is how far CMS data is known to trail the gateway: a sweep's
+	// observation describes the moment it was answered minus CMSLag, and
+	// its detected window says so.
+	CMSLag time.Duration
+	// Confirm asks the gateway (one allcallinfoEx) about a change a sweep
+	// found before publishing it.
+	Confirm bool
 }
 
 func (c *Config) setDefaults() {
@@ -73,6 +86,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.IdleShare == 0 {
 		c.IdleShare = 0.1
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = time.Second
+	}
+	if c.SweepConcurrency == 0 {
+		c.SweepConcurrency = 8
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -108,7 +127,7 @@ func (c *Config) validate() error {
 		"calls interval": c.CallsInterval, "idle interval": c.IdleInterval, "active window": c.ActiveWindow,
 		"roster interval": c.RosterInterval, "phones interval": c.PhonesInterval,
 		"heartbeat interval": c.HeartbeatInterval, "visibility flush": c.VisibilityFlush,
-		"request timeout": c.RequestTimeout,
+		"request timeout": c.RequestTimeout, "sweep interval": c.SweepInterval, "cms lag": c.CMSLag,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
@@ -119,6 +138,9 @@ func (c *Config) validate() error {
 	}
 	if c.Concurrency < 0 {
 		errs = append(errs, fmt.Errorf("concurrency must be positive, got %d", c.Concurrency))
+	}
+	if c.SweepConcurrency < 0 {
+		errs = append(errs, fmt.Errorf("sweep concurrency must be positive, got %d", c.SweepConcurrency))
 	}
 	if c.IdleShare < 0 || c.IdleShare > 1 {
 		errs = append(errs, fmt.Errorf("idle share must be in [0,1], got %v", c.IdleShare))

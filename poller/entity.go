@@ -54,6 +54,11 @@ type agent struct {
 	// since start: their first events are snapshots, later ones creates.
 	fromFirstRoster bool
 
+	// bySweep: the CMS sweep reports this agent's calls; it is not polled
+	// one by one (see sweep.go). sweep holds the sweep's own facts.
+	bySweep bool
+	sweep   *sweepFacts
+
 	// scheduling
 	due      time.Time
 	heapIdx  int // position in its queue, -1 when not queued
@@ -151,7 +156,14 @@ func change[T any](a *aspect[T], key schemas.Key, subject string, after *T, firs
 // emitChange publishes an aspect's change and, if the sink took it, makes
 // it the aspect's state. Callers hold t.mu.
 func emitChange[T any](t *Tenant, a *aspect[T], key schemas.Key, subject, eventType string, after *T, first bool, now time.Time) bool {
+	return emitChangeFrom(t, a, key, subject, eventType, after, first, now, "")
+}
+
+// emitChangeFrom is emitChange for the event types that name the source of
+// their observation (Detected.Source).
+func emitChangeFrom[T any](t *Tenant, a *aspect[T], key schemas.Key, subject, eventType string, after *T, first bool, now time.Time, source string) bool {
 	ch := change(a, key, subject, after, first, now)
+	ch.Detected.Source = source
 	if !t.emit(subject, eventType, ch.Seq, now, ch) {
 		return false
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -220,4 +221,30 @@ func TestConflictedSubjectContinuesFromTheStream(t *testing.T) {
 	if ch.Seq != 4 || ch.Before == nil || len(ch.Before.CallIDs) != 1 || ch.Before.CallIDs[0] != "X" || len(ch.After.CallIDs) != 0 {
 		t.Fatalf("event after the conflict = %+v, want seq 4 from [X] to []", ch)
 	}
+}
+
+// An agent whose last event is the end of a call was active a moment ago:
+// a new term (after a restart) goes on polling it at the active interval,
+// not the idle one.
+func TestAgentWhoseCallJustEndedStaysActiveAcrossATerm(t *testing.T) {
+	sim := startSim(t, cecsim.Config{Agents: 3, LongPollHold: 100 * time.Millisecond})
+	// The stream's last event of agent 1002: its call ended a second ago.
+	subject := schemas.AgentCallsSubject(tenantName, 1002)
+	after := time.Now().Add(-2 * time.Second)
+	ended := schematest.NewEvent(schemas.TypeAgentCalls, subject, 2, schemas.Change[schemas.AgentCalls]{
+		Op: schemas.OpUpdate, Key: schemas.Key{Tenant: tenantName, WorkNo: 1002}, Seq: 2,
+		PrevID: schemas.EventID(subject, 1),
+		Before: &schemas.AgentCalls{CallIDs: []string{"1700000000-1"}}, After: &schemas.AgentCalls{CallIDs: []string{}},
+		Detected: schemas.Detected{AfterPoll: &after, ByPoll: after.Add(time.Second)},
+	})
+	g := startPollerWith(t, sim, []schemas.Record{ended}, pollerOpts{idle: time.Hour})
+	eventually(t, "the first roster", func() bool { return g.tenant.Stats().AgentsTracked == 3 })
+	id, err := sim.StartCall(1002)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the call, seen at the active interval", func() bool {
+		got := g.callsOf(1002)
+		return len(got) > 0 && slices.Equal(got[len(got)-1], []string{id})
+	})
 }

@@ -188,6 +188,14 @@ func (t *Tenant) forgetLocked(ps schemas.ParsedSubject) {
 		if a, ok := t.agents[ps.WorkNo]; ok {
 			a.softphone = aspect[schemas.AgentSoftphone]{}
 		}
+	case schemas.KindAgentCallsV2:
+		if a, ok := t.agents[ps.WorkNo]; ok && a.sweep != nil {
+			a.sweep.callsV2 = aspect[schemas.AgentCallsV2]{}
+		}
+	case schemas.KindAgentState:
+		if a, ok := t.agents[ps.WorkNo]; ok && a.sweep != nil {
+			a.sweep.state = aspect[schemas.AgentState]{}
+		}
 	case schemas.KindPhoneState:
 		delete(t.phones, ps.PhoneNum)
 	case schemas.KindBridgeVisibility:
@@ -213,8 +221,16 @@ func (t *Tenant) restoreLocked(subject string, ev schemas.Event) error {
 		a := t.restoredAgent(ps.WorkNo)
 		if ch.After != nil {
 			ch.After.CallIDs = normaliseCalls(ch.After.CallIDs)
-			if len(ch.After.CallIDs) > 0 {
-				a.lastInCall = ch.Detected.ByPoll
+		}
+		switch {
+		case ch.After != nil && len(ch.After.CallIDs) > 0:
+			a.lastInCall = ch.Detected.ByPoll
+		case ch.Before != nil && len(ch.Before.CallIDs) > 0:
+			// The call ended between after_poll and by_poll: the agent was
+			// in a call until then, and stays active for ActiveWindow.
+			a.lastInCall = ch.Detected.ByPoll
+			if ch.Detected.AfterPoll != nil {
+				a.lastInCall = *ch.Detected.AfterPoll
 			}
 		}
 		a.calls.set(ch.Seq, ch.Detected.ByPoll, ch.After)
@@ -225,6 +241,18 @@ func (t *Tenant) restoreLocked(subject string, ev schemas.Event) error {
 			return err
 		}
 		t.restoredAgent(ps.WorkNo).softphone.set(ch.Seq, ch.Detected.ByPoll, ch.After)
+	case schemas.KindAgentCallsV2:
+		var ch schemas.Change[schemas.AgentCallsV2]
+		if err := decodeData(ev, &ch); err != nil {
+			return err
+		}
+		t.restoredAgent(ps.WorkNo).sweepFacts().callsV2.set(ch.Seq, ch.Detected.ByPoll, ch.After)
+	case schemas.KindAgentState:
+		var ch schemas.Change[schemas.AgentState]
+		if err := decodeData(ev, &ch); err != nil {
+			return err
+		}
+		t.restoredAgent(ps.WorkNo).sweepFacts().state.set(ch.Seq, ch.Detected.ByPoll, ch.After)
 	case schemas.KindPhoneState:
 		var ch schemas.Change[schemas.PhoneState]
 		if err := decodeData(ev, &ch); err != nil {

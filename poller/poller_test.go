@@ -1,6 +1,7 @@
 package poller_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -192,6 +193,13 @@ func startPoller(t *testing.T, sim *cecsim.Sim, restore []schemas.Record) *fixtu
 type pollerOpts struct {
 	url       string                                  // vendor base URL (default: the simulator's)
 	directory func(poller.Directory) poller.Directory // wraps the directory
+	// sweep turns the CMS sweep on, every 100 ms, with the simulator's
+	// credentials (cmsSK overrides the secret key).
+	sweep   bool
+	cmsSK   string
+	lag     time.Duration // poller.Config.CMSLag
+	confirm bool
+	idle    time.Duration // per-agent idle interval (default 200 ms)
 }
 
 func startPollerWith(t *testing.T, sim *cecsim.Sim, restore []schemas.Record, o pollerOpts) *fixture {
@@ -212,7 +220,7 @@ func startPollerWith(t *testing.T, sim *cecsim.Sim, restore []schemas.Record, o 
 	if o.directory != nil {
 		dir = o.directory(dir)
 	}
-	tn, err := poller.New(poller.Config{
+	cfg := poller.Config{
 		Tenant:            tenantName,
 		Directory:         dir,
 		Monitors:          []poller.Monitor{{Source: sess}},
@@ -226,7 +234,19 @@ func startPollerWith(t *testing.T, sim *cecsim.Sim, restore []schemas.Record, o 
 		VisibilityFlush:   50 * time.Millisecond,
 		RequestTimeout:    2 * time.Second,
 		Concurrency:       8,
-	})
+	}
+	if o.idle > 0 {
+		cfg.IdleInterval = o.idle
+	}
+	if o.sweep {
+		sk := cmp.Or(o.cmsSK, "cms-sk")
+		cms, err := client.NewCMS(cec.CMSConfig{URL: o.url, AK: "cms-ak", SK: cec.Secret(sk), CCID: 1, VDNs: []cec.VDN{{ID: 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.CMS, cfg.SweepInterval, cfg.CMSLag, cfg.Confirm = cms, 100*time.Millisecond, o.lag, o.confirm
+	}
+	tn, err := poller.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

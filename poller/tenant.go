@@ -49,7 +49,8 @@ type Tenant struct {
 	// under way.
 	everReady []atomic.Bool
 
-	resync resyncQueue
+	resync  resyncQueue
+	sweepSt sweepStatus
 
 	emitted  atomic.Uint64
 	refused  atomic.Uint64
@@ -113,6 +114,10 @@ func (t *Tenant) Run(ctx context.Context) error {
 		// polls, so it gets several intervals, not one request's timeout.
 		timeout := max(t.cfg.RequestTimeout, 3*l.interval)
 		wg.Go(func() { every(ctx, l.interval, timeout, t.cfg.Jitter, l.fn) })
+	}
+	if t.cfg.CMS != nil {
+		sweepTimeout := max(t.cfg.RequestTimeout, 3*t.cfg.SweepInterval)
+		wg.Go(func() { every(ctx, t.cfg.SweepInterval, sweepTimeout, t.cfg.Jitter, t.sweep) })
 	}
 	wg.Go(func() { t.resyncLoop(ctx) })
 	t.dispatch(ctx, work)
@@ -189,6 +194,11 @@ type Stats struct {
 	PhonesVisible  bool
 	LastCallsPoll  time.Time
 	LastRosterPoll time.Time
+	// Sweep is the CMS sweep's state: "" without CMS, SweepOK,
+	// SweepPartial or SweepUnavailable (with SweepReason).
+	Sweep       string
+	SweepReason string
+	SweptAgents int // agents whose calls the sweep reports (not polled one by one)
 }
 
 // Stats returns the tenant's current figures.
@@ -196,7 +206,16 @@ func (t *Tenant) Stats() Stats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	tracked := t.trackedLocked()
+	swept := 0
+	for _, a := range t.agents {
+		if a.inRoster && a.bySweep {
+			swept++
+		}
+	}
 	return Stats{
+		Sweep:          t.sweepSt.state,
+		SweepReason:    t.sweepSt.reason,
+		SweptAgents:    swept,
 		AgentsTracked:  tracked,
 		AgentsVisible:  tracked - t.vis.invisibleCount(),
 		PhonesTracked:  t.phonesLocked(),

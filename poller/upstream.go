@@ -3,6 +3,7 @@ package poller
 import (
 	"context"
 
+	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
@@ -59,4 +60,14 @@ type Observer interface {
 	ObservePoll(kind, outcome string)
 	// ObserveEvent records one accepted event of the given type.
 	ObserveEvent(eventType string)
+}
+
+// CMS answers for many agents per request (CC-CMS, see poller/cec): it
+// splits a roster into chunks and observes each chunk's calls and agent
+// states. A chunk's answer is a complete observation of the agents it
+// describes; an agent it leaves out is not observed, never "no call".
+type CMS interface {
+	Plan(agents []int, limit int) (chunks []cec.Chunk, unplanned []int)
+	QueryAgentCalls(ctx context.Context, ch cec.Chunk) (*cec.CallsAnswer, error)
+	QueryAgentStates(ctx context.Context, ch cec.Chunk) (*cec.StatesAnswer, error)
 }

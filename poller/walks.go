@@ -16,10 +16,26 @@ import (
 // an empty but well-formed roster from deleting every agent at once.
 const missingToDelete = 2
 
-// walkFailed says whether a walk's outcome is a failure to report: not
-// when the term ended under it (another instance may own the tenant now),
-// but when the walk's own deadline passed, as for any other error.
-func (t *Tenant) walkFailed(err error) bool { return err != nil && !t.termOver() }
+// walkDone books a walk's outcome and says whether to apply its answer.
+// A walk cut short by the end of the term says nothing (another instance
+// may own the tenant now); one whose own deadline passed failed, as with
+// any other error: counted, and the scope reported not visible. Callers
+// hold t.mu.
+func (t *Tenant) walkDone(kind, scope string, err error, now time.Time, agents func() string) (apply bool, _ error) {
+	switch {
+	case t.termOver():
+		return false, nil
+	case err != nil:
+		t.pollsBad.Add(1)
+		t.observePoll(kind, "error")
+		t.vis.scopeLost(scope, now, reason(err), agents)
+		return false, err
+	}
+	t.pollsOK.Add(1)
+	t.observePoll(kind, "ok")
+	t.vis.scopeRestored(scope, agents)
+	return true, nil
+}
 
 // pollRoster applies one complete queryAgentInfo answer.
 func (t *Tenant) pollRoster(ctx context.Context) error {
@@ -27,18 +43,9 @@ func (t *Tenant) pollRoster(ctx context.Context) error {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.termOver() {
-		return nil
-	}
-	if t.walkFailed(err) {
-		t.pollsBad.Add(1)
-		t.observePoll("roster", "error")
-		t.vis.scopeLost(schemas.ScopeSoftphone, now, reason(err), t.rosterRanges)
+	if apply, err := t.walkDone("roster", schemas.ScopeSoftphone, err, now, t.rosterRanges); !apply {
 		return err
 	}
-	t.pollsOK.Add(1)
-	t.observePoll("roster", "ok")
-	t.vis.scopeRestored(schemas.ScopeSoftphone, t.rosterRanges)
 	t.lastRoster = now
 	first := !t.rosterDone
 
@@ -110,6 +117,16 @@ func (t *Tenant) removeAgent(a *agent, now time.Time) {
 			return
 		}
 	}
+	if f := a.sweep; f != nil {
+		if f.callsV2.present && !emitChangeFrom[schemas.AgentCallsV2](t, &f.callsV2, key, schemas.AgentCallsV2Subject(t.cfg.Tenant, a.workNo), schemas.TypeAgentCallsV2, nil, false, now, schemas.SourceGateway) {
+			return
+		}
+		if f.state.present && !emitChangeFrom[schemas.AgentState](t, &f.state, key, schemas.AgentStateSubject(t.cfg.Tenant, a.workNo), schemas.TypeAgentState, nil, false, now, schemas.SourceGateway) {
+			return
+		}
+		f.calls = nil
+	}
+	a.bySweep = false
 	a.inRoster = false
 	a.fromFirstRoster = false
 	a.missing = 0
@@ -123,18 +140,9 @@ func (t *Tenant) pollPhones(ctx context.Context) error {
 	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.termOver() {
-		return nil
-	}
-	if t.walkFailed(err) {
-		t.pollsBad.Add(1)
-		t.observePoll("phones", "error")
-		t.vis.scopeLost(schemas.ScopePhones, now, reason(err), nil)
+	if apply, err := t.walkDone("phones", schemas.ScopePhones, err, now, nil); !apply {
 		return err
 	}
-	t.pollsOK.Add(1)
-	t.observePoll("phones", "ok")
-	t.vis.scopeRestored(schemas.ScopePhones, nil)
 	t.lastPhones = now
 	first := !t.phonesDone
 	seen := make(map[string]struct{}, len(list))

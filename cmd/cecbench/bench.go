@@ -245,15 +245,7 @@ func runBench(ctx context.Context, o Options, progress io.Writer, log *slog.Logg
 	}
 
 	// Simulator.
-	sim, err := cecsim.New(cecsim.Config{
-		Seed: o.Seed, Agents: o.Agents, FirstWorkNo: firstWorkNo,
-		Workload: cecsim.Workload{
-			Enabled: true, SignedInShare: o.SignedIn,
-			CallsPerAgentHour: o.CallsPerHour, MeanCallDuration: o.MeanCall,
-			SoftphoneChangesPerHour: o.SoftphonePerHour, PhoneFlapsPerHour: o.PhoneFlapsPerHour,
-		},
-		Logger: log,
-	})
+	sim, err := cecsim.New(simConfig(o, log))
 	if err != nil {
 		return nil, fmt.Errorf("simulator: %w", err)
 	}
@@ -588,6 +580,19 @@ func sampleBody(events []observed) []byte {
 		b[i] = 'x'
 	}
 	return b
+}
+
+// simConfig is the simulator of a run: the seeded workload of the options.
+func simConfig(o Options, log *slog.Logger) cecsim.Config {
+	return cecsim.Config{
+		Seed: o.Seed, Agents: o.Agents, FirstWorkNo: firstWorkNo,
+		Workload: cecsim.Workload{
+			Enabled: true, SignedInShare: o.SignedIn,
+			CallsPerAgentHour: o.CallsPerHour, MeanCallDuration: o.MeanCall,
+			SoftphoneChangesPerHour: o.SoftphonePerHour, PhoneFlapsPerHour: o.PhoneFlapsPerHour,
+		},
+		Logger: log,
+	}
 }
 
 // bridgeConfig is the bridge configuration of a run, shaped like dev mode's.

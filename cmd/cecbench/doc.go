@@ -21,6 +21,17 @@
 // figure with the flags and the machine. Presets: --scenario default (2,000
 // agents, 40 s), 10k, 60k (budget 2,000 req/s) and faults; flags override.
 //
+// --scenario chaos (and chaos-short) is the chaos drill instead: two real
+// cecbridge processes with leases, a nats-server process (this binary
+// re-executed, CECBENCH_CHILD=nats) with a file store, and the simulator
+// behind one recording front per instance. It SIGKILLs the lease holder,
+// stops NATS and fills the holder's spool disk during the outage, and
+// SIGSTOPs the holder past its lease; then it scores the stream per entity
+// subject (duplicates, holes, repeats, forks, broken links, stale terms,
+// false events, final state, recall with the outage counted) and the blind
+// time per restart. Every child process ends with the run.
+//
 //	go run ./cmd/cecbench
 //	go run ./cmd/cecbench --scenario 10k --json 10k.json
+//	go run ./cmd/cecbench --scenario chaos --json chaos.json
 package main

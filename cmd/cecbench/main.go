@@ -18,6 +18,9 @@ import (
 )
 
 func main() {
+	if code, ok := childMain(); ok {
+		os.Exit(code)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -35,13 +38,17 @@ var scenarios = map[string]map[string]string{
 	"10k":     {"agents": "10000", "interval": "1s", "budget": "0", "duration": "60s", "pub-records": "50000"},
 	"60k":     {"agents": "60000", "budget": "2000", "duration": "120s", "tail": "31s", "pub-records": "50000"},
 	"faults":  {"agents": "2000", "faults": "true", "duration": "60s"},
+	// The chaos drill (chaos.go): real bridge processes, faults, scored
+	// histories. chaos-short is the form the test runs.
+	"chaos":       chaosPreset,
+	"chaos-short": chaosShortPreset,
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("cecbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o Options
-	scenario := fs.String("scenario", "default", "preset: default, 10k, 60k or faults (flags override)")
+	scenario := fs.String("scenario", "default", "preset: default, 10k, 60k, faults, chaos or chaos-short (flags override)")
 	fs.Int64Var(&o.Seed, "seed", 1, "workload seed")
 	fs.IntVar(&o.Agents, "agents", 2000, "simulated agents")
 	fs.Float64Var(&o.SignedIn, "signed-in", 0.6, "share of agents signed in")
@@ -67,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the bridge phase to this file")
 	jsonFile := fs.String("json", "", "write every figure as JSON to this file")
 	level := fs.String("log-level", "error", "bridge and simulator log level")
+	var co ChaosOptions
+	chaosFlags(fs, &co)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -96,19 +105,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 
+	if strings.HasPrefix(o.Scenario, "chaos") {
+		res, err := runChaos(ctx, o, co, stderr, log)
+		if err != nil {
+			return err
+		}
+		printChaos(stdout, res)
+		return writeJSON(*jsonFile, res)
+	}
 	res, err := runBench(ctx, o, stderr, log)
 	if err != nil {
 		return err
 	}
 	printTable(stdout, res)
-	if *jsonFile != "" {
-		b, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return fmt.Errorf("encode json: %w", err)
-		}
-		if err := os.WriteFile(*jsonFile, b, 0o644); err != nil {
-			return fmt.Errorf("write json: %w", err)
-		}
+	return writeJSON(*jsonFile, res)
+}
+
+// writeJSON writes every figure of a run to file ("" writes nothing).
+func writeJSON(file string, res any) error {
+	if file == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode json: %w", err)
+	}
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		return fmt.Errorf("write json: %w", err)
 	}
 	return nil
 }
@@ -220,10 +243,15 @@ func printTable(w io.Writer, r *Result) {
 		fmt.Fprintln(w, "      fault", f)
 	}
 
+	printTargets(w, r.Targets, r.Notes)
+}
+
+// printTargets writes the targets, each met or not, and the notes.
+func printTargets(w io.Writer, targets []Target, notes []string) {
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TARGET\twant\tgot\t\t")
-	for _, t := range r.Targets {
+	for _, t := range targets {
 		mark := "met"
 		if !t.Met {
 			mark = "NOT MET"
@@ -231,11 +259,11 @@ func printTable(w io.Writer, r *Result) {
 		if t.Scope != "target" {
 			mark += " (info, not a target of this scenario)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.3g\t%s\n", t.Name, t.Want, t.Got, mark)
+		fmt.Fprintf(tw, "%s\t%s\t%.4g\t%s\n", t.Name, t.Want, t.Got, mark)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	for _, n := range r.Notes {
+	for _, n := range notes {
 		fmt.Fprintln(w, "note:", strings.TrimSpace(n))
 	}
 }

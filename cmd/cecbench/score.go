@@ -28,6 +28,16 @@ type observed struct {
 	ByPoll        time.Time
 	Stored        time.Time // stream timestamp (zero if unknown)
 	Size          int
+
+	// What the chaos drill checks a history with: the CloudEvent id and
+	// prev_id, the start of the detection window (zero for snapshots), and,
+	// filled in by the reader, the Nats-Msg-Id, the stream sequence and a
+	// digest of the stored body.
+	ID, PrevID string
+	AfterPoll  time.Time
+	MsgID      string
+	StreamSeq  uint64
+	Digest     uint64
 }
 
 // decodeEvent turns one stored event body into an observed event. Bridge
@@ -37,9 +47,12 @@ func decodeEvent(subject string, body []byte, stored time.Time) (observed, bool,
 	if err := json.Unmarshal(body, &ev); err != nil {
 		return observed{}, false, fmt.Errorf("decode event on %s: %w", subject, err)
 	}
-	o := observed{Subject: subject, Type: ev.Type, Stored: stored, Size: len(body)}
-	fill := func(op schemas.Op, seq uint64, key schemas.Key, det schemas.Detected) {
-		o.Op, o.Seq, o.WorkNo, o.Phone, o.ByPoll = op, seq, key.WorkNo, key.PhoneNum, det.ByPoll
+	o := observed{Subject: subject, Type: ev.Type, Stored: stored, Size: len(body), ID: ev.ID}
+	fill := func(op schemas.Op, seq uint64, prev string, key schemas.Key, det schemas.Detected) {
+		o.Op, o.Seq, o.PrevID, o.WorkNo, o.Phone, o.ByPoll = op, seq, prev, key.WorkNo, key.PhoneNum, det.ByPoll
+		if det.AfterPoll != nil {
+			o.AfterPoll = *det.AfterPoll
+		}
 	}
 	switch ev.Type {
 	case schemas.TypeAgentCalls:
@@ -47,7 +60,7 @@ func decodeEvent(subject string, body []byte, stored time.Time) (observed, bool,
 		if err := json.Unmarshal(ev.Data, &c); err != nil {
 			return o, false, fmt.Errorf("decode calls on %s: %w", subject, err)
 		}
-		fill(c.Op, c.Seq, c.Key, c.Detected)
+		fill(c.Op, c.Seq, c.PrevID, c.Key, c.Detected)
 		if c.Before != nil {
 			o.Before = c.Before.CallIDs
 		}
@@ -59,7 +72,7 @@ func decodeEvent(subject string, body []byte, stored time.Time) (observed, bool,
 		if err := json.Unmarshal(ev.Data, &c); err != nil {
 			return o, false, fmt.Errorf("decode softphone on %s: %w", subject, err)
 		}
-		fill(c.Op, c.Seq, c.Key, c.Detected)
+		fill(c.Op, c.Seq, c.PrevID, c.Key, c.Detected)
 		if c.Before != nil {
 			o.Before = []string{c.Before.SIPAccount + "|" + c.Before.AccountCode}
 		}
@@ -71,7 +84,7 @@ func decodeEvent(subject string, body []byte, stored time.Time) (observed, bool,
 		if err := json.Unmarshal(ev.Data, &c); err != nil {
 			return o, false, fmt.Errorf("decode phone on %s: %w", subject, err)
 		}
-		fill(c.Op, c.Seq, c.Key, c.Detected)
+		fill(c.Op, c.Seq, c.PrevID, c.Key, c.Detected)
 		if c.Before != nil {
 			o.Before = []string{strconv.Itoa(c.Before.StatusCode)}
 		}
@@ -107,6 +120,81 @@ type scoreInput struct {
 	SignedIn               map[int]bool // agents signed in when the truth starts
 
 	CallsInterval, IdleInterval, ActiveWindow, RosterInterval, PhonesInterval time.Duration
+
+	// The chaos drill's additions; the plain bench leaves them empty.
+	//
+	// Excused are spans in which nobody can be asked to poll (a killed
+	// holder not back yet, a lease not yet expired): a change counts as
+	// lasting two intervals only if it did so outside them.
+	Excused []span
+	// Lost are detections a killed process took with it: a change that
+	// began inside one cannot reach the stream by design unless it went on
+	// for two intervals after the span's Until, when a living holder could
+	// see it; otherwise it is not counted either.
+	Lost []lostSpan
+	// Outage is the NATS outage: the changes that began and ended inside it
+	// are also counted on their own, since the bridge must go on seeing.
+	Outage span
+	// Unstored are events the bridge produced that never reached the stream
+	// (read back from a killed process's spool): they count as detections,
+	// nothing else.
+	Unstored []observed
+}
+
+// span is a stretch of time [From, To] and why it is there.
+type span struct {
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+func (s span) isZero() bool { return s.From.IsZero() && s.To.IsZero() }
+
+func (s span) holds(t time.Time) bool { return !t.Before(s.From) && !t.After(s.To) }
+
+// lostSpan: changes that began in the span were seen only by a process
+// that died with them in memory; from Until a living holder could see
+// them again.
+type lostSpan struct {
+	span
+	Until time.Time `json:"until"`
+}
+
+// lostDetection tells a change that began in a lost span and did not go
+// on for two intervals (iv each) after the span's Until: nobody alive
+// could have reported it.
+func lostDetection(at, end time.Time, lost []lostSpan, iv time.Duration) bool {
+	for _, l := range lost {
+		if l.holds(at) && end.Sub(l.Until) < 2*iv {
+			return true
+		}
+	}
+	return false
+}
+
+// longestVisible is the longest stretch of [from, to] that no excused span
+// covers.
+func longestVisible(from, to time.Time, excused []span) time.Duration {
+	sorted := slices.Clone(excused)
+	slices.SortFunc(sorted, func(a, b span) int { return a.From.Compare(b.From) })
+	var best time.Duration
+	cur := from
+	for _, x := range sorted {
+		if !x.To.After(cur) {
+			continue
+		}
+		if !x.From.Before(to) {
+			break
+		}
+		if x.From.After(cur) {
+			best = max(best, x.From.Sub(cur))
+		}
+		cur = x.To
+	}
+	if to.After(cur) {
+		best = max(best, to.Sub(cur))
+	}
+	return best
 }
 
 // Latency is a distribution summary in milliseconds.
@@ -133,6 +221,16 @@ type GroupScore struct {
 	SignedInLat  Latency  `json:"latency_signed_in"`
 	Interval     string   `json:"interval"`
 	MissedSample []string `json:"missed_sample,omitempty"`
+
+	// With excused spans (the chaos drill): changes that lasted two
+	// intervals only counting excused time, and those missed for it; the
+	// changes that began and ended inside the NATS outage.
+	LongExcused    int `json:"lasting_2_intervals_only_with_excused_time,omitempty"`
+	MissedExcused  int `json:"missed_in_excused_time,omitempty"`
+	OutageLong     int `json:"outage_lasting_2_intervals,omitempty"`
+	OutageLongSeen int `json:"outage_lasting_2_intervals_seen,omitempty"`
+	// LongMissedSample names missed changes that lasted two intervals.
+	LongMissedSample []string `json:"long_missed_sample,omitempty"`
 }
 
 // Score is the detection quality of a run.
@@ -151,6 +249,8 @@ type Score struct {
 	FalseSample  []string               `json:"false_sample,omitempty"`
 	DupSample    []string               `json:"duplicate_sample,omitempty"`
 	TruthInRange int                    `json:"truth_changes_in_window"`
+	// UnstoredSeen counts truth changes only an unstored event detected.
+	UnstoredSeen int `json:"seen_only_unstored,omitempty"`
 }
 
 type tfact struct {
@@ -159,9 +259,11 @@ type tfact struct {
 	value    string
 	group    string
 	lifetime time.Duration // how long the new state held (MaxInt64: to the end)
+	start    time.Time     // when that state began (a call's start, for its removal)
 	prev     *tfact        // the entity's previous state change (softphone, phone)
 	signedIn bool
 	matched  bool
+	excused  bool // lasted two intervals only counting excused time
 	latency  time.Duration
 	e2e      time.Duration
 	hasE2E   bool
@@ -226,7 +328,7 @@ func score(in scoreInput) Score {
 		return inCall || (!last.IsZero() && at.Sub(last) < in.ActiveWindow)
 	}
 	for _, c := range truth {
-		f := &tfact{c: c, lifetime: time.Duration(math.MaxInt64)}
+		f := &tfact{c: c, lifetime: time.Duration(math.MaxInt64), start: c.At}
 		switch c.Kind {
 		case cecsim.KindSignedIn:
 			signed[c.WorkNo] = true
@@ -254,7 +356,7 @@ func score(in scoreInput) Score {
 				// A removal is only observable if the call was: it shares
 				// the call's lifetime and the group its start fell in.
 				a.lifetime = c.At.Sub(a.c.At)
-				f.lifetime, f.group = a.lifetime, a.group
+				f.lifetime, f.group, f.start = a.lifetime, a.group, a.c.At
 			}
 		case cecsim.KindSoftphone:
 			f.entity, f.value, f.group = "s"+strconv.Itoa(c.WorkNo), c.After, groupSoftphone
@@ -295,15 +397,7 @@ func score(in scoreInput) Score {
 			}
 		}
 		seen[e.Subject] = e.Seq
-		var entity string
-		switch e.Type {
-		case schemas.TypeAgentCalls:
-			entity = "a" + strconv.Itoa(e.WorkNo)
-		case schemas.TypeAgentSoftphone:
-			entity = "s" + strconv.Itoa(e.WorkNo)
-		case schemas.TypePhoneState:
-			entity = "p" + e.Phone
-		}
+		entity := factEntity(e)
 		if e.Op == schemas.OpSnapshot {
 			s.Snapshots++
 			if _, ok := snapshot[entity]; !ok {
@@ -311,39 +405,22 @@ func score(in scoreInput) Score {
 			}
 			continue
 		}
-		var values []string
-		switch e.Type {
-		case schemas.TypeAgentCalls:
-			for _, id := range e.After {
-				if !slices.Contains(e.Before, id) {
-					values = append(values, "+"+id)
-				}
+		if e.Type != schemas.TypeAgentCalls && (e.Op == schemas.OpCreate || e.Op == schemas.OpDelete) {
+			// Roster or phone-list membership, not a state change of its
+			// own: it must be backed by a roster truth change.
+			rk := entity
+			if e.Type == schemas.TypeAgentSoftphone {
+				rk = "a" + strconv.Itoa(e.WorkNo)
 			}
-			for _, id := range e.Before {
-				if !slices.Contains(e.After, id) {
-					values = append(values, "-"+id)
-				}
+			if roster[rk] == 0 {
+				s.False++
+				sample(&s.FalseSample, fmt.Sprintf("%s %s without a roster change", e.Subject, e.Op))
+			} else {
+				s.Roster++
 			}
-		default:
-			switch {
-			case e.Op == schemas.OpCreate || e.Op == schemas.OpDelete:
-				// Roster or phone-list membership, not a state change of
-				// its own: it must be backed by a roster truth change.
-				rk := entity
-				if e.Type == schemas.TypeAgentSoftphone {
-					rk = "a" + strconv.Itoa(e.WorkNo)
-				}
-				if roster[rk] == 0 {
-					s.False++
-					sample(&s.FalseSample, fmt.Sprintf("%s %s without a roster change", e.Subject, e.Op))
-				} else {
-					s.Roster++
-				}
-				continue
-			case len(e.After) == 1:
-				values = []string{e.After[0]}
-			}
+			continue
 		}
+		values := factValues(e)
 		if len(values) == 0 && e.Op != schemas.OpCreate && e.Op != schemas.OpDelete {
 			// An update that changes nothing the truth knows of.
 			if slices.Equal(e.Before, e.After) {
@@ -354,17 +431,7 @@ func score(in scoreInput) Score {
 		}
 		for _, v := range values {
 			s.Facts++
-			var best, done *tfact
-			for _, f := range byEntity[entity] {
-				if f.value != v || f.c.At.After(e.ByPoll) {
-					continue
-				}
-				if f.matched {
-					done = f
-				} else {
-					best = f // the latest unmatched one wins
-				}
-			}
+			best, done := matchFact(byEntity[entity], v, e.ByPoll)
 			switch {
 			case best != nil:
 				best.matched = true
@@ -378,6 +445,21 @@ func score(in scoreInput) Score {
 			default:
 				s.False++
 				sample(&s.FalseSample, fmt.Sprintf("%s seq %d asserts %s with no truth by %s", e.Subject, e.Seq, v, e.ByPoll.Format(time.RFC3339Nano)))
+			}
+		}
+	}
+
+	// Events that never reached the stream still show what the bridge saw.
+	for _, e := range in.Unstored {
+		if e.Op == schemas.OpSnapshot || (e.Type != schemas.TypeAgentCalls && (e.Op == schemas.OpCreate || e.Op == schemas.OpDelete)) {
+			continue
+		}
+		entity := factEntity(e)
+		for _, v := range factValues(e) {
+			if best, _ := matchFact(byEntity[entity], v, e.ByPoll); best != nil {
+				best.matched = true
+				best.latency = e.ByPoll.Sub(best.c.At)
+				s.UnstoredSeen++
 			}
 		}
 	}
@@ -412,13 +494,33 @@ func score(in scoreInput) Score {
 		g.Changes++
 		iv := interval[f.group]
 		long := f.lifetime >= 2*iv
+		end := in.WindowEnd.Add(time.Hour) // "to the end"
+		if f.lifetime != time.Duration(math.MaxInt64) {
+			end = f.start.Add(f.lifetime)
+		}
+		excused := long && ((len(in.Excused) > 0 && longestVisible(f.start, end, in.Excused) < 2*iv) || lostDetection(f.start, end, in.Lost, iv))
+		// Going back to the state the bridge last published, after an
+		// excursion nobody could see, is no change from its side either.
+		excused = excused || (long && !f.matched && f.prev != nil && f.prev.excused && !f.prev.matched && f.c.After == f.prev.c.Before)
+		f.excused = excused
+		if excused {
+			long = false
+			g.LongExcused++
+		}
+		inOutage := long && !in.Outage.isZero() && in.Outage.holds(f.start) && !end.After(in.Outage.To)
 		if long {
 			g.Long++
+		}
+		if inOutage {
+			g.OutageLong++
 		}
 		if f.matched {
 			g.Seen++
 			if long {
 				g.LongSeen++
+			}
+			if inOutage {
+				g.OutageLongSeen++
 			}
 			lat[f.group] = append(lat[f.group], f.latency)
 			if f.hasE2E {
@@ -442,13 +544,19 @@ func score(in scoreInput) Score {
 		// excursion is no change at all from the bridge's side: it belongs
 		// to the excursion.
 		revert := f.prev != nil && !f.prev.matched && f.prev.lifetime < iv && f.c.After == f.prev.c.Before
-		if f.lifetime < iv || revert {
+		switch {
+		case f.lifetime < iv || revert:
 			g.MissedShort++
-		} else {
+		case excused:
+			g.MissedExcused++
+		default:
 			g.MissedOther++
+			desc := fmt.Sprintf("%s %s %s at %s (held %s)", f.c.Kind, f.entity, f.value, f.c.At.Format("15:04:05.000"), lifetimeString(f.lifetime))
 			if len(g.MissedSample) < 5 {
-				g.MissedSample = append(g.MissedSample, fmt.Sprintf("%s %s %s at %s (held %s)",
-					f.c.Kind, f.entity, f.value, f.c.At.Format("15:04:05.000"), lifetimeString(f.lifetime)))
+				g.MissedSample = append(g.MissedSample, desc)
+			}
+			if long && len(g.LongMissedSample) < 5 {
+				g.LongMissedSample = append(g.LongMissedSample, desc)
 			}
 		}
 	}
@@ -465,12 +573,69 @@ func score(in scoreInput) Score {
 		Changes: a.Changes + i.Changes, Seen: a.Seen + i.Seen,
 		MissedShort: a.MissedShort + i.MissedShort, MissedOther: a.MissedOther + i.MissedOther,
 		Long: a.Long + i.Long, LongSeen: a.LongSeen + i.LongSeen,
+		LongExcused: a.LongExcused + i.LongExcused, MissedExcused: a.MissedExcused + i.MissedExcused,
+		OutageLong: a.OutageLong + i.OutageLong, OutageLongSeen: a.OutageLongSeen + i.OutageLongSeen,
 		Latency: summarise(callLat), LatencyE2E: summarise(callE2E), SignedInLat: summarise(callSigned),
 		Interval: in.CallsInterval.String() + "/" + in.IdleInterval.String(),
 	}
 	s.Calls.Recall = ratio(float64(s.Calls.Seen), float64(s.Calls.Changes))
 	s.Calls.RecallLong = ratio(float64(s.Calls.LongSeen), float64(s.Calls.Long))
 	return s
+}
+
+// factEntity names the entity an event's facts are about, as the truth
+// facts name it.
+func factEntity(e observed) string {
+	switch e.Type {
+	case schemas.TypeAgentCalls:
+		return "a" + strconv.Itoa(e.WorkNo)
+	case schemas.TypeAgentSoftphone:
+		return "s" + strconv.Itoa(e.WorkNo)
+	case schemas.TypePhoneState:
+		return "p" + e.Phone
+	}
+	return ""
+}
+
+// factValues lists the changes an event asserts: call IDs added ("+id") or
+// removed ("-id"), or the one value a softphone or phone took.
+func factValues(e observed) []string {
+	var values []string
+	switch e.Type {
+	case schemas.TypeAgentCalls:
+		for _, id := range e.After {
+			if !slices.Contains(e.Before, id) {
+				values = append(values, "+"+id)
+			}
+		}
+		for _, id := range e.Before {
+			if !slices.Contains(e.After, id) {
+				values = append(values, "-"+id)
+			}
+		}
+	default:
+		if len(e.After) == 1 {
+			values = []string{e.After[0]}
+		}
+	}
+	return values
+}
+
+// matchFact finds the truth change an asserted value stands for: the
+// latest one not yet matched that happened by the poll (best), else one
+// already matched (done: the assertion repeats it).
+func matchFact(facts []*tfact, value string, byPoll time.Time) (best, done *tfact) {
+	for _, f := range facts {
+		if f.value != value || f.c.At.After(byPoll) {
+			continue
+		}
+		if f.matched {
+			done = f
+		} else {
+			best = f
+		}
+	}
+	return best, done
 }
 
 func lifetimeString(d time.Duration) string {

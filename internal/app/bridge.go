@@ -30,6 +30,7 @@ type Bridge struct {
 	pub      *publisher.Publisher
 	tenants  []*tenantRun
 	elector  *lease.Elector // nil when leases are disabled
+	assign   *assigner      // spreads the tenants over the instances; nil without leases
 	instance string
 	started  time.Time
 	metrics  *metrics
@@ -97,6 +98,13 @@ func New(cfg configs.Bridge, nc *nats.Conn, log *slog.Logger) (*Bridge, error) {
 			return nil, err
 		}
 	}
+	if b.elector != nil {
+		weights := make(map[string]int, len(cfg.Tenants))
+		for _, tc := range cfg.Tenants {
+			weights[tc.Name] = max(tc.Weight, 1)
+		}
+		b.assign = newAssigner(b.elector, b.instance, weights, log)
+	}
 	for _, tc := range cfg.Tenants {
 		tr, err := b.newTenant(tc)
 		if err != nil {
@@ -140,7 +148,7 @@ func (b *Bridge) newTenant(tc configs.Tenant) (*tenantRun, error) {
 		return nil, err
 	}
 	tr := &tenantRun{name: tc.Name, cfg: tc, client: client}
-	if tr.cms, err = newCMS(client, tc.CMS); err != nil {
+	if tr.cms, err = NewCMS(client, tc.CMS); err != nil {
 		return nil, err
 	}
 	for _, m := range tc.Monitors {

@@ -5,11 +5,11 @@ import (
 	"github.com/cecbridge/cecbridge/poller/cec"
 )
 
-// newCMS builds a tenant's CC-CMS client when its configuration has a cms
+// NewCMS builds a tenant's CC-CMS client when its configuration has a cms
 // block, and returns nil otherwise. It shares the tenant client's
-// transport, request budget and upstream metrics. Nothing sweeps with it
-// yet.
-func newCMS(client *cec.Client, c *configs.CMS) (*cec.CMS, error) {
+// transport, request budget and upstream metrics; the tenant's poller
+// sweeps the roster with it, and cecbridge probe checks it.
+func NewCMS(client *cec.Client, c *configs.CMS) (*cec.CMS, error) {
 	if c == nil {
 		return nil, nil
 	}

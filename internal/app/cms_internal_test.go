@@ -26,7 +26,7 @@ func TestCMSBlockBecomesAWorkingCMSClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err := newCMS(client, nil); m != nil || err != nil {
+	if m, err := NewCMS(client, nil); m != nil || err != nil {
 		t.Fatalf("no block: %v %v", m, err)
 	}
 	block := &configs.CMS{
@@ -34,7 +34,7 @@ func TestCMSBlockBecomesAWorkingCMSClient(t *testing.T) {
 		VDNs:          []configs.CMSVDN{{VDN: 1}, {VDN: 2, WorkNos: "1011-1020"}},
 		SignedHeaders: []string{"host", "content-length", "content-type"}, Timestamp: configs.CMSTimestampMillis,
 	}
-	m, err := newCMS(client, block)
+	m, err := NewCMS(client, block)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestCMSBlockBecomesAWorkingCMSClient(t *testing.T) {
 		}
 	}
 	block.SK = "wrong"
-	m, _ = newCMS(client, block)
+	m, _ = NewCMS(client, block)
 	if _, err := m.TotalAgentState(context.Background(), 1); !errors.Is(err, cec.ErrSignatureRefused) {
 		t.Fatalf("wrong SK: %v", err)
 	}

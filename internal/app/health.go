@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cecbridge/cecbridge/poller"
 )
 
 // HTTPAddr is the address the metrics and health listener is bound to
@@ -64,6 +66,26 @@ func (b *Bridge) readiness(ctx context.Context) map[string]string {
 	return problems
 }
 
+// degraded says what works with less than it was configured for without
+// making the bridge unready: a CMS sweep that fails, so that agents are
+// polled one by one.
+func (b *Bridge) degraded() map[string]string {
+	out := map[string]string{}
+	for _, tr := range b.tenants {
+		p := tr.poller()
+		if p == nil || tr.cms == nil {
+			continue
+		}
+		switch st := p.Stats(); st.Sweep {
+		case poller.SweepUnavailable:
+			out["tenant."+tr.name+".cms"] = "CMS sweep unavailable (" + st.SweepReason + "): every agent is polled one by one"
+		case poller.SweepPartial:
+			out["tenant."+tr.name+".cms"] = "some CMS sweep requests fail: their agents are polled one by one"
+		}
+	}
+	return out
+}
+
 // streamsReady checks the events stream, at most every 5 seconds.
 func (b *Bridge) streamsReady(ctx context.Context) bool {
 	b.streamCheck.mu.Lock()
@@ -109,6 +131,12 @@ func (b *Bridge) listenHTTP(addr string) (*httpServer, error) {
 		}
 		if fs := b.diag.Findings(); len(fs) > 0 {
 			body["diagnosis"] = fs // the vendor contradicts the configuration: what, and the fix
+		}
+		if d := b.degraded(); len(d) > 0 {
+			body["degraded"] = d // working, with less than configured
+		}
+		if b.assign != nil {
+			body["assignment"] = b.assign.snapshot() // which tenants this instance polls, and why
 		}
 		writeJSONStatus(w, status, body)
 	})

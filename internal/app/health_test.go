@@ -48,6 +48,7 @@ func newOpsEnv(t *testing.T, agents int) *opsEnv {
 type readyz struct {
 	Status   string            `json:"status"`
 	NotReady map[string]string `json:"not_ready"`
+	Degraded map[string]string `json:"degraded"`
 }
 
 func getReadyz(t *testing.T, base string) (int, readyz) {

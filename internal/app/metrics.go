@@ -117,6 +117,8 @@ type stateCollector struct {
 	agents, phones, session     *prometheus.Desc
 	tokenTTL, budget, natsUp    *prometheus.Desc
 	polling                     *prometheus.Desc
+	swept, sweepState           *prometheus.Desc
+	live, share, moves          *prometheus.Desc
 }
 
 func newStateCollector(b *Bridge) *stateCollector {
@@ -132,11 +134,17 @@ func newStateCollector(b *Bridge) *stateCollector {
 		budget:   prometheus.NewDesc("cecbridge_upstream_budget_requests_per_second", "Configured upstream request budget (0 = unlimited).", []string{"tenant"}, nil),
 		natsUp:   prometheus.NewDesc("cecbridge_nats_connected", "1 when the NATS connection is up.", nil, nil),
 		polling:  prometheus.NewDesc("cecbridge_tenant_polling", "1 while this instance holds the tenant's lease and polls it; 0 on a standby.", []string{"tenant"}, nil),
+		swept:    prometheus.NewDesc("cecbridge_sweep_agents", "Agents whose calls the CMS sweep reports (the others are polled one by one).", []string{"tenant"}, nil),
+		sweepState: prometheus.NewDesc("cecbridge_sweep_state", "1 for the CMS sweep's current state (ok, partial, unavailable) on a tenant with CMS that this instance polls.",
+			[]string{"tenant", "state"}, nil),
+		live:  prometheus.NewDesc("cecbridge_instances_live", "Bridge instances present (leases on), this one included.", nil, nil),
+		share: prometheus.NewDesc("cecbridge_assignment_share", "The tenant weight this instance may hold: ceil(total weight / live instances).", nil, nil),
+		moves: prometheus.NewDesc("cecbridge_assignment_moves_total", "Tenants this instance handed over because it held more than its share.", nil, nil),
 	}
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.buffered, c.inFlight, c.refused, c.agents, c.phones, c.session, c.tokenTTL, c.budget, c.natsUp, c.polling} {
+	for _, d := range []*prometheus.Desc{c.buffered, c.inFlight, c.refused, c.agents, c.phones, c.session, c.tokenTTL, c.budget, c.natsUp, c.polling, c.swept, c.sweepState, c.live, c.share, c.moves} {
 		ch <- d
 	}
 }
@@ -151,6 +159,12 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		up = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.natsUp, prometheus.GaugeValue, up)
+	if a := c.b.assign; a != nil {
+		snap := a.snapshot()
+		ch <- prometheus.MustNewConstMetric(c.live, prometheus.GaugeValue, float64(snap.Live))
+		ch <- prometheus.MustNewConstMetric(c.share, prometheus.GaugeValue, float64(snap.Share))
+		ch <- prometheus.MustNewConstMetric(c.moves, prometheus.CounterValue, float64(snap.Moves))
+	}
 	for i, tr := range c.b.tenants {
 		var ps poller.Stats
 		polling := 0.0
@@ -161,6 +175,16 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.agents, prometheus.GaugeValue, float64(ps.AgentsVisible), tr.name, "visible")
 		ch <- prometheus.MustNewConstMetric(c.agents, prometheus.GaugeValue, float64(ps.AgentsTracked-ps.AgentsVisible), tr.name, "not_visible")
 		ch <- prometheus.MustNewConstMetric(c.phones, prometheus.GaugeValue, float64(ps.PhonesTracked), tr.name)
+		if tr.cms != nil {
+			ch <- prometheus.MustNewConstMetric(c.swept, prometheus.GaugeValue, float64(ps.SweptAgents), tr.name)
+			for _, state := range []string{poller.SweepOK, poller.SweepPartial, poller.SweepUnavailable} {
+				v := 0.0
+				if ps.Sweep == state {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(c.sweepState, prometheus.GaugeValue, v, tr.name, state)
+			}
+		}
 		states := map[string]int{}
 		for _, s := range tr.sessions {
 			states[s.State().String()]++

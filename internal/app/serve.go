@@ -110,6 +110,9 @@ func (b *Bridge) start(ctx, base context.Context, lc *lifecycle, fail func(error
 		}
 		lc.started("lookups", stop)
 	}
+	if b.assign != nil {
+		lc.background(base, "assignment", b.assign.run)
+	}
 	lc.background(base, "tenants", func(ctx context.Context) error {
 		g, gctx := errgroup.WithContext(ctx)
 		for _, tr := range b.tenants {
@@ -136,6 +139,9 @@ func (b *Bridge) start(ctx, base context.Context, lc *lifecycle, fail func(error
 // reason it could not yet.
 func (b *Bridge) provision(ctx context.Context) error {
 	delay := 250 * time.Millisecond
+	// Try again as soon as NATS is back, whatever the backoff says.
+	reconnected := b.nc.StatusChanged(nats.CONNECTED)
+	defer b.nc.RemoveStatusListener(reconnected)
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := publisher.Provision(pctx, b.js, b.publisherConfig())
@@ -162,6 +168,7 @@ func (b *Bridge) provision(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("provision streams: %w", ctx.Err())
 		case <-time.After(delay):
+		case <-reconnected:
 		}
 		delay = min(delay*2, 5*time.Second)
 	}

@@ -20,11 +20,12 @@ import (
 // another, retried with backoff when one cannot start.
 func (b *Bridge) pollTenant(ctx context.Context, tr *tenantRun) error {
 	if b.elector != nil {
-		return b.elector.Hold(ctx, "tenant."+tr.name, func(term *lease.Term) {
+		b.assign.wait(ctx)
+		return b.elector.Hold(ctx, tenantKeyPrefix+tr.name, func(term *lease.Term) {
 			if err := b.term(term, tr); err != nil {
 				b.log.Error("tenant term ended with an error", "tenant", tr.name, "err", err)
 			}
-		})
+		}, lease.WithGate(b.assign))
 	}
 	delay := time.Second
 	for ctx.Err() == nil {
@@ -53,7 +54,12 @@ func (b *Bridge) pollTenant(ctx context.Context, tr *tenantRun) error {
 // and fences the rest: when term returns, nothing of this term can reach
 // the stream any more, so the next term may rebuild from it.
 func (b *Bridge) term(term *lease.Term, tr *tenantRun) error {
-	ctx := term.Context()
+	ctx, yield := context.WithCancel(term.Context())
+	defer yield()
+	if b.assign != nil {
+		b.assign.holding(tr.name, true) // a resumed lease was not gated
+		defer b.assign.holding(tr.name, false)
+	}
 	log := b.log.With("tenant", tr.name, "term", term.ID())
 	var pl atomic.Pointer[poller.Tenant]
 	w := b.pub.NewWriter(publisher.WriterConfig{
@@ -71,7 +77,7 @@ func (b *Bridge) term(term *lease.Term, tr *tenantRun) error {
 		return w.Unchallenged(ctx, schemas.TenantEvents(tr.name))
 	})
 	tc := tr.cfg
-	p, err := poller.New(poller.Config{
+	pcfg := poller.Config{
 		Tenant:            tc.Name,
 		Instance:          b.instance,
 		Directory:         poller.FabricDirectory{Client: tr.client},
@@ -88,7 +94,12 @@ func (b *Bridge) term(term *lease.Term, tr *tenantRun) error {
 		HeartbeatInterval: tc.Intervals.Heartbeat,
 		RequestTimeout:    tc.Timeout,
 		Concurrency:       tc.Concurrency,
-	})
+	}
+	if tr.cms != nil {
+		pcfg.CMS, pcfg.SweepInterval = tr.cms, tc.Intervals.Sweep
+		pcfg.SweepConcurrency, pcfg.CMSLag, pcfg.Confirm = tc.CMS.Concurrency, tc.CMS.Lag, tc.CMS.Confirm
+	}
+	p, err := poller.New(pcfg)
 	if err != nil {
 		b.endWriter(w, log)
 		return err
@@ -105,6 +116,9 @@ func (b *Bridge) term(term *lease.Term, tr *tenantRun) error {
 	var checks errgroup.Group
 	if b.elector != nil {
 		checks.Go(func() error { b.checkStray(ctx, w, p, tr.name, log); return nil })
+	}
+	if b.assign != nil {
+		checks.Go(func() error { b.yieldWhenUnfair(ctx, yield, tr.name, log); return nil })
 	}
 	runErr := p.Run(ctx)
 	_ = checks.Wait()
@@ -153,6 +167,27 @@ func (b *Bridge) checkStray(ctx context.Context, w *publisher.Writer, p *poller.
 	}
 	for _, subject := range stray {
 		p.Conflicted(subject)
+	}
+}
+
+// yieldWhenUnfair ends the term (cleanly: sign out, flush, fence, release)
+// when this instance holds more than its share and the assigner picks this
+// tenant to go to an instance with room.
+func (b *Bridge) yieldWhenUnfair(ctx context.Context, yield context.CancelFunc, tenant string, log *slog.Logger) {
+	tick := time.NewTicker(b.elector.TTL() / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if b.assign.shouldYield(tenant) {
+			b.assign.moves.Add(1)
+			log.Info("handing the tenant over: this instance holds more than its share")
+			yield()
+			return
+		}
 	}
 }
 

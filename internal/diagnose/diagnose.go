@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,21 +101,11 @@ func (d *Diagnoser) Findings() []Finding {
 	}
 	slices.SortFunc(out, func(a, b Finding) int {
 		if a.Tenant != b.Tenant {
-			return compare(a.Tenant, b.Tenant)
+			return strings.Compare(a.Tenant, b.Tenant)
 		}
-		return compare(a.Assumption, b.Assumption)
+		return strings.Compare(a.Assumption, b.Assumption)
 	})
 	return out
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // raise records a finding; what identifies it for logging once.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -155,9 +156,17 @@ func (e *Elector) margin() time.Duration { return e.TTL() / 5 }
 // The first time Hold finds the key held under this instance's own name
 // (an earlier run of this instance that died without releasing it), it
 // takes the key over at once rather than waiting for it to expire.
-func (e *Elector) Hold(ctx context.Context, key string, lead func(*Term)) error {
+func (e *Elector) Hold(ctx context.Context, key string, lead func(*Term), opts ...HoldOption) error {
 	log := e.log.With("lease", key)
 	c := campaign{e: e, key: key, log: log, mayResume: true}
+	for _, o := range opts {
+		o(&c)
+	}
+	// A campaign goes again as soon as NATS is back, not a campaign
+	// interval later: a restart or an outage should cost no more than it
+	// must.
+	reconnected := e.js.Conn().StatusChanged(nats.CONNECTED)
+	defer e.js.Conn().RemoveStatusListener(reconnected)
 	for {
 		rev, sent, ok := c.attempt(ctx)
 		if ok {
@@ -178,8 +187,28 @@ func (e *Elector) Hold(ctx context.Context, key string, lead func(*Term)) error 
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
+		case <-reconnected:
 		}
 	}
+}
+
+// HoldOption adjusts a Hold.
+type HoldOption func(*campaign)
+
+// Gate decides whether a campaign may take a free key. Take is asked
+// with how long this campaign has seen the key free; when it says yes,
+// Taken follows with whether the key was won, so that a gate can count a
+// yes as held at once (several campaigns asking together must not all
+// pass on the same spare room).
+type Gate interface {
+	Take(key string, freeFor time.Duration) bool
+	Taken(key string, won bool)
+}
+
+// WithGate makes Hold take a free key only when gate says so. Resuming a
+// key this instance's earlier run left behind is not gated.
+func WithGate(gate Gate) HoldOption {
+	return func(c *campaign) { c.gate = gate }
 }
 
 // campaign is one Hold's memory between attempts.
@@ -187,10 +216,12 @@ type campaign struct {
 	e         *Elector
 	key       string
 	log       *slog.Logger
-	mayResume bool   // the first look may resume a key left by this instance's earlier run
-	holder    string // the other holder last seen, to log changes only
-	lastErr   string // the last failure logged
-	outage    bool   // the last attempt could not reach NATS
+	gate      Gate
+	freeSince time.Time // when this campaign first saw the key free, zero while held
+	mayResume bool      // the first look may resume a key left by this instance's earlier run
+	holder    string    // the other holder last seen, to log changes only
+	lastErr   string    // the last failure logged
+	outage    bool      // the last attempt could not reach NATS
 }
 
 // attempt tries once to take the key; it returns the revision written and
@@ -204,7 +235,9 @@ func (c *campaign) attempt(ctx context.Context) (uint64, time.Time, bool) {
 	}
 	entry, err := kv.Get(ctx, c.key)
 	resume := c.mayResume
-	c.mayResume = false
+	if err == nil || errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		c.mayResume = false // the first look that got an answer
+	}
 	switch {
 	case err == nil && string(entry.Value()) == e.cfg.Holder && resume:
 		sent := time.Now()
@@ -223,23 +256,43 @@ func (c *campaign) attempt(ctx context.Context) (uint64, time.Time, bool) {
 		} else if h != c.holder {
 			c.log.Info("lease held by another instance; standing by", "holder", h)
 		}
-		c.holder, c.outage, c.lastErr = h, false, ""
+		c.holder, c.outage, c.lastErr, c.freeSince = h, false, "", time.Time{}
 		return 0, time.Time{}, false
 	case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
-		if c.outage {
+		if c.outage && c.holder != "" && c.holder != e.cfg.Holder {
 			// NATS is back after an outage during which the key expired.
-			// Its last holder kept polling through the outage and is
-			// reclaiming it now with its buffer; give it one round.
+			// The holder seen before the outage kept polling through it
+			// and is reclaiming the key now with its buffer; give it one
+			// round.
 			c.outage = false
-			c.log.Info("lease free after an outage; leaving its last holder a moment to reclaim it")
+			c.log.Info("lease free after an outage; leaving its last holder a moment to reclaim it", "holder", c.holder)
 			return 0, time.Time{}, false
+		}
+		c.outage = false
+		if c.freeSince.IsZero() {
+			c.freeSince = time.Now()
+		}
+		if c.gate != nil {
+			if !c.gate.Take(c.key, time.Since(c.freeSince)) {
+				return 0, time.Time{}, false
+			}
+			won := false
+			defer func() { c.gate.Taken(c.key, won) }()
+			rev, sent, ok := c.create(ctx, kv)
+			won = ok
+			return rev, sent, ok
 		}
 	default:
 		c.failed(ctx, err)
 		return 0, time.Time{}, false
 	}
+	return c.create(ctx, kv)
+}
+
+// create takes the free key.
+func (c *campaign) create(ctx context.Context, kv jetstream.KeyValue) (uint64, time.Time, bool) {
 	sent := time.Now()
-	rev, err := kv.Create(ctx, c.key, []byte(e.cfg.Holder))
+	rev, err := kv.Create(ctx, c.key, []byte(c.e.cfg.Holder))
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return 0, time.Time{}, false // another candidate was first
 	}
@@ -247,8 +300,8 @@ func (c *campaign) attempt(ctx context.Context) (uint64, time.Time, bool) {
 		c.failed(ctx, err)
 		return 0, time.Time{}, false
 	}
-	c.lastErr = ""
-	c.log.Info("lease acquired", "holder", e.cfg.Holder)
+	c.lastErr, c.freeSince = "", time.Time{}
+	c.log.Info("lease acquired", "holder", c.e.cfg.Holder)
 	return rev, sent, true
 }
 

@@ -289,15 +289,6 @@ func checkAccount(ctx context.Context, p *Probe) []Row {
 	return []Row{row}
 }
 
-// checkCMS stands for the CC-CMS checks (C2 signature accepted, clock
-// skew, queryagentcalls and agentstatusinfobyagentids answering, call IDs
-// compared with the gateway's), which run only for a tenant with CMS
-// configured.
-func checkCMS(context.Context, *Probe) []Row {
-	return []Row{{Status: StatusSkip, Answered: "CMS not configured for this tenant",
-		Bridge: "polls calls per agent over the gateway; the CMS checks run only when CMS is configured"}}
-}
-
 func checkThrottling(_ context.Context, p *Probe) []Row {
 	total, throttled := 0, 0
 	var where []string

@@ -192,6 +192,26 @@ func (p *Probe) idleAgent(ctx context.Context) []Row {
 // scanSample picks up to n roster agents the first monitor covers,
 // spread evenly, the monitor itself left out.
 func (p *Probe) scanSample(n int) []int {
+	// Agents CMS found in a call first: the gateway check needs one.
+	var first []int
+	for _, wn := range slices.Sorted(maps.Keys(p.cmsCalls)) {
+		if len(first) < 3 && wn != p.tc.Monitors[0].AgentID && p.monitorOf(wn) == 0 {
+			first = append(first, wn)
+		}
+	}
+	if len(first) > 0 {
+		rest := p.scanSample0(max(n-len(first), 0))
+		for _, wn := range rest {
+			if !slices.Contains(first, wn) {
+				first = append(first, wn)
+			}
+		}
+		return first
+	}
+	return p.scanSample0(n)
+}
+
+func (p *Probe) scanSample0(n int) []int {
 	var pool []int
 	for _, wn := range p.roster {
 		if wn != p.tc.Monitors[0].AgentID && p.monitorOf(wn) == 0 {

@@ -37,6 +37,7 @@ var checks = []Check{
 	{"calls: idle agent", checkIdleAgent},
 	{"calls: scan", checkScan},
 	{"calls: in a call", checkInCall},
+	{"cms: agrees with gateway", checkCMSAgrees},
 	{"calls: other VDN", checkOtherVDN},
 	{"calls: unknown agent", checkUnknownAgent},
 	{"GUID", checkGUID},
@@ -88,6 +89,7 @@ type Probe struct {
 	inCallAgent   int
 	inCallIDs     []string
 	scannedAgents []int
+	cmsCalls      map[int][]string // agents in a call, as CMS named them (nil: CMS did not answer)
 }
 
 // New prepares a probe of tenant tc. Nothing goes on the wire until Run.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/probe"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
@@ -51,10 +52,12 @@ func (w *wire) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 func TestNoSecretInProbeOutput(t *testing.T) {
 	planted := map[string]string{
 		"planted-app-key-7f3a": "app_key", "planted-app-secret-91c2": "app_secret", "planted-agent-pass-55d0": "password",
+		"planted-cms-ak-2b81": "cms ak", "planted-cms-sk-6e04": "cms sk",
 	}
 	sim, err := cecsim.New(cecsim.Config{Agents: 6, LongPollHold: 50 * time.Millisecond,
 		AppKey: "planted-app-key-7f3a", AppSecret: "planted-app-secret-91c2", AgentPassword: "planted-agent-pass-55d0",
-		GUIDInterval: 100 * time.Millisecond, GUIDTimeout: time.Second, TokenMaxLifetime: time.Second})
+		GUIDInterval: 100 * time.Millisecond, GUIDTimeout: time.Second, TokenMaxLifetime: time.Second,
+		CMS: cecsim.CMS{AK: "planted-cms-ak-2b81", SK: "planted-cms-sk-6e04"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +67,8 @@ func TestNoSecretInProbeOutput(t *testing.T) {
 
 	tc := configsFor("planted", srv.URL)
 	tc.AppKey, tc.AppSecret, tc.Monitors[0].Password = "planted-app-key-7f3a", "planted-app-secret-91c2", "planted-agent-pass-55d0"
+	tc.CMS = &configs.CMS{URL: srv.URL, AK: "planted-cms-ak-2b81", SK: "planted-cms-sk-6e04", CCID: 1, VDNs: []configs.CMSVDN{{VDN: 1}},
+		SignedHeaders: []string{"host"}, Timestamp: configs.CMSTimestampSeconds, Concurrency: 2}
 	var progress, logs bytes.Buffer
 	p, err := probe.New(tc, probe.Options{Slow: true, GUIDWatch: 300 * time.Millisecond, Progress: &progress,
 		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})

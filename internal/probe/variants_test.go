@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/natstest"
 	"github.com/cecbridge/cecbridge/internal/probe"
 	"github.com/cecbridge/cecbridge/internal/testwait"
@@ -26,6 +27,14 @@ type gapVariant struct {
 	exit        int
 	// after the call cycle, exercise what the variant is about (nil: none).
 	exercise func(t *testing.T, sim *cecsim.Sim, ev *events, tenant string)
+	// cms, if set, gives the tenant a cms block for the simulator.
+	cms *configs.CMS
+}
+
+// simCMS is a cms block for the simulator's default credentials.
+func simCMS(sk string) *configs.CMS {
+	return &configs.CMS{AK: "cms-ak", SK: configs.Secret(sk), CCID: 1, VDNs: []configs.CMSVDN{{VDN: 1}},
+		SignedHeaders: []string{"host"}, Timestamp: configs.CMSTimestampSeconds, Concurrency: 2}
 }
 
 var gapVariants = []gapVariant{
@@ -62,6 +71,13 @@ var gapVariants = []gapVariant{
 		check: "sign-in", says: "loginex refused (HTTP 404", status: probe.StatusOK},
 	{name: "throttled once", faults: []cecsim.Fault{{Endpoint: "allcallinfoEx", Kind: cecsim.FaultThrottle, Count: 1}},
 		check: "throttling", says: "throttled 1 times: allcallinfoEx x1", status: probe.StatusWarn},
+	{name: "CMS on", cms: simCMS("cms-sk"),
+		check: "cms", says: "queryagentcalls answered for 8 of 8 agents asked (1 in a call", status: probe.StatusOK},
+	{name: "CMS not licensed", cms: simCMS("cms-sk"), sim: cecsim.Config{CMS: cecsim.CMS{NotLicensed: true}},
+		check: "cms", says: "code 0100003", status: probe.StatusWarn},
+	{name: "CMS with a wrong secret key", cms: simCMS("not-the-key"),
+		check: "cms", says: "CMS refused every signature variant (HTTP 401", status: probe.StatusWarn},
+	{name: "CMS off", check: "cms", says: "CMS not configured", status: probe.StatusSkip},
 	{name: "token shorter than asked", sim: cecsim.Config{TokenMaxLifetime: 2 * time.Minute},
 		check: "token", says: "granted 2m0s of 10m0s asked", status: probe.StatusWarn,
 		suggest: []probe.Suggestion{{Key: "token_lifetime", Value: "2m0s"}}},
@@ -87,6 +103,11 @@ func TestProbeNamesEachGapVariantAndItsSuggestionWorks(t *testing.T) {
 				sim.Inject(f)
 			}
 			tc := tenantFor(tenant, sim)
+			if v.cms != nil {
+				c := *v.cms
+				c.URL = sim.URL()
+				tc.CMS = &c
+			}
 			_, report := runProbe(t, tc, probe.Options{GUIDWatch: 400 * time.Millisecond})
 			got := row(t, report, v.check)
 			contains(t, v.check, got.Answered, v.says)
@@ -161,4 +182,37 @@ func TestWithoutTheSuggestionIdleAgentsAreNotVisible(t *testing.T) {
 	ev := collect(t, nc, "nosugg")
 	runBridge(t, srv.URL(), nc, tenantFor("nosugg", sim))
 	testwait.For(t, 15*time.Second, "idle agents reported not visible", func() bool { return len(ev.lost("nosugg")) > 0 })
+}
+
+// With CMS on, the probe also checks that CMS and the gateway name the
+// same calls, and the bridge started with the tenant's configuration
+// sweeps (its calls_v2 subject carries the call's status).
+func TestProbeComparesCMSWithTheGateway(t *testing.T) {
+	sim := startSim(t, cecsim.Config{})
+	id, err := sim.StartCall(1002)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := tenantFor("cmsgw", sim)
+	c := *simCMS("cms-sk")
+	c.URL = sim.URL()
+	tc.CMS = &c
+	_, report := runProbe(t, tc, probe.Options{GUIDWatch: 100 * time.Millisecond})
+	got := row(t, report, "cms: agrees with gateway")
+	if got.Status != probe.StatusOK {
+		t.Fatalf("cms vs gateway: %+v", got)
+	}
+	contains(t, "cms: agrees with gateway", got.Answered, "agent 1002: CMS and the gateway name the same call IDs")
+	if st := row(t, report, "cms: states"); st.Status != probe.StatusOK {
+		t.Fatalf("states: %+v", st)
+	}
+	srv := natstest.RunServer(t)
+	nc := srv.Connect(t)
+	ev := collect(t, nc, "cmsgw")
+	runBridge(t, srv.URL(), nc, tc)
+	testwait.For(t, 15*time.Second, "the call with its status on calls_v2", func() bool {
+		return has(ev, schemas.AgentCallsV2Subject("cmsgw", 1002), func(v schemas.AgentCallsV2) bool {
+			return len(v.Calls) == 1 && v.Calls[0].ID == id && v.Calls[0].Status == "alerting"
+		})
+	})
 }
