@@ -12,7 +12,7 @@ import (
 )
 
 // DefaultStream is the stream the bridge keeps every event in.
-const DefaultStream = "CEC_EVENTS"
+const DefaultStream = schemas.EventsStream
 
 // Range selects the messages a walk reads: those on Filter from StartSeq
 // (or, when it is 0, from the first stored at or after StartTime; when both

@@ -2,6 +2,8 @@ package configs
 
 import (
 	"time"
+
+	"github.com/cecbridge/cecbridge/schemas"
 )
 
 // Bridge is the whole configuration of one cecbridge process.
@@ -173,8 +175,8 @@ func (b *Bridge) setDefaults() {
 	}
 	setIf(&b.NATS.ReconnectWait, 2*time.Second)
 	setIf(&b.NATS.ConnectTimeout, 5*time.Second)
-	setIf(&b.Streams.Events, "CEC_EVENTS")
-	setIf(&b.Streams.State, "CEC_STATE")
+	setIf(&b.Streams.Events, schemas.EventsStream)
+	setIf(&b.Streams.State, schemas.StateStream)
 	setIf(&b.Streams.Replicas, 1)
 	setIf(&b.Streams.MaxAge, 7*24*time.Hour)
 	setIf(&b.Streams.MaxBytes, -1)

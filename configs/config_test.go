@@ -116,8 +116,8 @@ func TestErrorsNameTheirKey(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, tc.yaml, nil)
-			if !errors.Is(err, configs.ErrInvalid) {
-				t.Fatalf("err = %v, want ErrInvalid", err)
+			if !errors.Is(err, configs.ErrConfig) {
+				t.Fatalf("err = %v, want ErrConfig", err)
 			}
 			var ps configs.Problems
 			if !errors.As(err, &ps) {

@@ -2,9 +2,13 @@ package configs
 
 import (
 	"cmp"
+	"fmt"
+	"io"
 	"net/url"
 	"slices"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // RedactURL returns raw with its user info replaced by [Redacted], for
@@ -93,3 +97,20 @@ type redactedError struct {
 
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
+
+// Print writes the effective configuration as YAML with secrets redacted,
+// user info in URLs included.
+func (b Bridge) Print(w io.Writer) error {
+	b.NATS.URLs = RedactURLs(b.NATS.URLs)
+	b.Tenants = slices.Clone(b.Tenants)
+	for i := range b.Tenants {
+		t := &b.Tenants[i]
+		t.FabricURL, t.TokenURL, t.GatewayURL = RedactURL(t.FabricURL), RedactURL(t.TokenURL), RedactURL(t.GatewayURL)
+	}
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(b); err != nil {
+		return fmt.Errorf("configs: print: %w", err)
+	}
+	return enc.Close()
+}

@@ -33,7 +33,7 @@ func TestRedactURL(t *testing.T) {
 // info, escaped or decoded, and still unwraps to the original.
 func TestRedactURLError(t *testing.T) {
 	raw := "nats://bridge:p%40ss-77x@nats1:port"
-	_, parseErr := url.Parse(raw)
+	_, parseErr := url.Parse(raw) //nolint:staticcheck // SA1007: invalid on purpose, for the parse error
 	err := fmt.Errorf("connect: %w", parseErr)
 	decoded := fmt.Errorf("%w (password p@ss-77x)", err)
 	for _, e := range []error{err, decoded} {
@@ -47,7 +47,7 @@ func TestRedactURLError(t *testing.T) {
 		}
 	}
 	plain := errors.New("no servers available")
-	if configs.RedactURLError(plain, raw) != plain || configs.RedactURLError(nil, raw) != nil {
+	if configs.RedactURLError(plain, raw) != plain || configs.RedactURLError(nil, raw) != nil { //nolint:errorlint // the very same error value
 		t.Error("an error without secrets must come back as it is")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
@@ -179,20 +180,15 @@ func (v *visibility) requeue(events []schemas.Visibility) {
 	v.requeued = append(slices.Clone(events), v.requeued...)
 }
 
-// reason turns an error into a short, secret-free description for a
-// visibility event. The vendor client promises secret-free error strings;
-// the length cap keeps events small.
+// reason names an error for a visibility event from a short fixed
+// vocabulary (cec.Reason), never its text: the poller's own two causes,
+// then the vendor client's classes.
 func reason(err error) string {
-	if err == nil {
-		return ""
+	switch {
+	case errors.Is(err, ErrNotReady):
+		return "session_not_ready"
+	case errors.Is(err, errNoMonitor):
+		return "no_monitor"
 	}
-	var target interface{ Timeout() bool }
-	if errors.As(err, &target) && target.Timeout() {
-		return "timeout"
-	}
-	s := err.Error()
-	if len(s) > 160 {
-		s = s[:160]
-	}
-	return s
+	return cec.Reason(err)
 }

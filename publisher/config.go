@@ -38,8 +38,8 @@ type Observer interface {
 	ObservePublish(outcome string, d time.Duration)
 }
 
-// ErrConfig is wrapped by every configuration error.
-var ErrConfig = errors.New("publisher: invalid config")
+// ErrConfig is wrapped by every configuration error of this package.
+var ErrConfig = errors.New("publisher: invalid configuration")
 
 // Config configures [Provision] and [New]. Zero values take the defaults.
 type Config struct {
@@ -122,23 +122,39 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	switch {
-	case c.EventsStream == c.StateStream:
-		return c, fmt.Errorf("%w: EventsStream and StateStream are both %q", ErrConfig, c.EventsStream)
-	case c.Replicas < 1 || c.Replicas > 5:
-		return c, fmt.Errorf("%w: Replicas %d not in 1..5", ErrConfig, c.Replicas)
-	case c.MaxAge < 0:
-		return c, fmt.Errorf("%w: negative MaxAge", ErrConfig)
-	case c.DuplicateWindow < 100*time.Millisecond || c.DuplicateWindow > c.MaxAge:
-		return c, fmt.Errorf("%w: DuplicateWindow %s must be within 100ms..MaxAge (%s)", ErrConfig, c.DuplicateWindow, c.MaxAge)
-	case c.MaxInFlight < 1:
-		return c, fmt.Errorf("%w: MaxInFlight %d < 1", ErrConfig, c.MaxInFlight)
-	case c.AckTimeout < 0:
-		return c, fmt.Errorf("%w: negative AckTimeout", ErrConfig)
-	case c.BufferEvents < 1:
-		return c, fmt.Errorf("%w: BufferEvents %d < 1", ErrConfig, c.BufferEvents)
-	case c.SpoolMaxBytes < 0:
-		return c, fmt.Errorf("%w: negative SpoolMaxBytes", ErrConfig)
+	return c, c.validate()
+}
+
+// validate reports every problem of a defaulted c at once, wrapping
+// ErrConfig.
+func (c Config) validate() error {
+	var errs []error
+	if c.EventsStream == c.StateStream {
+		errs = append(errs, fmt.Errorf("EventsStream and StateStream are both %q", c.EventsStream))
 	}
-	return c, nil
+	if c.Replicas < 1 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("%d Replicas, not in 1..5", c.Replicas))
+	}
+	if c.MaxAge < 0 {
+		errs = append(errs, errors.New("negative MaxAge"))
+	}
+	if c.DuplicateWindow < 100*time.Millisecond || c.DuplicateWindow > c.MaxAge {
+		errs = append(errs, fmt.Errorf("DuplicateWindow %s must be within 100ms..MaxAge (%s)", c.DuplicateWindow, c.MaxAge))
+	}
+	if c.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("MaxInFlight %d < 1", c.MaxInFlight))
+	}
+	if c.AckTimeout < 0 {
+		errs = append(errs, errors.New("negative AckTimeout"))
+	}
+	if c.BufferEvents < 1 {
+		errs = append(errs, fmt.Errorf("BufferEvents %d < 1", c.BufferEvents))
+	}
+	if c.SpoolMaxBytes < 0 {
+		errs = append(errs, errors.New("negative SpoolMaxBytes"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
 }

@@ -142,12 +142,6 @@ func checkChains(t *testing.T, got map[string][]stored, want map[string]uint64) 
 	}
 }
 
-// eventually waits for cond (see testwait.For).
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testwait.For(t, d, what, cond)
-}
-
 func TestPublishInOrder(t *testing.T) {
 	e := newEnv(t, publisher.Config{})
 	p, wr := e.start(t, publisher.Config{MaxInFlight: 8})
@@ -443,11 +437,11 @@ func TestLoadAfterEventsAgedOut(t *testing.T) {
 	flush(t, w, 10*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	eventually(t, 15*time.Second, "events to age out", func() bool {
+	testwait.For(t, 15*time.Second, "events to age out", func() bool {
 		s, err := e.js.Stream(ctx, publisher.DefaultEventsStream)
 		return err == nil && s.CachedInfo().State.Msgs == 0
 	})
-	eventually(t, 5*time.Second, "state stream to hold the event", func() bool {
+	testwait.For(t, 5*time.Second, "state stream to hold the event", func() bool {
 		s, err := e.js.Stream(ctx, publisher.DefaultStateStream)
 		return err == nil && s.CachedInfo().State.Msgs == 1
 	})
@@ -489,7 +483,7 @@ func TestLoadCatchesUpUnsourced(t *testing.T) {
 		emit(t, w, schematest.CallsRecord("acme", 102, seq, "b"))
 	}
 	flush(t, w, 10*time.Second)
-	eventually(t, 5*time.Second, "state stream to source agent 101", func() bool {
+	testwait.For(t, 5*time.Second, "state stream to source agent 101", func() bool {
 		s, err := e.js.Stream(ctx, publisher.DefaultStateStream)
 		return err == nil && s.CachedInfo().State.LastSeq >= 3
 	})

@@ -130,7 +130,7 @@ func (s *spool) recover(seg *segment) error {
 	if err != nil {
 		return fmt.Errorf("publisher: spool: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	br := bufio.NewReader(f)
 	var frame [recFrame]byte
 	for {
@@ -191,7 +191,7 @@ func (s *spool) append(rec schemas.Record) error {
 		// segment: the reader stops at its last complete record.
 		if terr := s.w.Truncate(seg.size); terr != nil {
 			s.log.Error("spool: cannot cut a torn write; closing the segment", "segment", seg.n, "err", terr)
-			s.w.Close()
+			_ = s.w.Close() // the segment takes no more writes either way
 			s.w = nil
 		}
 		return s.writeErr
@@ -307,16 +307,18 @@ func (s *spool) readRecord(seg segment) (schemas.Record, int64, error) {
 }
 
 // closeHead removes the oldest segment once it has been read to its end.
+// Its records are all read back, so closing and removing it are best
+// effort: a file left behind is discarded at the next start.
 func (s *spool) closeHead() {
 	if s.r != nil {
-		s.r.Close()
+		_ = s.r.Close()
 	}
 	if s.w != nil && len(s.segs) == 1 {
 		// The segment still being written: appends go to a new one.
-		s.w.Close()
+		_ = s.w.Close()
 		s.w = nil
 	}
-	os.Remove(segName(s.dir, s.segs[0].n))
+	_ = os.Remove(segName(s.dir, s.segs[0].n))
 	s.r, s.rbuf, s.rread, s.roff = nil, nil, 0, 0
 	s.segs = s.segs[1:]
 }
@@ -350,16 +352,17 @@ func decodeRecord(b []byte) (schemas.Record, error) {
 	return rec, nil
 }
 
-// reset removes every segment once everything has been read back.
+// reset removes every segment once everything has been read back (best
+// effort, as closeHead).
 func (s *spool) reset() {
 	if s.r != nil {
-		s.r.Close()
+		_ = s.r.Close()
 	}
 	if s.w != nil {
-		s.w.Close()
+		_ = s.w.Close()
 	}
 	for _, seg := range s.segs {
-		os.Remove(segName(s.dir, seg.n))
+		_ = os.Remove(segName(s.dir, seg.n))
 	}
 	s.r, s.rbuf, s.w, s.segs, s.rread, s.roff = nil, nil, nil, nil, 0, 0
 }

@@ -28,7 +28,7 @@ func (p *Publisher) SpoolWritable() error {
 		return fmt.Errorf("%w: %w", ErrSpoolUnwritable, err)
 	}
 	p.mu.Lock()
-	if p.sp.writeErr == failed {
+	if p.sp.writeErr == failed { //nolint:errorlint // identity: clear only the failure this probe answered, not a newer one
 		p.sp.writeErr = nil
 	}
 	p.mu.Unlock()

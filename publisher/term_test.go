@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/publisher"
 	"github.com/cecbridge/cecbridge/schemas"
 	"github.com/cecbridge/cecbridge/schemas/schematest"
@@ -90,7 +91,7 @@ func TestEndedTermsRecordsNeverReachTheStream(t *testing.T) {
 		t.Fatalf("Emit after End: %v, want ErrTermEnded", err)
 	}
 	srv.Start()
-	eventually(t, 10*time.Second, "the client to reconnect", js.Conn().IsConnected)
+	testwait.For(t, 10*time.Second, "the client to reconnect", js.Conn().IsConnected)
 
 	// The same process leads again: a new term loads (nothing) and writes.
 	cur := p.NewWriter(publisher.WriterConfig{Term: "t2"})
@@ -126,7 +127,7 @@ func TestRecordsWaitForTheirTermsValidity(t *testing.T) {
 		emit(t, w, schematest.CallsRecord("acme", 101, seq, "c"))
 	}
 	emit(t, w, schematest.CallsRecord("acme", 102, 1, "c"))
-	eventually(t, 5*time.Second, "records to be held", func() bool { return p.Stats().Held == 2 })
+	testwait.For(t, 5*time.Second, "records to be held", func() bool { return p.Stats().Held == 2 })
 	if n := len(readStream(t, js, publisher.DefaultEventsStream)); n != 0 {
 		t.Fatalf("%d subjects written while the gate was closed", n)
 	}
@@ -148,7 +149,7 @@ func TestEndingAHeldTermDropsItsRecords(t *testing.T) {
 	for seq := uint64(1); seq <= 3; seq++ {
 		emit(t, w, schematest.CallsRecord("acme", 101, seq, "c"))
 	}
-	eventually(t, 5*time.Second, "a record to be held", func() bool { return p.Stats().Held == 1 })
+	testwait.For(t, 5*time.Second, "a record to be held", func() bool { return p.Stats().Held == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := w.End(ctx); err != nil {
@@ -192,7 +193,7 @@ func TestALostAckHoldsBackOnlyItsOwnRecord(t *testing.T) {
 		emit(t, w, schematest.CallsRecord("acme", wn, 1, "c"))
 	}
 	// Well within the ack timeout, all 100 are acknowledged.
-	eventually(t, 2500*time.Millisecond, "100 acks behind the lost one", func() bool { return p.Stats().Published == 100 })
+	testwait.For(t, 2500*time.Millisecond, "100 acks behind the lost one", func() bool { return p.Stats().Published == 100 })
 	if st := p.Stats(); st.InFlight != 1 {
 		t.Fatalf("stats %+v, want the lost one still in flight", st)
 	}

@@ -30,15 +30,17 @@ var kindTypes = map[Kind]string{
 // EventType is the CloudEvent type of the kind's events ("" if unknown).
 func (k Kind) EventType() string { return kindTypes[k] }
 
-// KindOfType is the kind of an event type (KindUnknown if none).
-func KindOfType(eventType string) Kind {
+// typeKinds is kindTypes the other way round.
+var typeKinds = func() map[string]Kind {
+	m := make(map[string]Kind, len(kindTypes))
 	for k, t := range kindTypes {
-		if t == eventType {
-			return k
-		}
+		m[t] = k
 	}
-	return KindUnknown
-}
+	return m
+}()
+
+// KindOfType is the kind of an event type (KindUnknown if none).
+func KindOfType(eventType string) Kind { return typeKinds[eventType] }
 
 // kindOf names the kind of a parsed subject from its entity and aspect.
 func kindOf(entity, aspect string) Kind {

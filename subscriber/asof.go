@@ -96,36 +96,26 @@ func (s *Service) pastEntity(at time.Time, tenant, subject, what string, require
 			return nil, err
 		}
 		resp, meta, found, err := read(ctx, h, p, pv)
-		switch {
-		case err != nil:
+		if err != nil {
 			return nil, err
-		case !found:
-			return nil, fail(schemas.CodeNotFound, what+" not known at as_of")
-		case requireVisible && !meta.Visible:
-			return nil, fail(schemas.CodeNotVisible, what+" not visible at as_of")
+		}
+		if err := checkEntity(found, found && meta.Visible, requireVisible, what, " at as_of"); err != nil {
+			return nil, err
 		}
 		meta.AsOf = p.asOf(src[subject])
 		return resp, nil
 	})
 }
 
-func (s *Service) pastAgentCalls(tenant string, r schemas.AgentCallsRequest) (runFunc, error) {
-	at, err := parseAsOf(r.AsOf, r.MinSeq != 0 || r.Wait != "" || r.MaxAge != "")
-	if err != nil {
-		return nil, err
-	}
+func (s *Service) pastAgentCalls(at time.Time, tenant string, r schemas.AgentCallsRequest) runFunc {
 	subj := schemas.AgentCallsSubject(tenant, r.WorkNo)
 	return s.pastEntity(at, tenant, subj, "agent calls", r.RequireVisible, func(_ context.Context, _ *history, _ point, pv *View) (any, *schemas.Meta, bool, error) {
 		resp, _, found := pv.agentCalls(tenant, r.WorkNo)
 		return &resp, &resp.Meta, found, nil
-	}), nil
+	})
 }
 
-func (s *Service) pastAgentSoftphone(tenant string, r schemas.AgentSoftphoneRequest) (runFunc, error) {
-	at, err := parseAsOf(r.AsOf, r.MinSeq != 0 || r.Wait != "")
-	if err != nil {
-		return nil, err
-	}
+func (s *Service) pastAgentSoftphone(at time.Time, tenant string, r schemas.AgentSoftphoneRequest) runFunc {
 	subj := schemas.AgentSoftphoneSubject(tenant, r.WorkNo)
 	return s.pastEntity(at, tenant, subj, "agent softphone", r.RequireVisible, func(ctx context.Context, h *history, p point, pv *View) (any, *schemas.Meta, bool, error) {
 		resp, found := pv.agentSoftphone(tenant, r.WorkNo)
@@ -137,30 +127,22 @@ func (s *Service) pastAgentSoftphone(tenant string, r schemas.AgentSoftphoneRequ
 			resp, _ = pv.agentSoftphone(tenant, r.WorkNo)
 		}
 		return &resp, &resp.Meta, found, nil
-	}), nil
+	})
 }
 
-func (s *Service) pastPhoneState(tenant string, r schemas.PhoneStateRequest) (runFunc, error) {
-	at, err := parseAsOf(r.AsOf, r.MinSeq != 0 || r.Wait != "")
-	if err != nil {
-		return nil, err
-	}
+func (s *Service) pastPhoneState(at time.Time, tenant string, r schemas.PhoneStateRequest) runFunc {
 	subj := schemas.PhoneStateSubject(tenant, r.PhoneNum)
 	return s.pastEntity(at, tenant, subj, "phone", r.RequireVisible, func(_ context.Context, _ *history, _ point, pv *View) (any, *schemas.Meta, bool, error) {
 		resp, found := pv.phoneState(tenant, r.PhoneNum)
 		return &resp, &resp.Meta, found, nil
-	}), nil
+	})
 }
 
 // pastAgentsPerRebuild is how many agents (two subjects each) one rebuild
 // step covers while a list page fills.
 const pastAgentsPerRebuild = multiLastMax / 2
 
-func (s *Service) pastAgentsList(tenant string, r schemas.AgentsListRequest, after int) (runFunc, error) {
-	at, err := parseAsOf(r.AsOf, r.MinSeq != 0 || r.Wait != "")
-	if err != nil {
-		return nil, err
-	}
+func (s *Service) pastAgentsList(at time.Time, tenant string, r schemas.AgentsListRequest, after int) runFunc {
 	return s.past(at, func(ctx context.Context, h *history, p point) (any, error) {
 		pv, _, err := h.entity(ctx, p, tenant)
 		if err != nil {
@@ -189,14 +171,10 @@ func (s *Service) pastAgentsList(tenant string, r schemas.AgentsListRequest, aft
 		}
 		resp.AsOf = p.asOf(source{})
 		return resp, nil
-	}), nil
+	})
 }
 
-func (s *Service) pastPhonesList(tenant string, r schemas.PhonesListRequest) (runFunc, error) {
-	at, err := parseAsOf(r.AsOf, r.MinSeq != 0 || r.Wait != "")
-	if err != nil {
-		return nil, err
-	}
+func (s *Service) pastPhonesList(at time.Time, tenant string, r schemas.PhonesListRequest) runFunc {
 	return s.past(at, func(ctx context.Context, h *history, p point) (any, error) {
 		pv, _, err := h.entity(ctx, p, tenant)
 		if err != nil {
@@ -221,7 +199,7 @@ func (s *Service) pastPhonesList(tenant string, r schemas.PhonesListRequest) (ru
 		}
 		resp.AsOf = p.asOf(source{})
 		return resp, nil
-	}), nil
+	})
 }
 
 // agentsAfter lists the work numbers the view knows in a tenant, in order,

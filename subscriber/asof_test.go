@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
@@ -20,8 +22,8 @@ func newHistoryEnv(t *testing.T, maxMsgs int64) *env {
 
 func newHistoryEnvTB(t testing.TB, maxMsgs int64) *env {
 	t.Helper()
-	e := &env{srv: startServer(t)}
-	e.nc = connect(t, e.srv)
+	e := &env{srv: natstest.RunServer(t)}
+	e.nc = e.srv.Connect(t)
 	var err error
 	if e.js, err = jetstream.New(e.nc); err != nil {
 		t.Fatal(err)
@@ -164,7 +166,7 @@ func TestAsOfAcrossTheRetention(t *testing.T) {
 	// Sourcing is asynchronous: a message that ages out of CEC_EVENTS
 	// before CEC_STATE copied it is not copied.
 	sourced := func(n uint64) {
-		waitFor(t, "CEC_STATE sourced", func() bool {
+		testwait.Until(t, "CEC_STATE sourced", func() bool {
 			s, err := e.js.Stream(context.Background(), DefaultStateStream)
 			return err == nil && s.CachedInfo().State.Msgs == n
 		})

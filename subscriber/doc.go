@@ -49,4 +49,17 @@
 // applied, a live fetch) go to a bounded worker pool, and a full pool answers
 // 503 rather than queueing without bound. Live fetches (max_age, by_account)
 // go through a [LiveFetcher] and are single-flight per key.
+//
+// # Layout
+//
+//	view.go       the View: bootstrap from CEC_STATE, follow CEC_EVENTS, WaitApplied
+//	state.go      the state records and how each event folds into them
+//	read.go       what each answer reads, under the read lock
+//	reach.go      whether a sequence of another tenant's event is reached
+//	service.go    the micro service, its endpoints and worker pool
+//	endpoints.go  request decoding and checks; one parser for view-backed requests
+//	queries.go    the six requests
+//	answer.go     one answer per request, the documented codes, the Observer
+//	live.go       vendor lookups, single-flight, the by_account cache
+//	asof.go       answers as of a past instant, from history.go's direct gets
 package subscriber

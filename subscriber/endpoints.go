@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"math"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -15,6 +14,8 @@ import (
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
+// endpoint is one lookup endpoint: its subject under the tenant's group,
+// its description, and how its requests are parsed.
 type endpoint struct {
 	subject string
 	desc    string
@@ -22,12 +23,108 @@ type endpoint struct {
 }
 
 var endpoints = []endpoint{
-	{schemas.LookupAgentCalls, "call IDs an agent holds, by work_no", parseAgentCalls},
-	{schemas.LookupAgentSoftphone, "an agent's SIP account, SIP server and phone registration state", parseAgentSoftphone},
+	{schemas.LookupAgentCalls, "call IDs an agent holds, by work_no", parseView[agentCallsQuery]},
+	{schemas.LookupAgentSoftphone, "an agent's SIP account, SIP server and phone registration state", parseView[agentSoftphoneQuery]},
 	{schemas.LookupAgentByAccount, "work_no, agent type and status for a sign-in account (vendor, cached)", parseAgentByAccount},
-	{schemas.LookupPhoneState, "a softphone number's registration state", parsePhoneState},
-	{schemas.LookupAgentsList, "agents in work_no order, paginated, filters in_call and visible", parseAgentsList},
-	{schemas.LookupPhonesList, "phones in number order, paginated, filters registered and visible", parsePhonesList},
+	{schemas.LookupPhoneState, "a softphone number's registration state", parseView[phoneStateQuery]},
+	{schemas.LookupAgentsList, "agents in work_no order, paginated, filters in_call and visible", parseView[agentsListQuery]},
+	{schemas.LookupPhonesList, "phones in number order, paginated, filters registered and visible", parseView[phonesListQuery]},
+}
+
+// A viewQuery is a request answered from the state view, or, with as_of,
+// from the events history. Every one is parsed the same way (parseView);
+// they differ in their own fields and in what they read.
+type viewQuery interface {
+	// decode takes the request body into the embedded schemas request:
+	// point lookups through the fast scanner (decode.go), lists through
+	// decodeStrict. Decoding into the embedded request rather than the
+	// embedding struct saves encoding/json an allocation.
+	decode(data []byte) error
+	// check validates the request's own fields: key, paging, cursor.
+	check() error
+	// options returns the read options every view request carries.
+	options() readOptions
+	// past answers the request as of a past instant (see asof.go).
+	past(s *Service, tenant string, at time.Time) runFunc
+	// read answers from the live view, once it has applied min_seq.
+	read(ctx context.Context, s *Service, tenant string, r liveRead) (any, error)
+}
+
+// parseView decodes and checks a view-backed request of type Q and returns
+// its answer: as of a past instant, or from the live view once it has
+// applied min_seq (waiting at most wait, never inline).
+func parseView[Q any, P interface {
+	*Q
+	viewQuery
+}](s *Service, tenant string, data []byte) (runFunc, error) {
+	q := P(new(Q))
+	if err := q.decode(data); err != nil {
+		return nil, err
+	}
+	if err := q.check(); err != nil {
+		return nil, err
+	}
+	o := q.options()
+	if o.asOf != "" {
+		at, err := parseAsOf(o.asOf, o.minSeq != 0 || o.wait != "" || o.maxAge != "")
+		if err != nil {
+			return nil, err
+		}
+		return q.past(s, tenant, at), nil
+	}
+	wait, err := parseWait(o.wait)
+	if err != nil {
+		return nil, err
+	}
+	maxAge, err := parseMaxAge(o.maxAge)
+	if err != nil {
+		return nil, err
+	}
+	minSeq := o.minSeq
+	return func(ctx context.Context, inline bool) (any, error) {
+		if err := s.awaitSeq(ctx, minSeq, wait, inline); err != nil {
+			return nil, err
+		}
+		return q.read(ctx, s, tenant, liveRead{maxAge: maxAge, inline: inline})
+	}, nil
+}
+
+// readOptions say when and from what a view request is read.
+type readOptions struct {
+	minSeq uint64
+	wait   string
+	maxAge string // agent.calls only
+	asOf   string
+}
+
+// liveRead says how a request reads the live view: an observation older
+// than maxAge (when it is not negative, agent.calls only) is fetched from
+// the vendor, which an inline read cannot do (see runFunc).
+type liveRead struct {
+	maxAge time.Duration
+	inline bool
+}
+
+// checkEntity turns an answer about one entity into 404 when it is not
+// known, or 409 when it must be visible and is not. when qualifies the
+// description ("" now, " at as_of" for the past).
+func checkEntity(found, visible, requireVisible bool, what, when string) error {
+	switch {
+	case !found:
+		return fail(schemas.CodeNotFound, what+" not known"+when)
+	case requireVisible && !visible:
+		return fail(schemas.CodeNotVisible, what+" not visible"+when)
+	}
+	return nil
+}
+
+// answerEntity answers resp, the view's answer about one entity now, or
+// the error checkEntity makes of it.
+func answerEntity(resp any, found, visible, requireVisible bool, what string) (any, error) {
+	if err := checkEntity(found, visible, requireVisible, what, ""); err != nil {
+		return nil, err
+	}
+	return resp, nil
 }
 
 func badRequest(desc string) error { return fail(schemas.CodeBadRequest, desc) }
@@ -122,206 +219,4 @@ func checkPage(l *schemas.ListRequest) error {
 		return badRequest("cursor too long")
 	}
 	return nil
-}
-
-func parseAgentCalls(s *Service, tenant string, data []byte) (runFunc, error) {
-	r, err := decodeAgentCalls(data)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkWorkNo(r.WorkNo); err != nil {
-		return nil, err
-	}
-	if r.AsOf != "" {
-		return s.pastAgentCalls(tenant, r)
-	}
-	wait, err := parseWait(r.Wait)
-	if err != nil {
-		return nil, err
-	}
-	maxAge, err := parseMaxAge(r.MaxAge)
-	if err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context, inline bool) (any, error) {
-		if err := s.awaitSeq(ctx, r.MinSeq, wait, inline); err != nil {
-			return nil, err
-		}
-		resp, obs, found := s.view.agentCalls(tenant, r.WorkNo)
-		if maxAge >= 0 && (!found || time.Since(time.Unix(0, obs)) > maxAge) {
-			if inline {
-				return nil, errWouldBlock
-			}
-			lr, err := s.fetchCalls(ctx, tenant, r.WorkNo)
-			if err != nil {
-				return nil, err
-			}
-			resp.CallIDs = lr.ids
-			if resp.CallIDs == nil {
-				resp.CallIDs = []string{}
-			}
-			resp.Observed, resp.Live, resp.Visible = &lr.at, true, true
-			return resp, nil
-		}
-		if !found {
-			return nil, fail(schemas.CodeNotFound, "agent calls not known")
-		}
-		if r.RequireVisible && !resp.Visible {
-			return nil, fail(schemas.CodeNotVisible, "agent calls not visible")
-		}
-		return resp, nil
-	}, nil
-}
-
-func parseAgentSoftphone(s *Service, tenant string, data []byte) (runFunc, error) {
-	r, err := decodeAgentSoftphone(data)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkWorkNo(r.WorkNo); err != nil {
-		return nil, err
-	}
-	if r.AsOf != "" {
-		return s.pastAgentSoftphone(tenant, r)
-	}
-	wait, err := parseWait(r.Wait)
-	if err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context, inline bool) (any, error) {
-		if err := s.awaitSeq(ctx, r.MinSeq, wait, inline); err != nil {
-			return nil, err
-		}
-		resp, found := s.view.agentSoftphone(tenant, r.WorkNo)
-		if !found {
-			return nil, fail(schemas.CodeNotFound, "agent softphone not known")
-		}
-		if r.RequireVisible && !resp.Visible {
-			return nil, fail(schemas.CodeNotVisible, "agent softphone not visible")
-		}
-		return resp, nil
-	}, nil
-}
-
-func parsePhoneState(s *Service, tenant string, data []byte) (runFunc, error) {
-	r, err := decodePhoneState(data)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkToken("phone_num", r.PhoneNum); err != nil {
-		return nil, err
-	}
-	if r.AsOf != "" {
-		return s.pastPhoneState(tenant, r)
-	}
-	wait, err := parseWait(r.Wait)
-	if err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context, inline bool) (any, error) {
-		if err := s.awaitSeq(ctx, r.MinSeq, wait, inline); err != nil {
-			return nil, err
-		}
-		resp, found := s.view.phoneState(tenant, r.PhoneNum)
-		if !found {
-			return nil, fail(schemas.CodeNotFound, "phone not known")
-		}
-		if r.RequireVisible && !resp.Visible {
-			return nil, fail(schemas.CodeNotVisible, "phone not visible")
-		}
-		return resp, nil
-	}, nil
-}
-
-func parseAgentByAccount(s *Service, tenant string, data []byte) (runFunc, error) {
-	var r schemas.AgentByAccountRequest
-	if err := decodeStrict(data, &r); err != nil {
-		return nil, err
-	}
-	if err := checkAccount(r.Account); err != nil {
-		return nil, err
-	}
-	maxAge, err := parseMaxAge(r.MaxAge)
-	if err != nil {
-		return nil, err
-	}
-	if maxAge < 0 {
-		maxAge = math.MaxInt64
-	}
-	return func(ctx context.Context, inline bool) (any, error) {
-		e, ok := s.accounts.get(tenant, r.Account, maxAge)
-		live := false
-		if !ok {
-			if inline {
-				return nil, errWouldBlock
-			}
-			var ferr error
-			if e, ferr = s.fetchAccount(ctx, tenant, r.Account); ferr != nil {
-				return nil, ferr
-			}
-			live = true
-		}
-		return schemas.AgentByAccountResponse{Tenant: tenant, Account: r.Account, WorkNo: e.acc.WorkNo,
-			AgentType: e.acc.AgentType, AgentStatus: e.acc.AgentStatus, StreamSeq: s.view.Applied(),
-			Observed: e.at, Live: live}, nil
-	}, nil
-}
-
-func parseAgentsList(s *Service, tenant string, data []byte) (runFunc, error) {
-	var r schemas.AgentsListRequest
-	if err := decodeStrict(data, &r); err != nil {
-		return nil, err
-	}
-	if err := checkPage(&r.ListRequest); err != nil {
-		return nil, err
-	}
-	after := 0
-	if r.Cursor != "" {
-		n, err := strconv.Atoi(r.Cursor)
-		if err != nil || schemas.ValidWorkNo(n) != nil {
-			return nil, badRequest("invalid cursor")
-		}
-		after = n
-	}
-	if r.AsOf != "" {
-		return s.pastAgentsList(tenant, r, after)
-	}
-	wait, err := parseWait(r.Wait)
-	if err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context, inline bool) (any, error) {
-		if err := s.awaitSeq(ctx, r.MinSeq, wait, inline); err != nil {
-			return nil, err
-		}
-		return s.view.listAgents(tenant, after, r.Offset, r.Limit, r.InCall, r.Visible), nil
-	}, nil
-}
-
-func parsePhonesList(s *Service, tenant string, data []byte) (runFunc, error) {
-	var r schemas.PhonesListRequest
-	if err := decodeStrict(data, &r); err != nil {
-		return nil, err
-	}
-	if err := checkPage(&r.ListRequest); err != nil {
-		return nil, err
-	}
-	if r.Cursor != "" {
-		if err := checkToken("cursor", r.Cursor); err != nil {
-			return nil, err
-		}
-	}
-	if r.AsOf != "" {
-		return s.pastPhonesList(tenant, r)
-	}
-	wait, err := parseWait(r.Wait)
-	if err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context, inline bool) (any, error) {
-		if err := s.awaitSeq(ctx, r.MinSeq, wait, inline); err != nil {
-			return nil, err
-		}
-		return s.view.listPhones(tenant, r.Cursor, r.Offset, r.Limit, r.Registered, r.Visible), nil
-	}, nil
 }

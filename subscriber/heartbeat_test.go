@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
@@ -27,7 +28,7 @@ func TestLateViewLearnsVisibilityFromHeartbeat(t *testing.T) {
 	e.settle(t, e.br.heartbeat("1001", true, false))
 
 	late, _ := startInstance(t, e.srv, nil, Config{Tenants: []string{"dev"}, QueueGroup: "late"})
-	waitFor(t, "the late view to catch up", func() bool { return late.Applied() >= e.view.Applied() })
+	testwait.Until(t, "the late view to catch up", func() bool { return late.Applied() >= e.view.Applied() })
 	r1, _, _ := late.agentCalls("dev", 1001)
 	r2, _, _ := late.agentCalls("dev", 1002)
 	if r1.Visible || !r2.Visible {
@@ -37,7 +38,7 @@ func TestLateViewLearnsVisibilityFromHeartbeat(t *testing.T) {
 	// A later heartbeat with everything visible clears the lost marks.
 	seq := e.br.heartbeat("", true, true)
 	e.settle(t, seq)
-	waitFor(t, "the late view to apply it", func() bool { return late.Applied() >= seq })
+	testwait.Until(t, "the late view to apply it", func() bool { return late.Applied() >= seq })
 	r1, _, _ = late.agentCalls("dev", 1001)
 	if !r1.Visible {
 		t.Fatal("1001 still not visible after a heartbeat saying all are visible")

@@ -3,45 +3,18 @@ package subscriber
 import (
 	"context"
 	"encoding/json"
-	"reflect"
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/cecbridge/cecbridge/internal/testwait"
+	"github.com/cecbridge/cecbridge/internal/natstest"
 	"github.com/cecbridge/cecbridge/schemas"
 	"github.com/cecbridge/cecbridge/schemas/schematest"
 )
-
-// startServer runs an embedded JetStream server for one test.
-func startServer(tb testing.TB) *server.Server {
-	tb.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: tb.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		tb.Fatal("server not ready")
-	}
-	tb.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s
-}
-
-func connect(tb testing.TB, s *server.Server) *nats.Conn {
-	tb.Helper()
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
-	return nc
-}
 
 // createStreams lays the two streams out as the publisher does: every event
 // in CEC_EVENTS, the last one per subject in CEC_STATE (sourced).
@@ -159,15 +132,9 @@ func (b *bridge) visibility(state, scope, agents string) uint64 {
 	})
 }
 
-// waitFor waits for cond (see testwait.For).
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	testwait.For(tb, 10*time.Second, what, cond)
-}
-
 // env is a server, the two streams, a running view and a lookup service.
 type env struct {
-	srv  *server.Server
+	srv  *natstest.Server
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	view *View
@@ -177,8 +144,8 @@ type env struct {
 
 func newEnv(tb testing.TB, live LiveFetcher, cfg Config) *env {
 	tb.Helper()
-	e := &env{srv: startServer(tb)}
-	e.nc = connect(tb, e.srv)
+	e := &env{srv: natstest.RunServer(tb)}
+	e.nc = e.srv.Connect(tb)
 	var err error
 	if e.js, err = jetstream.New(e.nc); err != nil {
 		tb.Fatal(err)
@@ -193,9 +160,9 @@ func newEnv(tb testing.TB, live LiveFetcher, cfg Config) *env {
 }
 
 // startInstance starts one view and service on its own connection.
-func startInstance(tb testing.TB, srv *server.Server, live LiveFetcher, cfg Config) (*View, *Service) {
+func startInstance(tb testing.TB, srv *natstest.Server, live LiveFetcher, cfg Config) (*View, *Service) {
 	tb.Helper()
-	nc := connect(tb, srv)
+	nc := srv.Connect(tb)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		tb.Fatal(err)
@@ -216,7 +183,7 @@ func startInstance(tb testing.TB, srv *server.Server, live LiveFetcher, cfg Conf
 			tb.Error(err)
 		}
 		cancel()
-		if err := <-done; err != context.Canceled {
+		if err := <-done; !errors.Is(err, context.Canceled) {
 			tb.Errorf("view.Run: %v", err)
 		}
 	})
@@ -233,49 +200,13 @@ func startInstance(tb testing.TB, srv *server.Server, live LiveFetcher, cfg Conf
 // ask sends one lookup and returns the body and the error code ("" if none).
 func ask(tb testing.TB, nc *nats.Conn, tenant, endpoint string, req any) ([]byte, string) {
 	tb.Helper()
-	var data []byte
-	switch r := req.(type) {
-	case []byte:
-		data = r
-	case string:
-		data = []byte(r)
-	default:
-		var err error
-		if data, err = json.Marshal(req); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	msg, err := nc.Request(schemas.LookupSubject(tenant, endpoint), data, 5*time.Second)
-	if err != nil {
-		tb.Fatalf("request %s: %v", endpoint, err)
-	}
-	if code := msg.Header.Get("Nats-Service-Error-Code"); code != "" {
-		if len(msg.Data) != 0 {
-			tb.Errorf("error reply %s with a body", code)
-		}
-		return nil, code
-	}
-	validateResponse(tb, endpoint, msg.Data)
-	return msg.Data, ""
+	return schematest.Lookup(tb, nc, tenant, endpoint, req, 5*time.Second)
 }
 
 // askOK sends a lookup that must succeed and decodes the answer into out.
 func askOK(tb testing.TB, nc *nats.Conn, endpoint string, req, out any) {
 	tb.Helper()
-	body, code := ask(tb, nc, "dev", endpoint, req)
-	if code != "" {
-		tb.Fatalf("%s %v: error code %s", endpoint, req, code)
-	}
-	reflect.ValueOf(out).Elem().SetZero() // omitted fields must not keep old values
-	if err := json.Unmarshal(body, out); err != nil {
-		tb.Fatal(err)
-	}
-}
-
-// validateResponse checks an answer against its JSON Schema file.
-func validateResponse(tb testing.TB, endpoint string, body []byte) {
-	tb.Helper()
-	schematest.ValidateJSON(tb, schemas.LookupSchemaFile(endpoint, "response"), body)
+	schematest.LookupOK(tb, nc, "dev", endpoint, req, out, 5*time.Second)
 }
 
 // settle waits until the view has applied seq, so that a request without

@@ -231,7 +231,7 @@ func (h *history) rebuild(ctx context.Context, pv *View, p point, subjects []str
 			return nil, err
 		}
 		for _, m := range lasts {
-			if originSeq(m.header.Get(streamSourceHeader)) > p.upTo {
+			if schemas.OriginSeq(m.header.Get(schemas.SourceHeader)) > p.upTo {
 				// It changed after p: its state at p is the before of
 				// its first event after p.
 				if err := h.nextBefore(ctx, pv, p, m.subject, out); err != nil {

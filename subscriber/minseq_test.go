@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
@@ -17,8 +19,8 @@ import (
 // stream that also carries tenant "other".
 func newTenantEnv(t *testing.T) (*env, *bridge) {
 	t.Helper()
-	e := &env{srv: startServer(t)}
-	e.nc = connect(t, e.srv)
+	e := &env{srv: natstest.RunServer(t)}
+	e.nc = e.srv.Connect(t)
 	var err error
 	if e.js, err = jetstream.New(e.nc); err != nil {
 		t.Fatal(err)
@@ -43,7 +45,7 @@ func newTenantEnv(t *testing.T) (*env, *bridge) {
 		cancel()
 		<-done
 	})
-	waitFor(t, "view ready", e.view.isReady)
+	testwait.Until(t, "view ready", e.view.isReady)
 	return e, newBridge(t, e.js, "other")
 }
 
@@ -97,8 +99,8 @@ func TestNextOwnFindsTheViewsMessagesUpToASequence(t *testing.T) {
 // The wait does not end while a message of the view's own subjects at or
 // before the sequence is still to be applied, and ends once it is.
 func TestWaitForAnotherTenantsSequenceWaitsForOwnMessagesFirst(t *testing.T) {
-	srv := startServer(t)
-	js, err := jetstream.New(connect(t, srv))
+	srv := natstest.RunServer(t)
+	js, err := jetstream.New(srv.Connect(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
@@ -69,7 +70,7 @@ func TestObserverOncePerAnswer(t *testing.T) {
 		}
 		// The observation follows the reply: give it a moment to land, then
 		// require exactly one.
-		waitFor(t, tc.name+" observed", func() bool { return len(rec.all()) > before })
+		testwait.Until(t, tc.name+" observed", func() bool { return len(rec.all()) > before })
 		got := rec.all()[before:]
 		if len(got) != 1 || got[0].tenant != "dev" || got[0].endpoint != tc.endpoint || got[0].code != want || got[0].d <= 0 {
 			t.Fatalf("%s: observed %+v, want one {dev %s %s}", tc.name, got, tc.endpoint, want)
@@ -81,7 +82,7 @@ func TestObserverOncePerAnswer(t *testing.T) {
 	if _, code := ask(t, e.nc, "dev", schemas.LookupAgentByAccount, map[string]any{"account": "carol"}); code != "500" {
 		t.Fatalf("panicking fetcher: %q", code)
 	}
-	waitFor(t, "the panic observed", func() bool { return len(rec.all()) == len(cases)+1 })
+	testwait.Until(t, "the panic observed", func() bool { return len(rec.all()) == len(cases)+1 })
 	if last := rec.all()[len(cases)]; last.code != "500" || last.endpoint != schemas.LookupAgentByAccount {
 		t.Fatalf("panic observed as %+v", last)
 	}

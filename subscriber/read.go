@@ -3,6 +3,7 @@ package subscriber
 import (
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/cecbridge/cecbridge/schemas"
 )
@@ -26,16 +27,16 @@ func (v *View) agentCalls(tenant string, workNo int) (r schemas.AgentCallsRespon
 	if a == nil {
 		return r, 0, false
 	}
-	r.Seq = a.callsSeq
+	r.Seq = a.calls.seq
 	r.Visible = (a.lost|ts.lost)&lostCalls == 0
-	if !a.hasCalls {
-		return r, a.callsObs, false
+	if !a.calls.has {
+		return r, a.calls.obs, false
 	}
-	if a.calls != nil {
-		r.CallIDs = a.calls
+	if a.calls.state.CallIDs != nil {
+		r.CallIDs = a.calls.state.CallIDs
 	}
-	r.Observed = nanosTime(a.callsObs)
-	return r, a.callsObs, true
+	r.Observed = nanosTime(a.calls.obs)
+	return r, a.calls.obs, true
 }
 
 func (v *View) agentSoftphone(tenant string, workNo int) (r schemas.AgentSoftphoneResponse, found bool) {
@@ -48,17 +49,18 @@ func (v *View) agentSoftphone(tenant string, workNo int) (r schemas.AgentSoftpho
 		return r, false
 	}
 	a := ts.agents[workNo]
-	if a == nil || !a.hasSP {
+	if a == nil || !a.softphone.has {
 		return r, false
 	}
-	r.Seq, r.Observed = a.spSeq, nanosTime(a.spObs)
+	sp := &a.softphone.state
+	r.Seq, r.Observed = a.softphone.seq, nanosTime(a.softphone.obs)
 	r.Visible = (a.lost|ts.lost)&lostSoftphone == 0
-	r.SIPAccount, r.AccountCode = a.sp.SIPAccount, a.sp.AccountCode
-	r.SIPServerIP, r.SIPServerPort = a.sp.SIPServerIP, a.sp.SIPServerPort
-	if p := ts.phones[a.sp.SIPAccount]; a.sp.SIPAccount != "" && p != nil && p.exists {
-		code := p.st.StatusCode
-		r.PhoneStatus, r.PhoneStatusCode = p.st.Status, &code
-		r.Registered = p.st.Status == schemas.PhoneRegistered
+	r.SIPAccount, r.AccountCode = sp.SIPAccount, sp.AccountCode
+	r.SIPServerIP, r.SIPServerPort = sp.SIPServerIP, sp.SIPServerPort
+	if p := ts.phones[sp.SIPAccount]; sp.SIPAccount != "" && p != nil && p.has {
+		code := p.state.StatusCode
+		r.PhoneStatus, r.PhoneStatusCode = p.state.Status, &code
+		r.Registered = p.state.Status == schemas.PhoneRegistered
 	}
 	return r, true
 }
@@ -73,12 +75,12 @@ func (v *View) phoneState(tenant, num string) (r schemas.PhoneStateResponse, fou
 		return r, false
 	}
 	p := ts.phones[num]
-	if p == nil || !p.exists {
+	if p == nil || !p.has {
 		return r, false
 	}
 	r.Seq, r.Observed = p.seq, nanosTime(p.obs)
 	r.Visible = ts.lost&lostPhones == 0
-	r.Status, r.StatusCode, r.ConfigID = p.st.Status, p.st.StatusCode, p.st.ConfigID
+	r.Status, r.StatusCode, r.ConfigID = p.state.Status, p.state.StatusCode, p.state.ConfigID
 	return r, true
 }
 
@@ -99,10 +101,10 @@ func (v *View) listAgents(tenant string, after, offset, limit int, inCall, visib
 	for ; i < len(ts.agentOrder); i++ {
 		n := ts.agentOrder[i]
 		a := ts.agents[n]
-		if !a.hasCalls && !a.hasSP {
+		if !a.calls.has && !a.softphone.has {
 			continue
 		}
-		in := len(a.calls) > 0
+		in := len(a.calls.state.CallIDs) > 0
 		vis := (a.lost|ts.lost)&(lostCalls|lostSoftphone) == 0
 		if inCall != nil && *inCall != in || visible != nil && *visible != vis {
 			continue
@@ -115,8 +117,8 @@ func (v *View) listAgents(tenant string, after, offset, limit int, inCall, visib
 			r.NextCursor = strconv.Itoa(r.Agents[len(r.Agents)-1].WorkNo)
 			break
 		}
-		s := schemas.AgentSummary{WorkNo: n, CallIDs: a.calls, InCall: in, SIPAccount: a.sp.SIPAccount,
-			Visible: vis, CallsSeq: a.callsSeq, SoftphoneSeq: a.spSeq, Observed: nanosTime(max(a.callsObs, a.spObs))}
+		s := schemas.AgentSummary{WorkNo: n, CallIDs: a.calls.state.CallIDs, InCall: in, SIPAccount: a.softphone.state.SIPAccount,
+			Visible: vis, CallsSeq: a.calls.seq, SoftphoneSeq: a.softphone.seq, Observed: nanosTime(max(a.calls.obs, a.softphone.obs))}
 		if s.CallIDs == nil {
 			s.CallIDs = []string{}
 		}
@@ -150,10 +152,10 @@ func (v *View) listPhones(tenant, after string, offset, limit int, registered, v
 	for ; i < len(ts.phoneOrder); i++ {
 		num := ts.phoneOrder[i]
 		p := ts.phones[num]
-		if !p.exists {
+		if !p.has {
 			continue
 		}
-		if registered != nil && *registered != (p.st.Status == schemas.PhoneRegistered) {
+		if registered != nil && *registered != (p.state.Status == schemas.PhoneRegistered) {
 			continue
 		}
 		if offset > 0 {
@@ -164,8 +166,16 @@ func (v *View) listPhones(tenant, after string, offset, limit int, registered, v
 			r.NextCursor = r.Phones[len(r.Phones)-1].PhoneNum
 			break
 		}
-		r.Phones = append(r.Phones, schemas.PhoneSummary{PhoneNum: num, Status: p.st.Status, StatusCode: p.st.StatusCode,
+		r.Phones = append(r.Phones, schemas.PhoneSummary{PhoneNum: num, Status: p.state.Status, StatusCode: p.state.StatusCode,
 			Visible: vis, Seq: p.seq, Observed: nanosTime(p.obs)})
 	}
 	return r
+}
+
+func nanosTime(n int64) *time.Time {
+	if n == 0 {
+		return nil
+	}
+	t := time.Unix(0, n).UTC()
+	return &t
 }

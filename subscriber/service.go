@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,25 +17,6 @@ import (
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
-// ErrNotFound is what a LiveFetcher wraps when the vendor says the entity
-// does not exist; the service answers it with schemas.CodeNotFound.
-var ErrNotFound = errors.New("subscriber: not found")
-
-// Account is an agent as queryAgentInfoByAccount describes it.
-type Account struct {
-	WorkNo      int
-	AgentType   int
-	AgentStatus string
-}
-
-// LiveFetcher asks the vendor directly, for lookups the view cannot answer
-// (agent.by_account) or answers too stale for the caller (max_age). An
-// error wrapping ErrNotFound becomes 404, a deadline 504, anything else 503.
-type LiveFetcher interface {
-	AgentCalls(ctx context.Context, tenant string, workNo int) ([]string, error)
-	AgentByAccount(ctx context.Context, tenant, account string) (Account, error)
-}
-
 // Observer receives one measurement per answered lookup request, on every
 // path (answered inline, by a worker, refused while saturated, recovered
 // from a panic, malformed). endpoint is the endpoint subject (e.g.
@@ -47,6 +26,9 @@ type LiveFetcher interface {
 type Observer interface {
 	ObserveLookup(tenant, endpoint, code string, d time.Duration)
 }
+
+// ErrConfig is wrapped by every configuration error of this package.
+var ErrConfig = errors.New("subscriber: invalid configuration")
 
 // Config configures a Service. Tenants is required; the rest has defaults.
 type Config struct {
@@ -101,6 +83,35 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// validate reports every problem of a defaulted c at once, wrapping
+// ErrConfig.
+func (c *Config) validate() error {
+	errs := tenantProblems(c.Tenants)
+	if len(c.Tenants) == 0 {
+		errs = append(errs, errors.New("no tenants configured"))
+	}
+	return configError(errs)
+}
+
+// tenantProblems lists the invalid tenant names.
+func tenantProblems(tenants []string) []error {
+	var errs []error
+	for _, t := range tenants {
+		if err := schemas.ValidTenant(t); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// configError joins configuration problems under ErrConfig; nil if none.
+func configError(errs []error) error {
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
+}
+
 // Service is the lookup micro service. Each endpoint's callback runs on one
 // goroutine, so requests that can be answered from the view at once are
 // answered there, and any that may block are handed to a bounded worker
@@ -147,41 +158,6 @@ type job struct {
 	run  runFunc
 }
 
-// call is one request being answered. It is owned by one goroutine at a
-// time (the endpoint callback, then possibly a worker), so answered needs
-// no lock.
-type call struct {
-	req      micro.Request
-	tenant   string
-	endpoint string
-	start    time.Time
-	answered bool
-	// async marks a request answered from a worker, after the endpoint's
-	// callback returned: micro's Request is not safe to touch then (its
-	// handler reads the error it records), so errors go out directly.
-	async bool
-}
-
-// runFunc answers one parsed request. inline is true on the endpoint's
-// callback goroutine: then it must not block and returns errWouldBlock
-// instead, and the request is retried on a worker.
-type runFunc func(ctx context.Context, inline bool) (any, error)
-
-var (
-	errWouldBlock = errors.New("subscriber: would block")
-	errPanicked   = errors.New("subscriber: handler panicked")
-)
-
-// lookupError is an answer with a code from the documented set.
-type lookupError struct {
-	code int
-	desc string
-}
-
-func (e *lookupError) Error() string { return "subscriber: " + strconv.Itoa(e.code) + " " + e.desc }
-
-func fail(code int, desc string) error { return &lookupError{code: code, desc: desc} }
-
 // NewService registers the lookup endpoints of every configured tenant on nc
 // and starts the worker pool. ctx bounds live vendor calls made on behalf of
 // requests; cancel it or call Stop to end the service. live may be nil:
@@ -191,13 +167,8 @@ func NewService(ctx context.Context, nc *nats.Conn, view *View, live LiveFetcher
 		return nil, errors.New("subscriber: nil connection or view")
 	}
 	cfg.setDefaults()
-	if len(cfg.Tenants) == 0 {
-		return nil, errors.New("subscriber: no tenants configured")
-	}
-	for _, t := range cfg.Tenants {
-		if err := schemas.ValidTenant(t); err != nil {
-			return nil, fmt.Errorf("subscriber: %w", err)
-		}
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	s := &Service{cfg: cfg, nc: nc, view: view, live: live, log: cfg.Logger,
 		jobs: make(chan job, cfg.Backlog), quit: make(chan struct{})}
@@ -350,244 +321,4 @@ func (s *Service) handler(tenant string, ep endpoint) micro.HandlerFunc {
 			s.reply(c, nil, fail(schemas.CodeUnavailable, "lookup service saturated"))
 		}
 	}
-}
-
-// recoverReq turns a panic while answering c into a counted 500, unless
-// the answer had already been sent (a panicking Observer).
-func (s *Service) recoverReq(c *call) {
-	if r := recover(); r != nil {
-		s.panics.Add(1)
-		s.log.Error("lookup handler panicked", "subject", c.req.Subject(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-		s.reply(c, nil, errPanicked)
-	}
-}
-
-// guard runs a live fetch, turning its panic into errPanicked so that every
-// single-flight waiter gets an error instead of a re-panic.
-func (s *Service) guard(f func() (any, error)) (v any, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.panics.Add(1)
-			s.log.Error("live fetcher panicked", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			v, err = nil, errPanicked
-		}
-	}()
-	return f()
-}
-
-// reply answers c once, with resp or with err's code, and reports it to
-// the Observer. A second reply for the same request is dropped.
-func (s *Service) reply(c *call, resp any, err error) {
-	if c.answered {
-		return
-	}
-	req := c.req
-	if err == nil {
-		bp := bufPool.Get().(*[]byte)
-		var b []byte
-		if b, err = encodeAnswer((*bp)[:0], resp); err == nil {
-			var rerr error
-			if c.async {
-				rerr = s.nc.Publish(req.Reply(), b)
-			} else {
-				rerr = req.Respond(b)
-			}
-			if rerr != nil {
-				s.log.Debug("lookup reply failed", "subject", req.Subject(), "err", rerr)
-			}
-			s.observe(c, "ok")
-		}
-		if cap(b) <= maxPooled {
-			*bp = b[:0]
-			bufPool.Put(bp)
-		}
-		if err == nil {
-			return
-		}
-	}
-	code, desc := classify(err)
-	if code >= 500 && !errors.Is(err, errPanicked) {
-		s.log.Warn("lookup failed", "subject", req.Subject(), "code", code, "err", err)
-	}
-	var rerr error
-	if c.async {
-		msg := nats.NewMsg(req.Reply())
-		msg.Header.Set(micro.ErrorCodeHeader, strconv.Itoa(code))
-		msg.Header.Set(micro.ErrorHeader, desc)
-		rerr = s.nc.PublishMsg(msg)
-	} else {
-		rerr = req.Error(strconv.Itoa(code), desc, nil)
-	}
-	if rerr != nil {
-		s.log.Debug("lookup error reply failed", "subject", req.Subject(), "err", rerr)
-	}
-	s.observe(c, strconv.Itoa(code))
-}
-
-// observe marks c answered and reports it. Marking first means a panicking
-// Observer, recovered by recoverReq, neither re-answers nor re-counts.
-func (s *Service) observe(c *call, code string) {
-	c.answered = true
-	if s.cfg.Observer != nil {
-		s.cfg.Observer.ObserveLookup(c.tenant, c.endpoint, code, time.Since(c.start))
-	}
-}
-
-// classify maps an error to a documented code and a fixed description; no
-// request data or vendor text reaches the reply.
-func classify(err error) (int, string) {
-	var le *lookupError
-	switch {
-	case errors.As(err, &le):
-		return le.code, le.desc
-	case errors.Is(err, errPanicked):
-		return schemas.CodeInternal, "internal error"
-	case errors.Is(err, ErrNotFound):
-		return schemas.CodeNotFound, "not found"
-	case errors.Is(err, context.DeadlineExceeded):
-		return schemas.CodeTimeout, "upstream timeout"
-	case errors.Is(err, context.Canceled):
-		return schemas.CodeUnavailable, "service stopping"
-	default:
-		return schemas.CodeUnavailable, "upstream unavailable"
-	}
-}
-
-// awaitSeq makes sure the view is ready and has applied minSeq, waiting at
-// most wait when not inline.
-func (s *Service) awaitSeq(ctx context.Context, minSeq uint64, wait time.Duration, inline bool) error {
-	if s.view.isReady() && (minSeq == 0 || s.view.Applied() >= minSeq) {
-		return nil
-	}
-	if inline {
-		return errWouldBlock
-	}
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	err := s.view.WaitApplied(wctx, minSeq)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ErrNotReady):
-		return fail(schemas.CodeUnavailable, "state view not ready")
-	case ctx.Err() != nil:
-		return fail(schemas.CodeUnavailable, "service stopping")
-	default:
-		return fail(schemas.CodeTimeout, "min_seq not reached within wait")
-	}
-}
-
-type liveCallsResult struct {
-	ids []string
-	at  time.Time
-}
-
-// fetchCalls asks the vendor for an agent's calls, one call per agent at a
-// time however many requests want it.
-func (s *Service) fetchCalls(ctx context.Context, tenant string, workNo int) (liveCallsResult, error) {
-	if s.live == nil {
-		return liveCallsResult{}, fail(schemas.CodeUnavailable, "live lookups not configured")
-	}
-	key := "calls\x00" + tenant + "\x00" + strconv.Itoa(workNo)
-	ch := s.sf.DoChan(key, func() (any, error) {
-		// The fetch runs on behalf of every waiter, so it is bounded by the
-		// service's lifetime and LiveTimeout, not by one request.
-		fctx, cancel := context.WithTimeout(s.ctx, s.cfg.LiveTimeout)
-		defer cancel()
-		return s.guard(func() (any, error) {
-			s.liveCalls.Add(1)
-			ids, err := s.live.AgentCalls(fctx, tenant, workNo)
-			if err != nil {
-				return nil, fmt.Errorf("subscriber: live calls: %w", err)
-			}
-			return liveCallsResult{ids: ids, at: time.Now().UTC()}, nil
-		})
-	})
-	s.liveWaiting.Add(1)
-	defer s.liveWaiting.Add(-1)
-	return awaitFlight[liveCallsResult](ctx, ch, s.cfg.LiveTimeout)
-}
-
-func (s *Service) fetchAccount(ctx context.Context, tenant, account string) (accountEntry, error) {
-	if s.live == nil {
-		return accountEntry{}, fail(schemas.CodeUnavailable, "live lookups not configured")
-	}
-	key := "acct\x00" + tenant + "\x00" + account
-	ch := s.sf.DoChan(key, func() (any, error) {
-		fctx, cancel := context.WithTimeout(s.ctx, s.cfg.LiveTimeout)
-		defer cancel()
-		return s.guard(func() (any, error) {
-			s.liveCalls.Add(1)
-			acc, err := s.live.AgentByAccount(fctx, tenant, account)
-			if err != nil {
-				return nil, fmt.Errorf("subscriber: live account: %w", err)
-			}
-			e := accountEntry{acc: acc, at: time.Now().UTC()}
-			s.accounts.put(tenant, account, e)
-			return e, nil
-		})
-	})
-	s.liveWaiting.Add(1)
-	defer s.liveWaiting.Add(-1)
-	return awaitFlight[accountEntry](ctx, ch, s.cfg.LiveTimeout)
-}
-
-func awaitFlight[T any](ctx context.Context, ch <-chan singleflight.Result, limit time.Duration) (T, error) {
-	var zero T
-	t := time.NewTimer(limit + time.Second) // the flight itself ends by LiveTimeout
-	defer t.Stop()
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return zero, r.Err
-		}
-		return r.Val.(T), nil
-	case <-ctx.Done():
-		return zero, fail(schemas.CodeUnavailable, "service stopping")
-	case <-t.C:
-		return zero, fail(schemas.CodeTimeout, "upstream timeout")
-	}
-}
-
-// accountCache keeps agent.by_account answers for ttl.
-type accountCache struct {
-	mu   sync.Mutex
-	ttl  time.Duration
-	size int
-	m    map[string]accountEntry
-}
-
-type accountEntry struct {
-	acc Account
-	at  time.Time
-}
-
-func (c *accountCache) get(tenant, account string, maxAge time.Duration) (accountEntry, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[tenant+"\x00"+account]
-	if !ok || time.Since(e.at) > min(c.ttl, maxAge) {
-		return accountEntry{}, false
-	}
-	return e, true
-}
-
-func (c *accountCache) put(tenant, account string, e accountEntry) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= c.size {
-		for k, old := range c.m {
-			if time.Since(old.at) > c.ttl {
-				delete(c.m, k)
-			}
-		}
-		// Still full: drop arbitrary entries; the cache only spares the vendor.
-		for k := range c.m {
-			if len(c.m) < c.size {
-				break
-			}
-			delete(c.m, k)
-		}
-	}
-	c.m[tenant+"\x00"+account] = e
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/schemas"
 	"github.com/cecbridge/cecbridge/schemas/schematest"
 )
@@ -213,7 +214,7 @@ func TestMinSeq(t *testing.T) {
 		}
 		got <- res{msg.Data, msg.Header.Get("Nats-Service-Error-Code")}
 	}()
-	waitFor(t, "waiter queued", func() bool {
+	testwait.Until(t, "waiter queued", func() bool {
 		info, ok := endpointStats(t, e.nc, e.svc)["dev-agent_calls"]
 		return ok && info.NumRequests >= 22
 	})
@@ -252,7 +253,7 @@ func TestMaxAgeLiveSingleFlight(t *testing.T) {
 			_ = json.Unmarshal(msg.Data, &answers[i])
 		})
 	}
-	waitFor(t, "all requests waiting on the flight", func() bool { return e.svc.Stats().LiveWaiting == n })
+	testwait.Until(t, "all requests waiting on the flight", func() bool { return e.svc.Stats().LiveWaiting == n })
 	close(v.gate)
 	wg.Wait()
 	for i := range n {

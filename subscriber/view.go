@@ -2,13 +2,9 @@ package subscriber
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,13 +16,13 @@ import (
 
 // Default stream names, as the publisher provisions them.
 const (
-	DefaultEventsStream = "CEC_EVENTS"
-	DefaultStateStream  = "CEC_STATE"
+	DefaultEventsStream = schemas.EventsStream
+	DefaultStateStream  = schemas.StateStream
 )
 
-// ErrNotReady is returned by WaitApplied while the view has not finished
-// bootstrapping and the caller's deadline passes.
-var ErrNotReady = errors.New("subscriber: state view not ready")
+// ErrViewNotReady is returned by WaitApplied while the view has not
+// finished bootstrapping and the caller's deadline passes.
+var ErrViewNotReady = errors.New("subscriber: state view not ready")
 
 // ViewConfig configures a View.
 type ViewConfig struct {
@@ -66,45 +62,6 @@ type View struct {
 	pending atomic.Uint64
 }
 
-// Visibility scopes as bit flags.
-const (
-	lostCalls uint8 = 1 << iota
-	lostSoftphone
-	lostPhones
-)
-
-type tenantState struct {
-	agents     map[int]*agentState
-	agentOrder []int // sorted work numbers ever seen (deleted ones included)
-	phones     map[string]*phoneState
-	phoneOrder []string // sorted phone numbers ever seen
-	lost       uint8    // tenant-wide lost scopes (visibility events without ranges)
-}
-
-// agentState keeps both aspects of an agent in one small record. Slices and
-// strings are replaced, never mutated, so readers may share them after
-// releasing the lock.
-type agentState struct {
-	calls    []string
-	callsSeq uint64
-	callsObs int64 // unix nanos of detected.by_poll; 0 = never
-	hasCalls bool
-
-	sp    schemas.AgentSoftphone
-	spSeq uint64
-	spObs int64
-	hasSP bool
-
-	lost uint8
-}
-
-type phoneState struct {
-	st     schemas.PhoneState
-	seq    uint64
-	obs    int64
-	exists bool
-}
-
 // NewView returns a view reading through js. Call Run to fill it.
 func NewView(js jetstream.JetStream, cfg ViewConfig) (*View, error) {
 	if js == nil {
@@ -119,11 +76,11 @@ func NewView(js jetstream.JetStream, cfg ViewConfig) (*View, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if err := configError(tenantProblems(cfg.Tenants)); err != nil {
+		return nil, err
+	}
 	v := &View{js: js, cfg: cfg, log: cfg.Logger, ready: make(chan struct{}), tenants: map[string]*tenantState{}}
 	for _, t := range cfg.Tenants {
-		if err := schemas.ValidTenant(t); err != nil {
-			return nil, fmt.Errorf("subscriber: view: %w", err)
-		}
 		v.filters = append(v.filters, schemas.TenantEvents(t))
 	}
 	if len(v.filters) == 0 {
@@ -243,7 +200,7 @@ func (v *View) bootstrap(ctx context.Context) (uint64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("subscriber: bootstrap metadata: %w", err)
 		}
-		origin := originSeq(m.Headers().Get(streamSourceHeader))
+		origin := schemas.OriginSeq(m.Headers().Get(schemas.SourceHeader))
 		if origin > highest {
 			highest = origin
 		}
@@ -263,22 +220,8 @@ func (v *View) bootstrap(ctx context.Context) (uint64, error) {
 	return highest, nil
 }
 
-// originSeq takes the events-stream sequence out of a Nats-Stream-Source
-// header ("CEC_EVENTS 42 > >"); 0 when absent or malformed.
-func originSeq(h string) uint64 {
-	f := strings.Fields(h)
-	if len(f) < 2 {
-		return 0
-	}
-	n, err := strconv.ParseUint(f[1], 10, 64)
-	if err != nil {
-		return 0
-	}
-	return n
-}
-
 // WaitApplied blocks until the view has applied events-stream sequence seq
-// or ctx ends (then it returns ctx's error, or ErrNotReady joined with it
+// or ctx ends (then it returns ctx's error, or ErrViewNotReady joined with it
 // when the view never got ready). A seq on a subject the view does not
 // follow (another tenant's event) is reached once the view has applied
 // every message of its own subjects up to it: the stream is asked which of
@@ -324,7 +267,7 @@ func (v *View) WaitApplied(ctx context.Context, seq uint64) error {
 		case <-readyCh:
 		case <-ctx.Done():
 			if !ready {
-				return errors.Join(ErrNotReady, ctx.Err())
+				return errors.Join(ErrViewNotReady, ctx.Err())
 			}
 			return ctx.Err()
 		}
@@ -358,262 +301,9 @@ func (v *View) wakeLocked() {
 	}
 }
 
-func (v *View) tenantLocked(t string) *tenantState {
-	ts := v.tenants[t]
-	if ts == nil {
-		ts = &tenantState{agents: map[int]*agentState{}, phones: map[string]*phoneState{}}
-		v.tenants[t] = ts
-	}
-	return ts
-}
-
-func (ts *tenantState) agent(workNo int) *agentState {
-	a := ts.agents[workNo]
-	if a == nil {
-		a = &agentState{}
-		ts.agents[workNo] = a
-		i, _ := slices.BinarySearch(ts.agentOrder, workNo)
-		ts.agentOrder = slices.Insert(ts.agentOrder, i, workNo)
-	}
-	return a
-}
-
-func (ts *tenantState) phone(num string) *phoneState {
-	p := ts.phones[num]
-	if p == nil {
-		p = &phoneState{}
-		ts.phones[num] = p
-		i, _ := slices.BinarySearch(ts.phoneOrder, num)
-		ts.phoneOrder = slices.Insert(ts.phoneOrder, i, num)
-	}
-	return p
-}
-
-// apply decodes one event and folds it into the state. Events whose
-// per-entity seq is not newer than the state's are ignored, so the overlap
-// between bootstrap and follow, or a redelivery, is harmless. The applied
-// sequence advances even for events the view does not use.
-func (v *View) apply(streamSeq uint64, subject string, data []byte) {
-	var ev schemas.Event
-	err := json.Unmarshal(data, &ev)
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if streamSeq > v.applied {
-		v.applied = streamSeq
-	}
-	defer v.wakeLocked()
-	if err != nil {
-		v.skipped++
-		v.log.Warn("undecodable event", "subject", subject, "seq", streamSeq, "err", err)
-		return
-	}
-	switch ev.Type {
-	case schemas.TypeAgentCalls:
-		var c schemas.Change[schemas.AgentCalls]
-		if err = json.Unmarshal(ev.Data, &c); err == nil {
-			err = v.applyCalls(&c)
-		}
-	case schemas.TypeAgentSoftphone:
-		var c schemas.Change[schemas.AgentSoftphone]
-		if err = json.Unmarshal(ev.Data, &c); err == nil {
-			err = v.applySoftphone(&c)
-		}
-	case schemas.TypePhoneState:
-		var c schemas.Change[schemas.PhoneState]
-		if err = json.Unmarshal(ev.Data, &c); err == nil {
-			err = v.applyPhone(&c)
-		}
-	case schemas.TypeBridgeVisibility:
-		var vis schemas.Visibility
-		if err = json.Unmarshal(ev.Data, &vis); err == nil {
-			err = v.applyVisibility(&vis)
-		}
-	case schemas.TypeBridgeHeartbeat:
-		var hb schemas.Heartbeat
-		if err = json.Unmarshal(ev.Data, &hb); err == nil {
-			err = v.applyHeartbeat(&hb)
-		}
-	}
-	if err != nil {
-		v.skipped++
-		v.log.Warn("unusable event", "subject", subject, "seq", streamSeq, "type", ev.Type, "err", err)
-	}
-}
-
-func (v *View) wanted(tenant string) error {
-	if err := schemas.ValidTenant(tenant); err != nil {
-		return err
-	}
-	if len(v.cfg.Tenants) > 0 && !slices.Contains(v.cfg.Tenants, tenant) {
-		return fmt.Errorf("subscriber: tenant %q not followed", tenant)
-	}
-	return nil
-}
-
-func (v *View) applyCalls(c *schemas.Change[schemas.AgentCalls]) error {
-	if err := v.wanted(c.Key.Tenant); err != nil {
-		return err
-	}
-	if schemas.ValidWorkNo(c.Key.WorkNo) != nil {
-		return fmt.Errorf("subscriber: calls event for work number %d", c.Key.WorkNo)
-	}
-	a := v.tenantLocked(c.Key.Tenant).agent(c.Key.WorkNo)
-	if c.Seq <= a.callsSeq {
-		return nil
-	}
-	a.callsSeq, a.callsObs = c.Seq, c.Detected.ByPoll.UnixNano()
-	if c.After == nil {
-		a.calls, a.hasCalls = nil, false
-		return nil
-	}
-	a.calls, a.hasCalls = slices.Clip(c.After.CallIDs), true
-	return nil
-}
-
-func (v *View) applySoftphone(c *schemas.Change[schemas.AgentSoftphone]) error {
-	if err := v.wanted(c.Key.Tenant); err != nil {
-		return err
-	}
-	if schemas.ValidWorkNo(c.Key.WorkNo) != nil {
-		return fmt.Errorf("subscriber: softphone event for work number %d", c.Key.WorkNo)
-	}
-	a := v.tenantLocked(c.Key.Tenant).agent(c.Key.WorkNo)
-	if c.Seq <= a.spSeq {
-		return nil
-	}
-	a.spSeq, a.spObs = c.Seq, c.Detected.ByPoll.UnixNano()
-	if c.After == nil {
-		a.sp, a.hasSP = schemas.AgentSoftphone{}, false
-		return nil
-	}
-	a.sp, a.hasSP = *c.After, true
-	return nil
-}
-
-func (v *View) applyPhone(c *schemas.Change[schemas.PhoneState]) error {
-	if err := v.wanted(c.Key.Tenant); err != nil {
-		return err
-	}
-	if c.Key.PhoneNum == "" {
-		return errors.New("subscriber: phone event without phone number")
-	}
-	p := v.tenantLocked(c.Key.Tenant).phone(c.Key.PhoneNum)
-	if c.Seq <= p.seq {
-		return nil
-	}
-	p.seq, p.obs = c.Seq, c.Detected.ByPoll.UnixNano()
-	if c.After == nil {
-		p.st, p.exists = schemas.PhoneState{}, false
-		return nil
-	}
-	p.st, p.exists = *c.After, true
-	return nil
-}
-
-// applyVisibility marks the listed agents (or, with no ranges, the whole
-// tenant scope) lost or visible again. Entities keep their last state.
-func (v *View) applyVisibility(vis *schemas.Visibility) error {
-	if err := v.wanted(vis.Tenant); err != nil {
-		return err
-	}
-	var bit uint8
-	switch vis.Scope {
-	case schemas.ScopeCalls:
-		bit = lostCalls
-	case schemas.ScopeSoftphone:
-		bit = lostSoftphone
-	case schemas.ScopePhones:
-		bit = lostPhones
-	default:
-		return fmt.Errorf("subscriber: unknown visibility scope %q", vis.Scope)
-	}
-	lost := vis.State == schemas.VisibilityLost
-	if !lost && vis.State != schemas.VisibilityRestored {
-		return fmt.Errorf("subscriber: unknown visibility state %q", vis.State)
-	}
-	ts := v.tenantLocked(vis.Tenant)
-	set := func(flags *uint8) {
-		if lost {
-			*flags |= bit
-		} else {
-			*flags &^= bit
-		}
-	}
-	if vis.Agents == "" || bit == lostPhones {
-		set(&ts.lost)
-		if !lost {
-			// A tenant-wide restore covers every agent of the scope.
-			for _, a := range ts.agents {
-				a.lost &^= bit
-			}
-		}
-		return nil
-	}
-	nums, err := schemas.ParseRanges(vis.Agents)
-	if err != nil {
-		return fmt.Errorf("subscriber: visibility ranges: %w", err)
-	}
-	for _, n := range nums {
-		if schemas.ValidWorkNo(n) != nil {
-			continue
-		}
-		set(&ts.agent(n).lost)
-	}
-	return nil
-}
-
-// applyHeartbeat takes the whole visibility picture a heartbeat carries:
-// the state stream keeps only a tenant's last visibility event, so a view
-// that bootstraps late learns the rest from the last heartbeat, and every
-// heartbeat corrects any drift.
-func (v *View) applyHeartbeat(hb *schemas.Heartbeat) error {
-	if err := v.wanted(hb.Tenant); err != nil {
-		return err
-	}
-	nums, err := schemas.ParseRanges(hb.NotVisible)
-	if err != nil {
-		return fmt.Errorf("subscriber: heartbeat not_visible: %w", err)
-	}
-	ts := v.tenantLocked(hb.Tenant)
-	for _, a := range ts.agents {
-		a.lost &^= lostCalls
-	}
-	for _, n := range nums {
-		if schemas.ValidWorkNo(n) == nil {
-			ts.agent(n).lost |= lostCalls
-		}
-	}
-	ts.lost &^= lostCalls
-	setBit := func(bit uint8, visible bool) {
-		if visible {
-			ts.lost &^= bit
-			for _, a := range ts.agents {
-				a.lost &^= bit
-			}
-		} else {
-			ts.lost |= bit
-		}
-	}
-	setBit(lostSoftphone, hb.RosterVisible)
-	setBit(lostPhones, hb.PhonesVisible)
-	return nil
-}
-
 // Skipped counts events the view could not use (undecodable or invalid).
 func (v *View) Skipped() uint64 {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return v.skipped
 }
-
-func nanosTime(n int64) *time.Time {
-	if n == 0 {
-		return nil
-	}
-	t := time.Unix(0, n).UTC()
-	return &t
-}
-
-// streamSourceHeader is set by the server on messages a stream sourced from
-// another: "<origin stream> <origin seq> <filter> <transform>".
-const streamSourceHeader = "Nats-Stream-Source"

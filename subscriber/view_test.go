@@ -9,24 +9,16 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/schemas"
 )
-
-func TestOriginSeq(t *testing.T) {
-	for h, want := range map[string]uint64{
-		"CEC_EVENTS 42 > >": 42, "CEC_EVENTS 7": 7, "": 0, "CEC_EVENTS": 0, "CEC_EVENTS x > >": 0,
-	} {
-		if got := originSeq(h); got != want {
-			t.Errorf("originSeq(%q) = %d, want %d", h, got, want)
-		}
-	}
-}
 
 // The view rebuilds from CEC_STATE even when CEC_EVENTS no longer holds the
 // history, notes the highest origin sequence, then follows new events.
 func TestViewBootstrapsFromStateThenFollows(t *testing.T) {
-	srv := startServer(t)
-	nc := connect(t, srv)
+	srv := natstest.RunServer(t)
+	nc := srv.Connect(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +39,7 @@ func TestViewBootstrapsFromStateThenFollows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "state stream sourced", func() bool {
+	testwait.Until(t, "state stream sourced", func() bool {
 		info, err := state.Info(ctx)
 		return err == nil && info.State.LastSeq > 0 && info.State.Msgs == 5
 	})
@@ -117,8 +109,8 @@ func TestViewBootstrapsFromStateThenFollows(t *testing.T) {
 }
 
 func TestViewEmptyStreams(t *testing.T) {
-	srv := startServer(t)
-	nc := connect(t, srv)
+	srv := natstest.RunServer(t)
+	nc := srv.Connect(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

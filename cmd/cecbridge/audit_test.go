@@ -22,7 +22,7 @@ func auditStream(t *testing.T) (string, jetstream.JetStream) {
 	t.Helper()
 	srv := natstest.RunServer(t)
 	js := natstest.JetStream(t, srv.Connect(t))
-	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "CEC_EVENTS", Subjects: []string{schemas.AllEvents},
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: schemas.EventsStream, Subjects: []string{schemas.AllEvents},
 		Storage: jetstream.MemoryStorage}); err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(tmp)
+		defer func() { _ = os.RemoveAll(tmp) }() // a temporary directory: best effort
 		dir = tmp
 	}
 	ns, err := startDevNATS(dir, *port, log)
@@ -82,7 +82,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := sim.Start(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
-	defer sim.Close()
+	defer func() { _ = sim.Close() }()
 	log.Info("simulated CEC up", "url", sim.URL(), "agents", *agents)
 
 	cfg := devConfig(sim.URL(), ns.ClientURL())
@@ -148,7 +148,7 @@ func loopbackAddr(port int, log *slog.Logger) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("dev: no free port for HTTP: %w", err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only asked for a free port
 	return l.Addr().String(), nil
 }
 
@@ -205,7 +205,7 @@ func (c *eventCounter) run(ctx context.Context, nc *nats.Conn, log *slog.Logger)
 	if err != nil {
 		return err
 	}
-	defer sub.Unsubscribe()
+	defer func() { _ = sub.Unsubscribe() }()
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	for {

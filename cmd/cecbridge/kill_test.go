@@ -114,7 +114,7 @@ tenants:
 	nc := srv.Connect(t)
 	js := natstest.JetStream(t, nc)
 	count := func() uint64 {
-		s, err := js.Stream(t.Context(), "CEC_EVENTS")
+		s, err := js.Stream(t.Context(), schemas.EventsStream)
 		if err != nil {
 			return 0
 		}
@@ -128,7 +128,7 @@ tenants:
 	for round := range 3 {
 		cmd := start()
 		floor := count()
-		waitFor(t, fmt.Sprintf("round %d: events flowing", round), func() bool { return count() > floor+20 })
+		testwait.Until(t, fmt.Sprintf("round %d: events flowing", round), func() bool { return count() > floor+20 })
 		time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond) // an arbitrary moment, not a synchronisation
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -144,7 +144,7 @@ tenants:
 	for _, w := range sim.Agents() {
 		want[w] = sim.AgentCalls(w)
 	}
-	waitFor(t, "the stream to match the simulator", func() bool {
+	testwait.Until(t, "the stream to match the simulator", func() bool {
 		got := lastCalls(t, js)
 		for w, ids := range want {
 			if !slices.Equal(got[w], ids) {
@@ -162,16 +162,10 @@ tenants:
 	checkStream(t, js)
 }
 
-// waitFor waits for cond (see testwait.For).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	testwait.For(t, 30*time.Second, what, cond)
-}
-
 // readAll returns every event in CEC_EVENTS in stream order.
 func readAll(t *testing.T, js jetstream.JetStream) []jetstream.Msg {
 	t.Helper()
-	s, err := js.Stream(t.Context(), "CEC_EVENTS")
+	s, err := js.Stream(t.Context(), schemas.EventsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +173,7 @@ func readAll(t *testing.T, js jetstream.JetStream) []jetstream.Msg {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := js.OrderedConsumer(t.Context(), "CEC_EVENTS", jetstream.OrderedConsumerConfig{})
+	cons, err := js.OrderedConsumer(t.Context(), schemas.EventsStream, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

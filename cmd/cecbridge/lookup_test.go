@@ -50,12 +50,12 @@ func newLookupFixture(t *testing.T) *lookupFixture {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "CEC_EVENTS", Subjects: []string{schemas.AllEvents}, Storage: jetstream.MemoryStorage,
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: schemas.EventsStream, Subjects: []string{schemas.AllEvents}, Storage: jetstream.MemoryStorage,
 		AllowDirect: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "CEC_STATE", MaxMsgsPerSubject: 1, Storage: jetstream.MemoryStorage, AllowDirect: true,
-		Sources: []*jetstream.StreamSource{{Name: "CEC_EVENTS"}}}); err != nil {
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: schemas.StateStream, MaxMsgsPerSubject: 1, Storage: jetstream.MemoryStorage, AllowDirect: true,
+		Sources: []*jetstream.StreamSource{{Name: schemas.EventsStream}}}); err != nil {
 		t.Fatal(err)
 	}
 	view, err := subscriber.NewView(js, subscriber.ViewConfig{})

@@ -62,8 +62,8 @@ tenants:
 	if err == nil {
 		t.Fatalf("check-config accepted a bad file: %s", out)
 	}
-	if !errors.Is(err, configs.ErrInvalid) {
-		t.Fatalf("error %v is not configs.ErrInvalid", err)
+	if !errors.Is(err, configs.ErrConfig) {
+		t.Fatalf("error %v is not configs.ErrConfig", err)
 	}
 	// Decoding problems are reported first, all of them.
 	for _, key := range []string{"nats.ulrs", "streams.max_age"} {

@@ -33,7 +33,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, tailUsage); fs.PrintDefaults() }
 	server := fs.String("server", defaultServer, "NATS server URL")
-	stream := fs.String("stream", "CEC_EVENTS", "events stream")
+	stream := fs.String("stream", schemas.EventsStream, "events stream")
 	since := fs.Duration("since", 0, "replay events from this long ago, then follow")
 	seq := fs.Uint64("seq", 0, "replay events from this stream sequence, then follow")
 	count := fs.Int("count", 0, "exit after printing this many events (0: run until interrupted)")

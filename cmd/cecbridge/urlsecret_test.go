@@ -15,6 +15,7 @@ import (
 
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
 
@@ -89,7 +90,7 @@ tenants:
 			var logs lockedBuffer
 			done := make(chan error, 1)
 			go func() { done <- run(ctx, []string{"run", "--config", cfgFile}, io.Discard, &logs) }()
-			waitFor(t, "a lookup through the URL's credentials", func() bool {
+			testwait.Until(t, "a lookup through the URL's credentials", func() bool {
 				out, _, err := runCLI(t, lookupCLI, "agents", "--tenant", "urls", "--server", url)
 				return err == nil && strings.Contains(out, "1001")
 			})

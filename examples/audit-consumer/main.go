@@ -88,7 +88,7 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // every line is synced before its ack
 
 	nc, err := nats.Connect(cfg.Server, nats.MaxReconnects(-1))
 	if err != nil {
@@ -180,7 +180,7 @@ func readLog(path string) (map[string]last, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	r := bufio.NewReader(f)
 	var whole int64 // bytes up to the last complete line
 	for {

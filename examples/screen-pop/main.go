@@ -73,7 +73,7 @@ func run(ctx context.Context, server, tenant string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer sub.Unsubscribe()
+	defer func() { _ = sub.Unsubscribe() }()
 	// Once the server has the subscription, every later event reaches us.
 	if err := nc.FlushTimeout(5 * time.Second); err != nil {
 		return err

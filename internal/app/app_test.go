@@ -46,8 +46,8 @@ func readStream(t *testing.T, js jetstream.JetStream, opts ...jetstream.PullCons
 	r := &streamReader{}
 	ctx := t.Context()
 	var cons jetstream.Consumer
-	eventually(t, "the events stream", func() bool {
-		c, err := js.OrderedConsumer(ctx, "CEC_EVENTS", jetstream.OrderedConsumerConfig{})
+	testwait.Until(t, "the events stream", func() bool {
+		c, err := js.OrderedConsumer(ctx, schemas.EventsStream, jetstream.OrderedConsumerConfig{})
 		cons = c
 		return err == nil
 	})
@@ -151,12 +151,6 @@ func (r *streamReader) checkHistory(t *testing.T) {
 	}
 }
 
-// eventually waits for cond (see testwait.For).
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	testwait.For(t, 20*time.Second, what, cond)
-}
-
 type env struct {
 	srv    *natstest.Server
 	sim    *cecsim.Sim
@@ -209,7 +203,7 @@ func (e *env) start(t *testing.T) (stop func()) {
 
 func (e *env) waitSnapshots(t *testing.T) {
 	t.Helper()
-	eventually(t, "snapshots of every agent", func() bool {
+	testwait.Until(t, "snapshots of every agent", func() bool {
 		for _, w := range e.sim.Agents() {
 			if len(e.events.on(schemas.AgentCallsSubject(tenant, w))) == 0 ||
 				len(e.events.on(schemas.AgentSoftphoneSubject(tenant, w))) == 0 {
@@ -234,16 +228,16 @@ func TestBridgeEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "call 1 seen", func() bool { return len(e.events.calls(t, 1003)) == 2 })
+	testwait.Until(t, "call 1 seen", func() bool { return len(e.events.calls(t, 1003)) == 2 })
 	id2, err := e.sim.StartCall(1003)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "call 2 seen", func() bool { return len(e.events.calls(t, 1003)) == 3 })
+	testwait.Until(t, "call 2 seen", func() bool { return len(e.events.calls(t, 1003)) == 3 })
 	if err := e.sim.EndCall(1003, id1); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "call 1 ended", func() bool { return len(e.events.calls(t, 1003)) == 4 })
+	testwait.Until(t, "call 1 ended", func() bool { return len(e.events.calls(t, 1003)) == 4 })
 	both := []string{id1, id2}
 	slices.Sort(both)
 	want := [][]string{{}, {id1}, both, {id2}}
@@ -254,7 +248,7 @@ func TestBridgeEndToEnd(t *testing.T) {
 	// Lookups answer from the state view, consistent with the stream.
 	last := e.events.on(schemas.AgentCallsSubject(tenant, 1003))
 	var resp schemas.AgentCallsResponse
-	lookup(t, e.nc, "cec.lookup."+tenant+".agent.calls", schemas.AgentCallsRequest{
+	lookup(t, e.nc, schemas.LookupAgentCalls, schemas.AgentCallsRequest{
 		WorkNo: 1003, ReadOptions: schemas.ReadOptions{MinSeq: last[len(last)-1].seq},
 	}, &resp)
 	if !slices.Equal(resp.CallIDs, []string{id2}) || resp.Seq != 4 {
@@ -270,9 +264,9 @@ func TestBridgeEndToEnd(t *testing.T) {
 		lost := e.events.visibility(t, schemas.VisibilityLost, schemas.ScopeCalls)
 		restored := e.events.visibility(t, schemas.VisibilityRestored, schemas.ScopeCalls)
 		e.sim.Inject(f)
-		eventually(t, "visibility lost", func() bool { return e.events.visibility(t, schemas.VisibilityLost, schemas.ScopeCalls) > lost })
+		testwait.Until(t, "visibility lost", func() bool { return e.events.visibility(t, schemas.VisibilityLost, schemas.ScopeCalls) > lost })
 		e.sim.ClearFaults()
-		eventually(t, "visibility restored", func() bool {
+		testwait.Until(t, "visibility restored", func() bool {
 			return e.events.visibility(t, schemas.VisibilityRestored, schemas.ScopeCalls) > restored
 		})
 	}
@@ -289,12 +283,12 @@ func TestBridgeEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "changes seen after kick-out and token revocation", func() bool {
+	testwait.Until(t, "changes seen after kick-out and token revocation", func() bool {
 		c := e.events.calls(t, 1006)
 		return len(e.events.on(schemas.AgentSoftphoneSubject(tenant, 1004))) == softphoneBefore+1 &&
 			len(c) == 2 && slices.Equal(c[1], []string{idK})
 	})
-	eventually(t, "every agent visible again", func() bool {
+	testwait.Until(t, "every agent visible again", func() bool {
 		return e.events.visibility(t, schemas.VisibilityRestored, schemas.ScopeCalls) == e.events.visibility(t, schemas.VisibilityLost, schemas.ScopeCalls)
 	})
 	if got := len(e.events.calls(t, 1003)); got != callsBefore {
@@ -312,14 +306,14 @@ func TestBridgeEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.srv.Start()
-	eventually(t, "changes made during the outage", func() bool {
+	testwait.Until(t, "changes made during the outage", func() bool {
 		c := e.events.calls(t, 1005)
 		return len(c) == 2 && slices.Equal(c[1], []string{id3})
 	})
 	if err := e.sim.EndCall(1005, id3); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the call ending after the outage", func() bool { return len(e.events.calls(t, 1005)) == 3 })
+	testwait.Until(t, "the call ending after the outage", func() bool { return len(e.events.calls(t, 1005)) == 3 })
 
 	// Nothing false anywhere: every call event matches the truth.
 	truth := map[string]bool{}
@@ -365,7 +359,7 @@ func TestRestartEmitsOnlyRealChanges(t *testing.T) {
 	stop := e.start(t)
 	e.events = readStream(t, e.js)
 	e.waitSnapshots(t)
-	eventually(t, "phones", func() bool {
+	testwait.Until(t, "phones", func() bool {
 		for _, p := range e.sim.Phones() {
 			if len(e.events.on(schemas.PhoneStateSubject(tenant, p.PhoneNum))) == 0 {
 				return false
@@ -380,8 +374,8 @@ func TestRestartEmitsOnlyRealChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.start(t)
-	eventually(t, "the call made while the bridge was down", func() bool { return len(e.events.calls(t, 1002)) == 2 })
-	eventually(t, "a heartbeat from the new bridge", func() bool {
+	testwait.Until(t, "the call made while the bridge was down", func() bool { return len(e.events.calls(t, 1002)) == 2 })
+	testwait.Until(t, "a heartbeat from the new bridge", func() bool {
 		n := 0
 		for _, s := range e.events.all()[before:] {
 			if s.ev.Type == schemas.TypeBridgeHeartbeat {
@@ -404,22 +398,11 @@ func TestRestartEmitsOnlyRealChanges(t *testing.T) {
 	e.events.checkHistory(t)
 }
 
-func lookup(t *testing.T, nc *nats.Conn, subject string, req, resp any) {
+// lookup asks one of the tenant's lookup endpoints a request that must
+// succeed.
+func lookup(t *testing.T, nc *nats.Conn, endpoint string, req, resp any) {
 	t.Helper()
-	data, err := json.Marshal(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, err := nc.Request(subject, data, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code := msg.Header.Get("Nats-Service-Error-Code"); code != "" {
-		t.Fatalf("lookup %s: error %s %s", subject, code, msg.Header.Get("Nats-Service-Error"))
-	}
-	if err := json.Unmarshal(msg.Data, resp); err != nil {
-		t.Fatal(err)
-	}
+	schematest.LookupOK(t, nc, tenant, endpoint, req, resp, 5*time.Second)
 }
 
 // Every lookup endpoint agrees with the simulator's truth after scripted
@@ -441,7 +424,7 @@ func TestLookupsMatchTheSimulator(t *testing.T) {
 	if err := e.sim.SetPhoneStatus(a4.SIPAccount, 1); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the scripted changes in the stream", func() bool {
+	testwait.Until(t, "the scripted changes in the stream", func() bool {
 		return len(e.events.calls(t, 1002)) == 2 &&
 			len(e.events.on(schemas.AgentSoftphoneSubject(tenant, 1003))) == 2 &&
 			len(e.events.on(schemas.PhoneStateSubject(tenant, a4.SIPAccount))) == 2
@@ -449,41 +432,40 @@ func TestLookupsMatchTheSimulator(t *testing.T) {
 	all := e.events.all()
 	last := all[len(all)-1].seq
 	ro := schemas.ReadOptions{MinSeq: last}
-	subject := func(ep string) string { return schemas.LookupSubject(tenant, ep) }
 
 	var calls schemas.AgentCallsResponse
-	lookup(t, e.nc, subject(schemas.LookupAgentCalls), schemas.AgentCallsRequest{WorkNo: 1002, ReadOptions: ro}, &calls)
+	lookup(t, e.nc, schemas.LookupAgentCalls, schemas.AgentCallsRequest{WorkNo: 1002, ReadOptions: ro}, &calls)
 	if !slices.Equal(calls.CallIDs, e.sim.AgentCalls(1002)) || !slices.Equal(calls.CallIDs, []string{id}) || calls.StreamSeq < last || !calls.Visible {
 		t.Errorf("agent.calls 1002 = %+v, simulator has %v", calls, e.sim.AgentCalls(1002))
 	}
 	var live schemas.AgentCallsResponse
-	lookup(t, e.nc, subject(schemas.LookupAgentCalls), schemas.AgentCallsRequest{WorkNo: 1002, MaxAge: "0s"}, &live)
+	lookup(t, e.nc, schemas.LookupAgentCalls, schemas.AgentCallsRequest{WorkNo: 1002, MaxAge: "0s"}, &live)
 	if !live.Live || !slices.Equal(live.CallIDs, []string{id}) {
 		t.Errorf("agent.calls with max_age 0s = %+v, want a live answer [%s]", live, id)
 	}
 
 	var sp schemas.AgentSoftphoneResponse
-	lookup(t, e.nc, subject(schemas.LookupAgentSoftphone), schemas.AgentSoftphoneRequest{WorkNo: 1003, ReadOptions: ro}, &sp)
+	lookup(t, e.nc, schemas.LookupAgentSoftphone, schemas.AgentSoftphoneRequest{WorkNo: 1003, ReadOptions: ro}, &sp)
 	a3, _ := e.sim.Agent(1003)
 	if sp.SIPAccount != a3.SIPAccount || sp.AccountCode != a3.AccountCode || sp.SIPServerIP == "" || sp.SIPServerPort == 0 {
 		t.Errorf("agent.softphone 1003 = %+v, simulator has %+v", sp, a3)
 	}
 	var ph schemas.PhoneStateResponse
-	lookup(t, e.nc, subject(schemas.LookupPhoneState), schemas.PhoneStateRequest{PhoneNum: a4.SIPAccount, ReadOptions: ro}, &ph)
+	lookup(t, e.nc, schemas.LookupPhoneState, schemas.PhoneStateRequest{PhoneNum: a4.SIPAccount, ReadOptions: ro}, &ph)
 	if ph.Status != schemas.PhoneSuspended || ph.StatusCode != 1 {
 		t.Errorf("phone.state %s = %+v, want suspended", a4.SIPAccount, ph)
 	}
 	var acct schemas.AgentByAccountResponse
 	a5, _ := e.sim.Agent(1005)
 	if a5.AccountCode != "" {
-		lookup(t, e.nc, subject(schemas.LookupAgentByAccount), schemas.AgentByAccountRequest{Account: a5.AccountCode}, &acct)
+		lookup(t, e.nc, schemas.LookupAgentByAccount, schemas.AgentByAccountRequest{Account: a5.AccountCode}, &acct)
 		if acct.WorkNo != 1005 {
 			t.Errorf("agent.by_account %s = %+v, want work_no 1005", a5.AccountCode, acct)
 		}
 	}
 	inCall := true
 	var agents schemas.AgentsListResponse
-	lookup(t, e.nc, subject(schemas.LookupAgentsList), schemas.AgentsListRequest{InCall: &inCall, MinSeq: last}, &agents)
+	lookup(t, e.nc, schemas.LookupAgentsList, schemas.AgentsListRequest{InCall: &inCall, MinSeq: last}, &agents)
 	var busy []int
 	for _, a := range agents.Agents {
 		busy = append(busy, a.WorkNo)
@@ -496,7 +478,7 @@ func TestLookupsMatchTheSimulator(t *testing.T) {
 	}
 	registered := false
 	var phones schemas.PhonesListResponse
-	lookup(t, e.nc, subject(schemas.LookupPhonesList), schemas.PhonesListRequest{Registered: &registered, MinSeq: last}, &phones)
+	lookup(t, e.nc, schemas.LookupPhonesList, schemas.PhonesListRequest{Registered: &registered, MinSeq: last}, &phones)
 	var suspended []string
 	for _, p := range phones.Phones {
 		suspended = append(suspended, p.PhoneNum)
@@ -528,7 +510,7 @@ func TestStandbyTakesOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the call seen by the holder", func() bool { return len(e.events.calls(t, 1004)) == 2 })
+	testwait.Until(t, "the call seen by the holder", func() bool { return len(e.events.calls(t, 1004)) == 2 })
 	// Only one instance polls: the simulator sees one monitoring session.
 	if n := e.sim.Counters()["forcelogin"]; n != 0 {
 		t.Fatalf("the standby signed in over the holder (%d forcelogins)", n)
@@ -538,7 +520,7 @@ func TestStandbyTakesOver(t *testing.T) {
 	if err := e.sim.EndCall(1004, id); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the standby to take over and see the call end", func() bool { return len(e.events.calls(t, 1004)) == 3 })
+	testwait.Until(t, "the standby to take over and see the call end", func() bool { return len(e.events.calls(t, 1004)) == 3 })
 	if got := e.events.calls(t, 1004); fmt.Sprint(got) != fmt.Sprint([][]string{{}, {id}, {}}) {
 		t.Fatalf("history across the handover = %v", got)
 	}

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"encoding/json"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 	"github.com/cecbridge/cecbridge/schemas"
 	"github.com/cecbridge/cecbridge/schemas/schematest"
@@ -110,21 +110,7 @@ func (tr *truth) phoneAt(num string, at time.Time) int {
 
 func lookupAsOf(t *testing.T, nc *nats.Conn, endpoint string, req, resp any) {
 	t.Helper()
-	data, err := json.Marshal(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg, err := nc.Request(schemas.LookupSubject(tenant, endpoint), data, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code := msg.Header.Get("Nats-Service-Error-Code"); code != "" {
-		t.Fatalf("%s %s: error %s %s", endpoint, data, code, msg.Header.Get("Nats-Service-Error"))
-	}
-	schematest.ValidateJSON(t, schemas.LookupSchemaFile(endpoint, "response"), msg.Data)
-	if err := json.Unmarshal(msg.Data, resp); err != nil {
-		t.Fatal(err)
-	}
+	schematest.LookupOK(t, nc, tenant, endpoint, req, resp, 10*time.Second)
 }
 
 // Lookups as of random past instants agree with the simulator's ground
@@ -141,7 +127,7 @@ func TestAsOfMatchesTheSimulatorAtRandomInstants(t *testing.T) {
 	e.events = readStream(t, e.js)
 	e.waitSnapshots(t)
 	from := time.Now().Add(time.Second)
-	eventually(t, "a few seconds of workload", func() bool {
+	testwait.Until(t, "a few seconds of workload", func() bool {
 		return time.Since(from) > 5*time.Second && len(e.sim.Truth(0)) > 40
 	})
 	to := time.Now().Add(-time.Second)

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/schemas"
 	"github.com/cecbridge/cecbridge/schemas/schematest"
 )
@@ -27,14 +28,14 @@ func TestCloudEventsSDKDecodesEveryStoredEvent(t *testing.T) {
 	if _, err := e.sim.StartCall(1002); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the call seen", func() bool { return len(e.events.calls(t, 1002)) == 2 })
-	eventually(t, "a heartbeat", func() bool {
+	testwait.Until(t, "the call seen", func() bool { return len(e.events.calls(t, 1002)) == 2 })
+	testwait.Until(t, "a heartbeat", func() bool {
 		return len(e.events.on(schemas.BridgeSubject(tenant, schemas.BridgeHeartbeat))) > 0
 	})
 
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	cons, err := e.js.OrderedConsumer(ctx, "CEC_EVENTS", jetstream.OrderedConsumerConfig{})
+	cons, err := e.js.OrderedConsumer(ctx, schemas.EventsStream, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

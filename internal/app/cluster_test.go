@@ -18,6 +18,7 @@ import (
 	"github.com/cecbridge/cecbridge/internal/app"
 	"github.com/cecbridge/cecbridge/internal/audit"
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 	"github.com/cecbridge/cecbridge/schemas/schematest"
 )
@@ -75,7 +76,7 @@ func TestClusterLosesNothingWhenServersDie(t *testing.T) {
 	}
 	progress := func(what string, floor uint64) {
 		t.Helper()
-		eventually(t, what, func() bool {
+		testwait.Until(t, what, func() bool {
 			// A short deadline: during an election an info request may go
 			// unanswered, and the next attempt reaches the new leader.
 			ctx, cancel := context.WithTimeout(t.Context(), 250*time.Millisecond)
@@ -164,7 +165,7 @@ func TestClusterLosesNothingWhenServersDie(t *testing.T) {
 		}
 	})
 	seen := -1
-	eventually(t, "the stream to end in the simulator's world", func() bool {
+	testwait.Until(t, "the stream to end in the simulator's world", func() bool {
 		all := events.all()
 		if len(all) == seen {
 			return false // nothing new since the last comparison

@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
@@ -166,14 +167,14 @@ func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	subj := schemas.LookupPrefix + ".ops." + schemas.LookupAgentCalls
-	opsEventually(t, 15*time.Second, "the call in a lookup", func() bool {
+	testwait.For(t, 15*time.Second, "the call in a lookup", func() bool {
 		return strings.Contains(rawLookup(t, nc, subj, schemas.AgentCallsRequest{WorkNo: 1002}, true), id)
 	})
 	if err := e.sim.EndCall(1002, id); err != nil {
 		t.Fatal(err)
 	}
 	var series map[string][]string
-	opsEventually(t, 15*time.Second, "a detection window measured", func() bool {
+	testwait.For(t, 15*time.Second, "a detection window measured", func() bool {
 		fams := scrapeMetrics(t, base)
 		series = exported(fams)
 		v, ok := sample(fams, "cecbridge_detection_window_seconds", map[string]string{"tenant": "ops"})

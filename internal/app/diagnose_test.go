@@ -9,6 +9,7 @@ import (
 
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
 
@@ -30,7 +31,7 @@ func TestUnconfiguredNoCallCodeIsDiagnosed(t *testing.T) {
 
 	type finding struct{ Tenant, Assumption, Finding, Fix string }
 	var got []finding
-	opsEventually(t, 20*time.Second, "a diagnosis in /readyz", func() bool {
+	testwait.For(t, 20*time.Second, "a diagnosis in /readyz", func() bool {
 		_, body := httpGet(t, base+"/readyz")
 		var r struct {
 			Diagnosis []finding `json:"diagnosis"`
@@ -54,7 +55,7 @@ func TestUnconfiguredNoCallCodeIsDiagnosed(t *testing.T) {
 	}
 	// More windows pass; the log still says it once.
 	before, _ := sample(fams, "cecbridge_vendor_assumption_violations_total", map[string]string{"tenant": "diag", "assumption": "no_call_answer"})
-	opsEventually(t, 20*time.Second, "another window of answers", func() bool {
+	testwait.For(t, 20*time.Second, "another window of answers", func() bool {
 		v, _ := sample(scrapeMetrics(t, base), "cecbridge_vendor_assumption_violations_total", map[string]string{"tenant": "diag", "assumption": "no_call_answer"})
 		return v >= before+100
 	})

@@ -86,13 +86,12 @@ func (l liveFetcher) AgentCalls(ctx context.Context, tenant string, workNo int) 
 	if err != nil {
 		return nil, err
 	}
-	for i, s := range tr.sessions {
-		if tr.covers[i] == nil || tr.covers[i](workNo) {
-			// Someone is waiting for this answer: it goes before the polls.
-			return s.AllCallInfo(cec.WithPriority(ctx), workNo)
-		}
+	src := routes(tr.monitors).sourceFor(workNo)
+	if src == nil {
+		return nil, fmt.Errorf("no monitoring agent covers agent %d", workNo)
 	}
-	return nil, fmt.Errorf("no monitoring agent covers agent %d", workNo)
+	// Someone is waiting for this answer: it goes before the polls.
+	return src.AllCallInfo(cec.WithPriority(ctx), workNo)
 }
 
 // AgentByAccount implements subscriber.LiveFetcher.

@@ -11,13 +11,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testwait"
+	"github.com/cecbridge/cecbridge/schemas"
 )
 
 // termsOf lists the lease terms that wrote the tenant's events (the term
 // qualifies every message ID).
 func termsOf(t *testing.T, js jetstream.JetStream) []string {
 	t.Helper()
-	s, err := js.Stream(t.Context(), "CEC_EVENTS")
+	s, err := js.Stream(t.Context(), schemas.EventsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,16 +63,16 @@ func TestCallDuringANATSOutageLongerThanTheLeaseIsReported(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "polls while NATS is away", func() bool { return e.sim.Counters()["allcallinfoEx"] > polls+60 })
+	testwait.Until(t, "polls while NATS is away", func() bool { return e.sim.Counters()["allcallinfoEx"] > polls+60 })
 	polls = e.sim.Counters()["allcallinfoEx"]
 	if err := e.sim.EndCall(1003, id); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "polls after the call ended", func() bool { return e.sim.Counters()["allcallinfoEx"] > polls+60 })
+	testwait.Until(t, "polls after the call ended", func() bool { return e.sim.Counters()["allcallinfoEx"] > polls+60 })
 	<-outageEnds
 	e.srv.Start()
 
-	eventually(t, "the call, start and end, published after the outage", func() bool {
+	testwait.Until(t, "the call, start and end, published after the outage", func() bool {
 		got := e.events.calls(t, 1003)
 		return len(got) == 3 && slices.Equal(got[1], []string{id}) && len(got[2]) == 0
 	})
@@ -101,8 +103,8 @@ func TestHealthAnswersBeforeNATSIsThere(t *testing.T) {
 	e.srv.Start()
 	waitReadyz(t, base, "ready once NATS is up", func(code int, _ readyz) bool { return code == http.StatusOK })
 	js := natstest.JetStream(t, e.srv.Connect(t))
-	eventually(t, "events from the tenant", func() bool {
-		s, err := js.Stream(t.Context(), "CEC_EVENTS")
+	testwait.Until(t, "events from the tenant", func() bool {
+		s, err := js.Stream(t.Context(), schemas.EventsStream)
 		return err == nil && s.CachedInfo().State.Msgs > 0
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/app"
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/publisher"
 	"github.com/cecbridge/cecbridge/schemas"
 )
@@ -63,11 +64,11 @@ func TestStreamDriftIsReportedNotOverwritten(t *testing.T) {
 	}
 	var logs syncBuffer
 	rb := runBridge(t, cfg, nc, debugLogger(&logs))
-	opsEventually(t, 10*time.Second, "the drift in the log", func() bool {
+	testwait.For(t, 10*time.Second, "the drift in the log", func() bool {
 		return strings.Contains(logs.String(), "streams differ from the configuration")
 	})
 	rb.stop()
-	s, err := js.Stream(ctx, "CEC_EVENTS")
+	s, err := js.Stream(ctx, schemas.EventsStream)
 	if err != nil {
 		t.Fatal(err)
 	}

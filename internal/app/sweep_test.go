@@ -11,6 +11,7 @@ import (
 
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
@@ -31,7 +32,7 @@ func TestTenantWithCMSIsSweptAndDegradesGracefully(t *testing.T) {
 		v, _ := sample(scrapeMetrics(t, base), "cecbridge_sweep_agents", map[string]string{"tenant": "ops"})
 		return v
 	}
-	opsEventually(t, 15*time.Second, "every agent swept", func() bool { return swept() == 8 })
+	testwait.For(t, 15*time.Second, "every agent swept", func() bool { return swept() == 8 })
 
 	js := natstest.JetStream(t, e.srv.Connect(t))
 	id, err := e.sim.StartCall(1004)
@@ -39,7 +40,7 @@ func TestTenantWithCMSIsSweptAndDegradesGracefully(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, subject := range []string{schemas.AgentCallsSubject("ops", 1004), schemas.AgentCallsV2Subject("ops", 1004)} {
-		opsEventually(t, 10*time.Second, "the call on "+subject, func() bool {
+		testwait.For(t, 10*time.Second, "the call on "+subject, func() bool {
 			m, err := lastOn(t, js, subject)
 			return err == nil && strings.Contains(string(m), id)
 		})
@@ -52,14 +53,14 @@ func TestTenantWithCMSIsSweptAndDegradesGracefully(t *testing.T) {
 	if !strings.Contains(r.Degraded["tenant.ops.cms"], "polled one by one") {
 		t.Fatalf("degraded detail %q", r.Degraded["tenant.ops.cms"])
 	}
-	opsEventually(t, 10*time.Second, "no agent swept", func() bool { return swept() == 0 })
+	testwait.For(t, 10*time.Second, "no agent swept", func() bool { return swept() == 0 })
 	if v, ok := sample(scrapeMetrics(t, base), "cecbridge_sweep_state", map[string]string{"tenant": "ops", "state": "unavailable"}); !ok || v != 1 {
 		t.Fatalf("cecbridge_sweep_state{unavailable} = %v (%v)", v, ok)
 	}
 	if err := e.sim.EndCall(1004, id); err != nil {
 		t.Fatal(err)
 	}
-	opsEventually(t, 10*time.Second, "the call's end seen without CMS", func() bool {
+	testwait.For(t, 10*time.Second, "the call's end seen without CMS", func() bool {
 		m, err := lastOn(t, js, schemas.AgentCallsSubject("ops", 1004))
 		return err == nil && strings.Contains(string(m), `"after":{"call_ids":[]}`)
 	})

@@ -34,13 +34,11 @@ func checkToken(ctx context.Context, p *Probe) []Row {
 	p.scrub.addSecret(tok.Reveal())
 	row := Row{Status: StatusOK}
 	var parts []string
-	life := g.Requested
 	switch {
 	case g.Granted == 0:
 		parts = append(parts, fmt.Sprintf("no lifetime in the answer (asked %s)", g.Requested))
 		row.Bridge = fmt.Sprintf("trusts the %s asked for and renews at 80 %%", g.Requested)
 	case g.Granted < g.Requested:
-		life = g.Granted
 		parts = append(parts, fmt.Sprintf("granted %s of %s asked", g.Granted, g.Requested))
 		row.Bridge = fmt.Sprintf("renews at 80 %% of the %s granted", g.Granted)
 		row.Status = StatusWarn
@@ -50,7 +48,7 @@ func checkToken(ctx context.Context, p *Probe) []Row {
 		p.replay.TokenMax = g.Granted.String()
 	default:
 		parts = append(parts, fmt.Sprintf("granted the %s asked", g.Requested))
-		row.Bridge = fmt.Sprintf("renews every %s (80 %% of its life)", (life * 8 / 10).Round(time.Second))
+		row.Bridge = fmt.Sprintf("renews every %s (80 %% of its life)", (g.Requested * 8 / 10).Round(time.Second))
 	}
 	missing, extra := diffFields(documentedTokenFields, g.Fields)
 	switch {

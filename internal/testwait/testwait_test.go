@@ -42,3 +42,17 @@ func TestForFailsAtTheDeadline(t *testing.T) {
 		t.Fatal("For returned on a condition that never held")
 	}
 }
+
+func TestPollSaysWhetherTheConditionHeld(t *testing.T) {
+	var n atomic.Int32
+	if !testwait.Poll(5*time.Second, func() bool { return n.Add(1) >= 2 }) {
+		t.Fatal("Poll gave up on a condition that held at the second check")
+	}
+	start := time.Now()
+	if testwait.Poll(30*time.Millisecond, func() bool { return false }) {
+		t.Fatal("Poll says a condition that never held did")
+	}
+	if waited := time.Since(start); waited < 30*time.Millisecond {
+		t.Fatalf("Poll gave up after %s, before its deadline", waited)
+	}
+}

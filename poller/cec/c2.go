@@ -49,15 +49,30 @@ type C2Signer struct {
 // defaults to ["host"]; names are case-insensitive, must be among C2Headers
 // and must include host, which every known variant signs.
 func NewC2Signer(ak, sk Secret, signedHeaders []string, p TimestampPrecision) (*C2Signer, error) {
+	hs, errs := checkC2(ak, sk, signedHeaders, p)
+	if err := configError(errs); err != nil {
+		return nil, err
+	}
+	return newC2Signer(ak, sk, hs, p), nil
+}
+
+func newC2Signer(ak, sk Secret, headers []string, p TimestampPrecision) *C2Signer {
+	return &C2Signer{ak: ak, sk: sk, headers: headers, signed: strings.Join(headers, ";"), precision: p}
+}
+
+// checkC2 returns the signed headers, normalised, and every problem with
+// the signer's arguments.
+func checkC2(ak, sk Secret, signedHeaders []string, p TimestampPrecision) ([]string, []error) {
+	var errs []error
 	if ak == "" || sk == "" {
-		return nil, errors.New("cec: config: CMS AK and SK are required")
+		errs = append(errs, errors.New("CMS AK and SK are required"))
 	}
 	if strings.ContainsAny(ak.Reveal(), "/ \t\r\n") {
 		// The AK is a path element of the Authorization value.
-		return nil, errors.New("cec: config: CMS AK must not contain '/' or spaces")
+		errs = append(errs, errors.New("CMS AK must not contain '/' or spaces"))
 	}
 	if p != TimestampSeconds && p != TimestampMillis {
-		return nil, fmt.Errorf("cec: config: unknown timestamp precision %d", p)
+		errs = append(errs, fmt.Errorf("unknown timestamp precision %d", p))
 	}
 	if len(signedHeaders) == 0 {
 		signedHeaders = []string{"host"}
@@ -66,16 +81,17 @@ func NewC2Signer(ak, sk Secret, signedHeaders []string, p TimestampPrecision) (*
 	for _, h := range signedHeaders {
 		h = strings.ToLower(strings.TrimSpace(h))
 		if !slices.Contains(C2Headers, h) {
-			return nil, fmt.Errorf("cec: config: cannot sign header %q (one of %s)", h, strings.Join(C2Headers, ", "))
+			errs = append(errs, fmt.Errorf("cannot sign header %q (one of %s)", h, strings.Join(C2Headers, ", ")))
+			continue
 		}
 		hs = append(hs, h)
 	}
 	sort.Strings(hs)
 	hs = slices.Compact(hs)
 	if !slices.Contains(hs, "host") {
-		return nil, errors.New("cec: config: the signed headers must include host")
+		errs = append(errs, errors.New("the signed headers must include host"))
 	}
-	return &C2Signer{ak: ak, sk: sk, headers: hs, signed: strings.Join(hs, ";"), precision: p}, nil
+	return hs, errs
 }
 
 // SignedHeaders returns the lower-case names the signer covers, sorted.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -92,20 +90,8 @@ const (
 
 // New validates cfg and builds a Client. It does no I/O.
 func New(cfg Config) (*Client, error) {
-	if cfg.FabricURL == "" && cfg.GatewayURL == "" {
-		return nil, errors.New("cec: config: FabricURL or GatewayURL is required")
-	}
-	for _, u := range []string{cfg.FabricURL, cfg.TokenURL, cfg.GatewayURL} {
-		if u == "" {
-			continue
-		}
-		pu, err := url.Parse(u)
-		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-			return nil, fmt.Errorf("cec: config: invalid base URL %q", u)
-		}
-	}
-	if cfg.FabricURL != "" && (cfg.AppKey == "" || cfg.AppSecret == "") {
-		return nil, errors.New("cec: config: AppKey and AppSecret are required with FabricURL")
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	if cfg.TokenLifetime <= 0 {
 		cfg.TokenLifetime = defaultTokenLifetime
@@ -157,16 +143,45 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
+// validate reports every problem of cfg at once, wrapping ErrConfig.
+func (cfg *Config) validate() error {
+	var errs []error
+	if cfg.FabricURL == "" && cfg.GatewayURL == "" {
+		errs = append(errs, errors.New("FabricURL or GatewayURL is required"))
+	}
+	for _, u := range []string{cfg.FabricURL, cfg.TokenURL, cfg.GatewayURL} {
+		if u == "" {
+			continue
+		}
+		pu, err := url.Parse(u)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			errs = append(errs, fmt.Errorf("invalid base URL %q", u))
+		}
+	}
+	if cfg.FabricURL != "" && (cfg.AppKey == "" || cfg.AppSecret == "") {
+		errs = append(errs, errors.New("AppKey and AppSecret are required with FabricURL"))
+	}
+	return configError(errs)
+}
+
+// configError joins configuration problems under ErrConfig; nil if none.
+func configError(errs []error) error {
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
+}
+
 func buildHTTPClient(cfg Config) (*http.Client, error) {
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("cec: config: read CA file: %w", err)
+			return nil, fmt.Errorf("%w: read CA file: %w", ErrConfig, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, errors.New("cec: config: CA file holds no PEM certificate")
+			return nil, fmt.Errorf("%w: CA file holds no PEM certificate", ErrConfig)
 		}
 		tlsCfg.RootCAs = pool
 	}
@@ -255,83 +270,6 @@ func (c *Client) do(ctx context.Context, r request) (*response, error) {
 	return &response{status: resp.StatusCode, header: resp.Header, body: buf, elapsed: elapsed}, nil
 }
 
-// transportError keeps the caller's own cancellation matchable with
-// errors.Is(err, context.Canceled/DeadlineExceeded) and classifies anything
-// else (network failure, our per-request timeout) as ErrUpstream, with a
-// fixed description of the cause (transportCause). The underlying error
-// text is dropped: net/url errors quote the full URL.
-func (c *Client) transportError(ctx context.Context, endpoint string, err error, d time.Duration) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("cec: %s: %w", endpoint, ctx.Err())
-	}
-	msg := transportCause(err)
-	if msg == "timeout" {
-		msg = "timeout after " + d.Round(time.Millisecond).String()
-	}
-	return &Error{Endpoint: endpoint, Message: msg, Err: ErrUpstream}
-}
-
-// transportCause names why a request got no response, from a fixed set of
-// descriptions, so an operator can tell a wrong CA from a closed port
-// without the error quoting URLs, addresses or certificate contents.
-func transportCause(err error) string {
-	var (
-		unknownCA   x509.UnknownAuthorityError
-		invalidCert x509.CertificateInvalidError
-		hostname    x509.HostnameError
-		record      tls.RecordHeaderError
-		verify      *tls.CertificateVerificationError
-		alert       tls.AlertError
-		dnsErr      *net.DNSError
-		ne          net.Error
-		op          *net.OpError
-	)
-	switch {
-	case errors.As(err, &hostname):
-		return "tls: hostname mismatch"
-	case errors.As(err, &unknownCA):
-		return "tls: certificate not trusted (unknown authority)"
-	case errors.As(err, &invalidCert):
-		return "tls: certificate not trusted (" + certInvalidReason(invalidCert.Reason) + ")"
-	case errors.As(err, &verify):
-		return "tls: certificate not trusted"
-	case errors.As(err, &record), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		// net/http replaces the RecordHeaderError of a plain-HTTP answer
-		// with an unwrapped error carrying that fixed text.
-		return "tls: not a TLS server"
-	case errors.As(err, &alert):
-		return "tls: handshake refused by server"
-	case errors.As(err, &dnsErr):
-		if dnsErr.IsTimeout {
-			return "timeout (name resolution)"
-		}
-		return "name not resolved"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset"
-	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return "connection closed mid-response"
-	case errors.As(err, &op) && op.Op != "":
-		return "network error (" + op.Op + ")"
-	}
-	return "network error"
-}
-
-func certInvalidReason(r x509.InvalidReason) string {
-	switch r {
-	case x509.Expired:
-		return "expired or not yet valid"
-	case x509.NotAuthorizedToSign, x509.CANotAuthorizedForThisName, x509.CANotAuthorizedForExtKeyUsage:
-		return "issuer not authorized"
-	case x509.IncompatibleUsage:
-		return "incompatible key usage"
-	}
-	return "invalid"
-}
-
 // CloseIdleConnections closes the client's idle connections to the vendor,
 // including any the transport dialed for a request that was cancelled or
 // served by another connection meanwhile. Sessions call it when Run ends.
@@ -362,61 +300,6 @@ func (c *Client) waitBudget(ctx context.Context, ep string) error {
 	return fmt.Errorf("cec: %s: request budget: %w", ep, err)
 }
 
-// httpError classifies a non-2xx status that carried no usable vendor code.
-func (c *Client) httpError(endpoint string, r *response) *Error {
-	e := &Error{Endpoint: endpoint, HTTPStatus: r.status, Excerpt: c.excerpt(r.body)}
-	switch {
-	case r.status == http.StatusTooManyRequests:
-		e.Err = ErrRateLimited
-		e.RetryAfter = parseRetryAfter(r.header.Get("Retry-After"))
-	case r.status >= 500:
-		e.Err = ErrUpstream
-	case r.status == http.StatusUnauthorized || r.status == http.StatusForbidden:
-		e.Err = ErrUnauthorized
-	case r.status == http.StatusNotFound:
-		e.Err = ErrNotFound
-	default:
-		e.Err = ErrBadResponse
-	}
-	return e
-}
-
-func parseRetryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
-}
-
-func (c *Client) badResponse(endpoint string, r *response, err error) *Error {
-	msg := "undecodable body"
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		msg = "malformed JSON at offset " + strconv.FormatInt(se.Offset, 10)
-	case errors.As(err, &te):
-		msg = "wrong JSON type for " + te.Field
-	case errors.Is(err, errShape):
-		msg = strings.TrimPrefix(err.Error(), errShape.Error()+": ")
-		if msg == err.Error() {
-			msg = "unexpected shape"
-		}
-	case err != nil && err.Error() == "unexpected end of JSON input":
-		msg = "truncated JSON"
-	}
-	return &Error{Endpoint: endpoint, HTTPStatus: r.status, Message: msg, Excerpt: c.excerpt(r.body), Err: ErrBadResponse}
-}
-
 // account reports one finished request, answered (resp) or not, to the
 // Observer and the debug log.
 func (c *Client) account(ctx context.Context, endpoint string, resp *response, err error) {
@@ -444,5 +327,5 @@ func (c *Client) logResult(ctx context.Context, endpoint string, status int, d t
 	}
 	// err.Error() is built from scrubbed parts only.
 	c.log.LogAttrs(ctx, slog.LevelDebug, "cec request failed", slog.String("endpoint", endpoint),
-		slog.Int("status", status), slog.Duration("elapsed", d), slog.String("error", err.Error()))
+		slog.Int("status", status), slog.Duration("elapsed", d), slog.String("err", err.Error()))
 }

@@ -83,23 +83,44 @@ type CMS struct {
 // NewCMS validates cfg and returns a CMS client that shares c's transport,
 // budget and observer. It does no I/O.
 func (c *Client) NewCMS(cfg CMSConfig) (*CMS, error) {
+	var errs []error
 	u, err := url.Parse(strings.TrimRight(cfg.URL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
-		return nil, errors.New("cec: config: invalid CMS URL")
+		errs = append(errs, errors.New("invalid CMS URL"))
 	}
-	signer, err := NewC2Signer(cfg.AK, cfg.SK, cfg.SignedHeaders, cfg.Timestamp)
-	if err != nil {
-		return nil, err
-	}
+	headers, signerErrs := checkC2(cfg.AK, cfg.SK, cfg.SignedHeaders, cfg.Timestamp)
+	errs = append(errs, signerErrs...)
 	if cfg.CCID < 1 || cfg.CCID > 65535 {
-		return nil, fmt.Errorf("cec: config: CMS ccId must be 1-65535, got %d", cfg.CCID)
+		errs = append(errs, fmt.Errorf("CMS ccId must be 1-65535, got %d", cfg.CCID))
 	}
 	if len(cfg.VDNs) == 0 {
-		return nil, errors.New("cec: config: CMS needs at least one VDN")
+		errs = append(errs, errors.New("CMS needs at least one VDN"))
+	}
+	seen := map[int]bool{}
+	var vdns, catchAll []VDN
+	for _, v := range cfg.VDNs {
+		if v.ID < 1 || v.ID > 5000 {
+			errs = append(errs, fmt.Errorf("VDN must be 1-5000, got %d", v.ID))
+		}
+		if seen[v.ID] {
+			errs = append(errs, fmt.Errorf("VDN %d given twice", v.ID))
+		}
+		seen[v.ID] = true
+		if v.Covers == nil {
+			catchAll = append(catchAll, v)
+			continue
+		}
+		vdns = append(vdns, v)
+	}
+	if len(catchAll) > 1 {
+		errs = append(errs, errors.New("only one CMS VDN may cover every other agent"))
+	}
+	if err := configError(errs); err != nil {
+		return nil, err
 	}
 	m := &CMS{
-		c: c, signer: signer, base: u.String(), host: u.Host, ccID: cfg.CCID, now: cfg.Now,
-		paths: make(map[string]string, len(cmsPaths)),
+		c: c, signer: newC2Signer(cfg.AK, cfg.SK, headers, cfg.Timestamp), base: u.String(), host: u.Host, ccID: cfg.CCID, now: cfg.Now,
+		paths: make(map[string]string, len(cmsPaths)), vdns: append(vdns, catchAll...),
 	}
 	if m.now == nil {
 		m.now = time.Now
@@ -107,26 +128,6 @@ func (c *Client) NewCMS(cfg CMSConfig) (*CMS, error) {
 	for ep, p := range cmsPaths {
 		m.paths[ep] = (&url.URL{Path: u.Path + cmsBasePath + p}).EscapedPath()
 	}
-	seen := map[int]bool{}
-	var catchAll []VDN
-	for _, v := range cfg.VDNs {
-		if v.ID < 1 || v.ID > 5000 {
-			return nil, fmt.Errorf("cec: config: VDN must be 1-5000, got %d", v.ID)
-		}
-		if seen[v.ID] {
-			return nil, fmt.Errorf("cec: config: VDN %d given twice", v.ID)
-		}
-		seen[v.ID] = true
-		if v.Covers == nil {
-			catchAll = append(catchAll, v)
-			continue
-		}
-		m.vdns = append(m.vdns, v)
-	}
-	if len(catchAll) > 1 {
-		return nil, errors.New("cec: config: only one CMS VDN may cover every other agent")
-	}
-	m.vdns = append(m.vdns, catchAll...)
 	c.secrets.add(cfg.AK.Reveal())
 	c.secrets.add(cfg.SK.Reveal())
 	return m, nil

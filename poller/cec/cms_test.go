@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
@@ -359,7 +360,7 @@ func TestCMSLagDelaysWhatASweepSees(t *testing.T) {
 	const lag = 300 * time.Millisecond
 	sim.SetCMSLag(lag)
 	started := sim.Truth(0)[len(sim.Truth(0))-1].At
-	eventually(t, 5*time.Second, "the call reaches CMS", func() bool { return slices.Equal(calls(), []string{id}) })
+	testwait.For(t, 5*time.Second, "the call reaches CMS", func() bool { return slices.Equal(calls(), []string{id}) })
 	if seen := time.Since(started); seen < lag {
 		t.Fatalf("seen %s after it started, before the %s lag", seen, lag)
 	}

@@ -37,7 +37,7 @@
 //
 //	ErrUnauthorized      token or credentials refused; CMS 403 (IP whitelist), 0101003
 //	ErrSignatureRefused  CMS HTTP 401: check AK/SK and the clock (also ErrUnauthorized)
-//	ErrSessionLost       the gateway dropped the session (ErrNotReady: not signed in yet)
+//	ErrSessionLost       the gateway dropped the session (ErrSessionNotReady: not signed in yet)
 //	ErrSignedInElsewhere the monitoring agent is signed in by another, not forced (MayForce)
 //	ErrRateLimited       HTTP 429, gateway 000-007
 //	ErrBadResponse       garbled, truncated, oversized or misshapen body
@@ -47,4 +47,9 @@
 //	ErrNotSupported      CMS 0100003 (needs CTI V3R8, not licensed) or 404
 //	ErrInvalidRequest    CMS 0100002, or a chunk over the limit (not sent)
 //	ErrVendor            any other vendor code (see Retryable)
+//	ErrConfig            what New, NewCMS and NewC2Signer refuse, every problem at once
+//
+// [Reason] names an error for an event or a log field from a short fixed
+// vocabulary ("timeout", "session_lost", "rate_limited", "vendor_code:<code>"…),
+// never from its text.
 package cec

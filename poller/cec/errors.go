@@ -1,6 +1,7 @@
 package cec
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -37,9 +38,10 @@ var (
 	// else and the session was told not to force it out (see
 	// SessionConfig.MayForce). It is retried.
 	ErrSignedInElsewhere = errors.New("cec: agent signed in elsewhere")
-	// ErrNotReady: the gateway session is not signed in at the moment. It
-	// also matches ErrSessionLost, since callers handle both alike.
-	ErrNotReady error = &aliasError{msg: "cec: gateway session not ready", alias: ErrSessionLost}
+	// ErrSessionNotReady: the gateway session is not signed in at the
+	// moment. It also matches ErrSessionLost, since callers handle both
+	// alike.
+	ErrSessionNotReady error = &aliasError{msg: "cec: gateway session not ready", alias: ErrSessionLost}
 	// ErrNotSupported: the interface is not available to this tenant. CMS
 	// answered 0100003 (the CTI version is too old, or CMS is not licensed)
 	// or HTTP 404 (this CTI version lacks the interface, as CTI 3.6 lacks
@@ -55,6 +57,10 @@ var (
 	// matches ErrUnauthorized.
 	ErrSignatureRefused error = &aliasError{msg: "cec: CMS refused the signature: check AK/SK and this host's clock", alias: ErrUnauthorized}
 )
+
+// ErrConfig is wrapped by every configuration error of this package: what
+// New, NewCMS and NewC2Signer refuse, all problems at once.
+var ErrConfig = errors.New("cec: invalid configuration")
 
 // aliasError is a sentinel that also reports itself as another sentinel.
 type aliasError struct {
@@ -75,6 +81,8 @@ type Error struct {
 	Excerpt    string        // at most 200 bytes of the body, scrubbed
 	RetryAfter time.Duration // server hint on throttling, 0 if none
 	Err        error         // the class sentinel
+
+	timedOut bool // no answer within the request timeout (an ErrUpstream)
 }
 
 func (e *Error) Error() string {
@@ -151,7 +159,7 @@ func outcome(err error) string {
 	switch {
 	case err == nil:
 		return "ok"
-	case errors.Is(err, ErrNotReady):
+	case errors.Is(err, ErrSessionNotReady):
 		return "not_ready"
 	case errors.Is(err, ErrSessionLost):
 		return "session_lost"
@@ -178,4 +186,50 @@ func outcome(err error) string {
 	default:
 		return "canceled"
 	}
+}
+
+// Reason names why err happened, for an event or a log field, from a short
+// fixed vocabulary: the outcome labels of [Observer] (with "not_ready" as
+// "session_not_ready" and "vendor" as "vendor_code:<code>" when the vendor
+// gave a well-formed code), "timeout" for a request that got no answer in
+// time, "signature_refused", and "error" for anything else. It never
+// carries vendor text, URLs or secrets. nil is "".
+func Reason(err error) string {
+	var e *Error
+	var timeout interface{ Timeout() bool }
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e) && e.timedOut,
+		errors.Is(err, context.DeadlineExceeded),
+		errors.As(err, &timeout) && timeout.Timeout():
+		return "timeout"
+	case errors.Is(err, ErrSessionNotReady):
+		return "session_not_ready"
+	case errors.Is(err, ErrSignatureRefused):
+		return "signature_refused"
+	case errors.Is(err, ErrVendor):
+		if e != nil && vendorCode(e.Code) {
+			return "vendor_code:" + e.Code
+		}
+		return "vendor"
+	}
+	if o := outcome(err); o != "canceled" || errors.Is(err, context.Canceled) {
+		return o
+	}
+	return "error"
+}
+
+// vendorCode says whether a vendor return code is short and made of
+// letters, digits and dashes only, so it can stand in a Reason.
+func vendorCode(code string) bool {
+	if code == "" || len(code) > 16 {
+		return false
+	}
+	for _, r := range code {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && r != '-' {
+			return false
+		}
+	}
+	return true
 }

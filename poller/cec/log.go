@@ -6,4 +6,4 @@ const slogWarn = slog.LevelWarn
 
 // errAttr logs an error by its text, which this package builds from scrubbed
 // parts only.
-func errAttr(err error) slog.Attr { return slog.String("error", err.Error()) }
+func errAttr(err error) slog.Attr { return slog.String("err", err.Error()) }

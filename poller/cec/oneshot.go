@@ -91,7 +91,7 @@ func (s *Session) PollOnce(ctx context.Context) (Poll, error) {
 	}
 	guid, gen, st := s.current()
 	if st != Ready {
-		return Poll{}, &Error{Endpoint: "agentevent", Message: "session is " + st.String(), Err: ErrNotReady}
+		return Poll{}, &Error{Endpoint: "agentevent", Message: "session is " + st.String(), Err: ErrSessionNotReady}
 	}
 	env, resp, err := s.gwCall(ctx, "agentevent", http.MethodGet, "/agentevent/"+s.idStr, guid, gen, nil, s.c.cfg.LongPollTimeout)
 	if err != nil {

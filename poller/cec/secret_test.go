@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
@@ -43,12 +44,12 @@ func TestSecretFormatting(t *testing.T) {
 
 func TestErrorClasses(t *testing.T) {
 	e := &cec.Error{Endpoint: "allcallinfoEx", Code: "000-003", Err: cec.ErrSessionLost}
-	if !errors.Is(e, cec.ErrSessionLost) || errors.Is(e, cec.ErrNotReady) || !strings.HasPrefix(e.Error(), "cec: ") {
+	if !errors.Is(e, cec.ErrSessionLost) || errors.Is(e, cec.ErrSessionNotReady) || !strings.HasPrefix(e.Error(), "cec: ") {
 		t.Fatalf("%v", e)
 	}
-	nr := fmt.Errorf("wrapped: %w", &cec.Error{Endpoint: "x", Err: cec.ErrNotReady})
-	if !errors.Is(nr, cec.ErrNotReady) || !errors.Is(nr, cec.ErrSessionLost) || !cec.Retryable(nr) {
-		t.Fatal("ErrNotReady must also match ErrSessionLost")
+	nr := fmt.Errorf("wrapped: %w", &cec.Error{Endpoint: "x", Err: cec.ErrSessionNotReady})
+	if !errors.Is(nr, cec.ErrSessionNotReady) || !errors.Is(nr, cec.ErrSessionLost) || !cec.Retryable(nr) {
+		t.Fatal("ErrSessionNotReady must also match ErrSessionLost")
 	}
 	if cec.Retryable(&cec.Error{Err: cec.ErrNotFound}) || cec.Retryable(context.Canceled) || cec.Retryable(nil) {
 		t.Fatal("Retryable too eager")
@@ -175,13 +176,13 @@ func TestSecretsNeverLeak(t *testing.T) {
 	sim.InvalidateGUID(1001)
 	_, err = s.AllCallInfo(ctx, 1002)
 	keep(err)
-	eventually(t, 5*time.Second, "recovered", func() bool { return s.Ready() })
+	testwait.For(t, 5*time.Second, "recovered", func() bool { return s.Ready() })
 	// A wrong agent password and wrong app secret.
 	bad := c.NewSession(cec.SessionConfig{AgentID: 1003, Password: "bad-agent-pass", Logger: logger})
 	bctx, bcancel := context.WithCancel(ctx)
 	bdone := make(chan error, 1)
 	go func() { bdone <- bad.Run(bctx) }()
-	eventually(t, 5*time.Second, "bad sign-in attempted", func() bool { return counter(sim, "login") >= 3 })
+	testwait.For(t, 5*time.Second, "bad sign-in attempted", func() bool { return counter(sim, "login") >= 3 })
 	bcancel()
 	<-bdone
 	wrong := newClient(t, sim, func(cfg *cec.Config) {

@@ -2,11 +2,9 @@ package cec
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,7 +106,7 @@ func (s *Session) WaitReady(ctx context.Context) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return &Error{Endpoint: "session", Message: "waiting for sign-in: " + ctx.Err().Error(), Err: ErrNotReady}
+			return &Error{Endpoint: "session", Message: "waiting for sign-in: " + ctx.Err().Error(), Err: ErrSessionNotReady}
 		}
 	}
 }
@@ -294,68 +292,6 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-type signInBody struct {
-	Password      string `json:"password"`
-	PhoneNum      string `json:"phonenum,omitempty"`
-	AutoAnswer    bool   `json:"autoanswer"`
-	AutoEnterIdle bool   `json:"autoenteridle"`
-	ReleasePhone  bool   `json:"releasephone"`
-	AgentType     int    `json:"agenttype"`
-	Status        int    `json:"status"`
-}
-
-// signIn performs login (or loginex), or forcelogin when the gateway says
-// the agent is already signed in (a previous bridge instance, or our own
-// session that the gateway has not yet timed out), and returns the new GUID.
-func (s *Session) signIn(ctx context.Context) (string, error) {
-	g, _, err := s.signInOnce(ctx, true)
-	return g, err
-}
-
-// signInOnce signs in and returns the GUID and the raw Set-GUID header.
-// With takeOver false an agent that is already signed in is left alone
-// and the 100-002 answer is returned as the error.
-func (s *Session) signInOnce(ctx context.Context, takeOver bool) (guid, setGUID string, _ error) {
-	body, _ := json.Marshal(signInBody{
-		Password: s.cfg.Password.Reveal(), PhoneNum: s.cfg.PhoneNum,
-		AutoAnswer: true, AutoEnterIdle: true, ReleasePhone: true, AgentType: 4,
-		// Busy, so the gateway never routes a customer call to the
-		// monitoring agent.
-		Status: 3,
-	})
-	ep, path := "login", "/onlineagent/"+s.idStr
-	if s.cfg.LoginEx {
-		ep = "loginex"
-	}
-	_, resp, err := s.gwCall(ctx, ep, http.MethodPut, signInPath(path, ep), "", 0, body, 0)
-	var e *Error
-	if takeOver && errors.As(err, &e) && e.Code == "100-002" {
-		if s.cfg.MayForce != nil && !s.cfg.MayForce() {
-			return "", "", &Error{Endpoint: ep, HTTPStatus: e.HTTPStatus, Code: e.Code, Message: "signed in elsewhere; not forcing it while the lease is unconfirmed", Err: ErrSignedInElsewhere}
-		}
-		ep = "forcelogin"
-		_, resp, err = s.gwCall(ctx, ep, http.MethodPut, signInPath(path, ep), "", 0, body, 0)
-	}
-	if err != nil {
-		return "", "", err
-	}
-	setGUID = resp.header.Get("Set-GUID")
-	g := parseSetGUID(setGUID)
-	if g == "" {
-		return "", "", &Error{Endpoint: ep, HTTPStatus: resp.status, Message: "no Set-GUID header", Err: ErrBadResponse}
-	}
-	s.c.secrets.addRotating(g)
-	return g, setGUID, nil
-}
-
-// signInPath is the path of a sign-in endpoint for the agent at base.
-func signInPath(base, ep string) string {
-	if ep == "login" {
-		return base
-	}
-	return base + "/" + ep
-}
-
 // pollLoop long-polls until the session is lost or pctx ends.
 func (s *Session) pollLoop(pctx context.Context, gen uint64) {
 	ep := "agentevent"
@@ -402,145 +338,4 @@ func (s *Session) pollLoop(pctx context.Context, gen uint64) {
 		}
 		sleepCtx(pctx, delay)
 	}
-}
-
-// gwCall performs one CC-Gateway request and classifies the answer. gen
-// identifies the session generation allowed to adopt a rotated GUID (0 for
-// none). A non-"0" retcode is an *Error carrying the code.
-func (s *Session) gwCall(ctx context.Context, ep, method, path, guid string, gen uint64, body []byte, timeout time.Duration) (*gwEnvelope, *response, error) {
-	c := s.c
-	if c.gateway == "" {
-		return nil, nil, &Error{Endpoint: ep, Message: "no GatewayURL configured", Err: ErrBadResponse}
-	}
-	hdr := map[string]string(nil)
-	if guid != "" {
-		hdr = map[string]string{"Guid": guid}
-	}
-	resp, err := c.do(ctx, request{endpoint: ep, method: method, url: c.gateway + gwBase + path, header: hdr, body: body, timeout: timeout})
-	var env *gwEnvelope
-	if err == nil {
-		if gen != 0 {
-			s.adoptGUID(gen, resp.header)
-		}
-		env, err = s.classify(ep, resp)
-	}
-	c.account(ctx, ep, resp, err)
-	return env, resp, err
-}
-
-func (s *Session) classify(ep string, resp *response) (*gwEnvelope, error) {
-	c := s.c
-	env, derr := decodeGateway(resp.body)
-	if resp.status != http.StatusOK && (derr != nil || resp.status >= 500 || resp.status == http.StatusTooManyRequests) {
-		e := c.httpError(ep, resp)
-		if errors.Is(e, ErrUnauthorized) {
-			// The gateway has no tokens: a refusal means it no longer
-			// accepts this GUID.
-			e.Err = ErrSessionLost
-		}
-		return nil, e
-	}
-	if derr != nil {
-		return nil, c.badResponse(ep, resp, derr)
-	}
-	code := env.code()
-	if code == "0" {
-		if resp.status != http.StatusOK {
-			// A success code in an error answer is not an answer: "no
-			// call" must never come from a request that failed.
-			e := c.httpError(ep, resp)
-			if errors.Is(e, ErrUnauthorized) {
-				e.Err = ErrSessionLost
-			}
-			return nil, e
-		}
-		return env, nil
-	}
-	e := &Error{Endpoint: ep, HTTPStatus: resp.status, Code: code, Message: c.scrubMessage(env.message()), Err: ErrVendor}
-	switch {
-	case code == "000-007":
-		e.Err = ErrRateLimited
-		e.RetryAfter = parseRetryAfter(resp.header.Get("Retry-After"))
-	case sessionLostCode(code):
-		e.Err = ErrSessionLost
-	case ep == epAllCallInfo && c.noCall[code]:
-		// The tenant's way of saying "no call" (Config.NoCallCodes): an
-		// answer, observed and reported as one.
-		return env, nil
-	}
-	return env, e
-}
-
-// query sends a read-only request with the current GUID. A session-lost
-// answer for a GUID that has been superseded in the meantime is a race with
-// rotation, not a lost session: it is retried once with the new GUID.
-// Otherwise the session is marked lost and the error says so.
-func (s *Session) query(ctx context.Context, ep, path string) (*gwEnvelope, *response, error) {
-	if err := s.c.waitBudget(ctx, ep); err != nil {
-		return nil, nil, err
-	}
-	for attempt := 0; ; attempt++ {
-		guid, gen, st := s.current()
-		if st != Ready {
-			err := &Error{Endpoint: ep, Message: "session is " + st.String(), Err: ErrNotReady}
-			s.c.observe(ep, err, 0)
-			return nil, nil, err
-		}
-		env, resp, err := s.gwCall(ctx, ep, http.MethodGet, path, guid, gen, nil, 0)
-		if err != nil && errors.Is(err, ErrSessionLost) {
-			now, nowGen, nowSt := s.current()
-			if attempt == 0 && nowSt == Ready && (now != guid || nowGen != gen) {
-				continue
-			}
-			s.markLost(gen)
-		}
-		return env, resp, err
-	}
-}
-
-// AllCallInfo returns the sorted IDs of the calls agent workNo holds. An
-// agent with no call yields an empty, non-nil slice and a nil error; a
-// query that could not be answered is always an error.
-func (s *Session) AllCallInfo(ctx context.Context, workNo int) ([]string, error) {
-	const ep = epAllCallInfo
-	env, resp, err := s.query(ctx, ep, "/calldata/"+s.idStr+"/allcallinfoEx/"+strconv.Itoa(workNo))
-	if err != nil {
-		return nil, err
-	}
-	if env.code() != "0" {
-		return []string{}, nil // a configured no-call code (see classify)
-	}
-	ids, derr := decodeCallIDs(env.Result)
-	if derr != nil {
-		return nil, s.c.badResponse(ep, resp, derr)
-	}
-	return ids, nil
-}
-
-// AgentStatus returns the session agent's own state on the gateway.
-func (s *Session) AgentStatus(ctx context.Context) (*AgentStatus, error) {
-	const ep = "agentstatus"
-	env, resp, err := s.query(ctx, ep, "/onlineagent/"+s.idStr+"/agentstatus")
-	if err != nil {
-		return nil, err
-	}
-	st, derr := decodeAgentStatus(env.Result)
-	if derr != nil {
-		return nil, s.c.badResponse(ep, resp, derr)
-	}
-	return st, nil
-}
-
-// CallInfo returns the details of one live call.
-func (s *Session) CallInfo(ctx context.Context, callID string) (*CallInfo, error) {
-	const ep = "callinfobycallid"
-	env, resp, err := s.query(ctx, ep, "/calldata/"+s.idStr+"/callinfobycallid/"+url.PathEscape(callID))
-	if err != nil {
-		return nil, err
-	}
-	ci, derr := decodeCallInfo(env.Result)
-	if derr != nil {
-		return nil, s.c.badResponse(ep, resp, derr)
-	}
-	return ci, nil
 }

@@ -104,12 +104,6 @@ func runSession(t testing.TB, c *cec.Client, sc cec.SessionConfig) *cec.Session 
 	return s
 }
 
-// eventually waits for cond (see testwait.For).
-func eventually(t testing.TB, d time.Duration, msg string, cond func() bool) {
-	t.Helper()
-	testwait.For(t, d, msg, cond)
-}
-
 func counter(sim *cecsim.Sim, name string) int64 { return sim.Counters()[name] }
 
 type outcomeObserver struct {
@@ -246,7 +240,7 @@ func TestTokenRenewedBeforeExpiry(t *testing.T) {
 	first := c.TokenExpiry()
 	// Keep querying: past 80 % of the life a renewal must start in the
 	// background while the old token still serves.
-	eventually(t, 5*time.Second, "token renewed", func() bool {
+	testwait.For(t, 5*time.Second, "token renewed", func() bool {
 		if _, err := c.QueryAgentInfo(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -478,7 +472,7 @@ func TestEmptyPollModesAndEvents(t *testing.T) {
 			}})
 			// Drain the sign-in events, then let several empty polls pass.
 			base := counter(sim, "agentevent")
-			eventually(t, 5*time.Second, "empty polls", func() bool { return counter(sim, "agentevent") >= base+3 })
+			testwait.For(t, 5*time.Second, "empty polls", func() bool { return counter(sim, "agentevent") >= base+3 })
 			if !s.Ready() {
 				t.Fatal("empty polls dropped the session")
 			}
@@ -494,7 +488,7 @@ func TestEmptyPollModesAndEvents(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 5*time.Second, "talking event", func() bool {
+			testwait.For(t, 5*time.Second, "talking event", func() bool {
 				mu.Lock()
 				defer mu.Unlock()
 				for _, ev := range events[n:] {
@@ -534,7 +528,7 @@ func TestGUIDRotationUnderLoad(t *testing.T) {
 		})
 	}
 	// Each empty poll after the interval rotates the GUID: wait for many.
-	eventually(t, 10*time.Second, "rotations", func() bool { return counter(sim, "agentevent") >= base+8 })
+	testwait.For(t, 10*time.Second, "rotations", func() bool { return counter(sim, "agentevent") >= base+8 })
 	stop.Store(true)
 	wg.Wait()
 	if failures.Load() != 0 {
@@ -566,7 +560,7 @@ func TestReSignInAfterKickOut(t *testing.T) {
 	if !errors.Is(err, cec.ErrSessionLost) || ids != nil {
 		t.Fatalf("got %v %v", ids, err)
 	}
-	eventually(t, 5*time.Second, "signed in again", func() bool { return s.Ready() && sim.SessionSignedIn(1001) })
+	testwait.For(t, 5*time.Second, "signed in again", func() bool { return s.Ready() && sim.SessionSignedIn(1001) })
 	if _, err := s.AllCallInfo(context.Background(), 1002); err != nil {
 		t.Fatalf("after re-sign-in: %v", err)
 	}
@@ -590,7 +584,7 @@ func TestInvalidatedGUIDRecovers(t *testing.T) {
 	}
 	// The agent is still signed in at the gateway: login says 100-002 and
 	// the session takes over with forcelogin.
-	eventually(t, 5*time.Second, "recovered", func() bool {
+	testwait.For(t, 5*time.Second, "recovered", func() bool {
 		_, err := s.AllCallInfo(context.Background(), 1002)
 		return err == nil
 	})
@@ -629,7 +623,7 @@ func TestSignOutOnCancel(t *testing.T) {
 		t.Fatalf("not signed out: signedIn=%v logout=%d state=%v", sim.SessionSignedIn(1001), counter(sim, "logout"), s.State())
 	}
 	_, err := s.AllCallInfo(context.Background(), 1002)
-	if !errors.Is(err, cec.ErrNotReady) || !errors.Is(err, cec.ErrSessionLost) {
+	if !errors.Is(err, cec.ErrSessionNotReady) || !errors.Is(err, cec.ErrSessionLost) {
 		t.Fatalf("query on a signed-out session: %v", err)
 	}
 }
@@ -641,7 +635,7 @@ func TestWrongAgentPasswordKeepsRetrying(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	eventually(t, 5*time.Second, "two sign-in attempts", func() bool { return counter(sim, "login") >= 2 })
+	testwait.For(t, 5*time.Second, "two sign-in attempts", func() bool { return counter(sim, "login") >= 2 })
 	if s.Ready() {
 		t.Fatal("ready with a wrong password")
 	}
@@ -693,7 +687,7 @@ func TestLimiterOnlyOnQueries(t *testing.T) {
 	if _, err := s.AllCallInfo(context.Background(), 1002); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "polls continue", func() bool { return counter(sim, "agentevent") >= base+2 })
+	testwait.For(t, 5*time.Second, "polls continue", func() bool { return counter(sim, "agentevent") >= base+2 })
 	// Token, sign-in and event polls bypass the budget.
 	if n := lim.n.Load(); n != 2 {
 		t.Fatalf("limiter waited %d times, want 2", n)

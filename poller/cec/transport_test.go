@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
@@ -123,7 +124,7 @@ func TestGatewayTLSFailureLogged(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	eventually(t, 5*time.Second, "a failed sign-in logged", func() bool { return strings.Contains(logs.String(), "cec sign-in failed") })
+	testwait.For(t, 5*time.Second, "a failed sign-in logged", func() bool { return strings.Contains(logs.String(), "cec sign-in failed") })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -228,7 +229,7 @@ func TestStoppedSessionReleasesConnections(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, "every gateway connection closed", func() bool {
+	testwait.For(t, 2*time.Second, "every gateway connection closed", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(open) == 0

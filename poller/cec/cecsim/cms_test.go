@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
@@ -101,7 +102,7 @@ func TestWorkloadCallsMoveFromAlertingThroughTalkingToReleaseInTheTruth(t *testi
 		SignInOutPerHour: 1, SoftphoneChangesPerHour: 1, PhoneFlapsPerHour: 1, RosterChangesPerHour: 1,
 	}})
 	var calls map[string][]cecsim.Change
-	eventually(t, 10*time.Second, "answered, held and released calls of both directions", func() bool {
+	testwait.For(t, 10*time.Second, "answered, held and released calls of both directions", func() bool {
 		calls = truthCalls(t, sim)
 		seen := map[string]bool{}
 		for _, cs := range calls {

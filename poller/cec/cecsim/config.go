@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// ErrInvalidConfig wraps every validation failure reported by [New].
-var ErrInvalidConfig = errors.New("cecsim: invalid config")
+// ErrConfig is wrapped by every configuration error [New] reports: all
+// problems at once.
+var ErrConfig = errors.New("cecsim: invalid configuration")
 
 // AuthMode selects the CC-Gateway authentication mode (AUTHMODE).
 type AuthMode int
@@ -184,48 +185,63 @@ func (c Config) withDefaults() Config {
 }
 
 func (c Config) validate() error {
-	bad := func(field, why string) error {
-		return fmt.Errorf("%w: %s %s", ErrInvalidConfig, field, why)
+	var errs []error
+	bad := func(field, why string) { errs = append(errs, fmt.Errorf("%s %s", field, why)) }
+	if c.Agents < 0 {
+		bad("Agents", "must not be negative")
 	}
-	switch {
-	case c.Agents < 0:
-		return bad("Agents", "must not be negative")
-	case c.FirstWorkNo < 101 || c.FirstWorkNo+c.Agents-1 > 999999:
-		return bad("FirstWorkNo", "agent IDs must lie in 101..999999")
-	case c.AgentsPerVDN < 0:
-		return bad("AgentsPerVDN", "must not be negative")
-	case c.AuthMode != AuthDynamic && c.AuthMode != AuthStatic:
-		return bad("AuthMode", "unknown")
-	case c.GUIDInterval < 0 || c.GUIDTimeout < 0 || c.NoPollTimeout < 0 || c.LongPollHold < 0:
-		return bad("timers", "must not be negative")
-	case c.AuthMode == AuthDynamic && c.GUIDInterval >= c.GUIDTimeout:
-		return bad("GUIDInterval", "must be shorter than GUIDTimeout")
-	case c.TokenDefaultLifetime <= 0 || c.TokenMaxLifetime < time.Second:
-		return bad("TokenMaxLifetime", "must be at least 1s")
-	case c.NoCallMode < NoCallEmpty || c.NoCallMode > NoCallError:
-		return bad("NoCallMode", "unknown")
-	case c.EmptyPollMode < EmptyPollAbsent || c.EmptyPollMode > EmptyPollEmptyObject:
-		return bad("EmptyPollMode", "unknown")
-	case c.ExpiredTokenStatus < 100 || c.ExpiredTokenStatus > 599:
-		return bad("ExpiredTokenStatus", "is not an HTTP status")
+	if c.FirstWorkNo < 101 || c.FirstWorkNo+c.Agents-1 > 999999 {
+		bad("FirstWorkNo", "agent IDs must lie in 101..999999")
+	}
+	if c.AgentsPerVDN < 0 {
+		bad("AgentsPerVDN", "must not be negative")
+	}
+	if c.AuthMode != AuthDynamic && c.AuthMode != AuthStatic {
+		bad("AuthMode", "unknown")
+	}
+	if c.GUIDInterval < 0 || c.GUIDTimeout < 0 || c.NoPollTimeout < 0 || c.LongPollHold < 0 {
+		bad("timers", "must not be negative")
+	}
+	if c.AuthMode == AuthDynamic && c.GUIDInterval >= c.GUIDTimeout {
+		bad("GUIDInterval", "must be shorter than GUIDTimeout")
+	}
+	if c.TokenDefaultLifetime <= 0 || c.TokenMaxLifetime < time.Second {
+		bad("TokenMaxLifetime", "must be at least 1s")
+	}
+	if c.NoCallMode < NoCallEmpty || c.NoCallMode > NoCallError {
+		bad("NoCallMode", "unknown")
+	}
+	if c.EmptyPollMode < EmptyPollAbsent || c.EmptyPollMode > EmptyPollEmptyObject {
+		bad("EmptyPollMode", "unknown")
+	}
+	if c.ExpiredTokenStatus < 100 || c.ExpiredTokenStatus > 599 {
+		bad("ExpiredTokenStatus", "is not an HTTP status")
 	}
 	w := c.Workload
-	switch {
-	case w.SignedInShare < 0 || w.SignedInShare > 1:
-		return bad("Workload.SignedInShare", "must lie in 0..1")
-	case w.CallsPerAgentHour < 0 || w.SignInOutPerHour < 0 || w.SoftphoneChangesPerHour < 0 ||
-		w.PhoneFlapsPerHour < 0 || w.RosterChangesPerHour < 0:
-		return bad("Workload rates", "must not be negative")
-	case w.MeanCallDuration < 0:
-		return bad("Workload.MeanCallDuration", "must not be negative")
-	case w.MaxCallsPerAgent < 0:
-		return bad("Workload.MaxCallsPerAgent", "must not be negative")
-	case w.MeanAlerting < 0 || w.MeanHold < 0:
-		return bad("Workload.MeanAlerting/MeanHold", "must not be negative")
-	case w.HoldShare > 1 || w.OutboundShare > 1:
-		return bad("Workload.HoldShare/OutboundShare", "must be at most 1")
+	if w.SignedInShare < 0 || w.SignedInShare > 1 {
+		bad("Workload.SignedInShare", "must lie in 0..1")
 	}
-	return c.CMS.validate(bad)
+	if w.CallsPerAgentHour < 0 || w.SignInOutPerHour < 0 || w.SoftphoneChangesPerHour < 0 ||
+		w.PhoneFlapsPerHour < 0 || w.RosterChangesPerHour < 0 {
+		bad("Workload rates", "must not be negative")
+	}
+	if w.MeanCallDuration < 0 {
+		bad("Workload.MeanCallDuration", "must not be negative")
+	}
+	if w.MaxCallsPerAgent < 0 {
+		bad("Workload.MaxCallsPerAgent", "must not be negative")
+	}
+	if w.MeanAlerting < 0 || w.MeanHold < 0 {
+		bad("Workload.MeanAlerting/MeanHold", "must not be negative")
+	}
+	if w.HoldShare > 1 || w.OutboundShare > 1 {
+		bad("Workload.HoldShare/OutboundShare", "must be at most 1")
+	}
+	c.CMS.validate(bad)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
 }
 
 // CMS configures the simulated CC-CMS monitoring interfaces (see doc.go).
@@ -261,14 +277,14 @@ func (c CMS) withDefaults() CMS {
 	return c
 }
 
-func (c CMS) validate(bad func(field, why string) error) error {
-	switch {
-	case c.CCID < 1 || c.CCID > 65535:
-		return bad("CMS.CCID", "must lie in 1..65535")
-	case c.ClockSkew < 0 || c.Lag < 0:
-		return bad("CMS.ClockSkew/Lag", "must not be negative")
-	case strings.Contains(c.AK, "/"):
-		return bad("CMS.AK", "must not contain '/'")
+func (c CMS) validate(bad func(field, why string)) {
+	if c.CCID < 1 || c.CCID > 65535 {
+		bad("CMS.CCID", "must lie in 1..65535")
 	}
-	return nil
+	if c.ClockSkew < 0 || c.Lag < 0 {
+		bad("CMS.ClockSkew/Lag", "must not be negative")
+	}
+	if strings.Contains(c.AK, "/") {
+		bad("CMS.AK", "must not contain '/'")
+	}
 }

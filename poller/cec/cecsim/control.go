@@ -138,14 +138,15 @@ type ScriptAction struct {
 func (s *Sim) Script(a ScriptAction) (string, error) {
 	switch a.Action {
 	case "start_call":
-		st, dir := CallAlerting, Inbound
-		var err error
+		st := CallAlerting
 		if a.CallStatus != "" {
+			var err error
 			if st, err = ParseCallStatus(a.CallStatus); err != nil {
 				return "", err
 			}
 		}
-		if dir, err = ParseDirection(a.Direction); err != nil {
+		dir, err := ParseDirection(a.Direction)
+		if err != nil {
 			return "", err
 		}
 		return s.StartCallWith(a.WorkNo, st, dir)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
 
@@ -61,7 +62,7 @@ func TestTokenExpiryRevocationAndMissing(t *testing.T) {
 	if r := do(t, "GET", q, bearer(short), nil); r.status != 200 {
 		t.Fatalf("fresh token refused: %d", r.status)
 	}
-	eventually(t, 5*time.Second, "1 s token to expire", func() bool {
+	testwait.For(t, 5*time.Second, "1 s token to expire", func() bool {
 		return do(t, "GET", q, bearer(short), nil).status == 403
 	})
 	if r := do(t, "GET", q, bearer(long), nil); r.status != 200 {

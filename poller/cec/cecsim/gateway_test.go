@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
 
@@ -133,7 +134,7 @@ func TestLongPollImmediateHoldAndWake(t *testing.T) {
 	// An event arriving during the hold ends it with that event.
 	done := make(chan polled, 1)
 	go func() { done <- poll(t, sim, "1001", g) }()
-	eventually(t, 5*time.Second, "the call to start", func() bool {
+	testwait.For(t, 5*time.Second, "the call to start", func() bool {
 		_, err := sim.StartCall(1001)
 		return err == nil
 	})
@@ -200,7 +201,7 @@ func TestDynamicGUIDRotationAndGrace(t *testing.T) {
 	})
 	g0, _ := login(t, sim, "1001", false)
 	var g1 string
-	eventually(t, 5*time.Second, "a rotated GUID on a poll", func() bool {
+	testwait.For(t, 5*time.Second, "a rotated GUID on a poll", func() bool {
 		p := poll(t, sim, "1001", g0)
 		if p.Retcode != "0" {
 			t.Fatalf("poll with the sign-in GUID: %s", p.Retcode)
@@ -217,7 +218,7 @@ func TestDynamicGUIDRotationAndGrace(t *testing.T) {
 		t.Errorf("new GUID on allcallinfoEx: %s", c)
 	}
 	// Eventually the superseded GUID lapses (grace over or another rotation).
-	eventually(t, 5*time.Second, "the superseded GUID to lapse", func() bool {
+	testwait.For(t, 5*time.Second, "the superseded GUID to lapse", func() bool {
 		return retcode(t, gw(t, sim, "GET", "onlineagent/1001/agentstatus", g0)) == "000-003"
 	})
 	// The session itself lives on with whatever GUID polls hand out.
@@ -239,7 +240,7 @@ func TestReapAfterNoPollTimeout(t *testing.T) {
 	if !sim.SessionSignedIn(1001) {
 		t.Fatal("session not signed in after login")
 	}
-	eventually(t, 5*time.Second, "the idle session to be reaped", func() bool { return !sim.SessionSignedIn(1001) })
+	testwait.For(t, 5*time.Second, "the idle session to be reaped", func() bool { return !sim.SessionSignedIn(1001) })
 	if p := poll(t, sim, "1001", g); p.Retcode != "100-006" {
 		t.Errorf("poll after reaping: %s, want 100-006", p.Retcode)
 	}

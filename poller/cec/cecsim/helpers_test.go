@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
 
@@ -149,10 +148,4 @@ func retcode(t testing.TB, r reply) string {
 	t.Helper()
 	c, _ := r.json(t)["retcode"].(string)
 	return c
-}
-
-// eventually waits for cond (see testwait.For).
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testwait.For(t, within, what, cond)
 }
