@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -152,11 +153,38 @@ func provisionStream(ctx context.Context, js jetstream.JetStream, spec streamSpe
 		}
 		return drift
 	}
-	if _, err := js.UpdateStream(ctx, want); err != nil {
-		return classify(js, fmt.Sprintf("update stream %s (%s)", want.Name, strings.TrimPrefix(drift.Error(), "publisher: ")), err)
+	live := s.CachedInfo().Config
+	steps := []jetstream.StreamConfig{want}
+	if live.Replicas != want.Replicas && fieldPlace.show(live) != fieldPlace.show(want) && fieldPlace.show(want) != anyValue {
+		// JetStream scales and moves a stream in separate updates.
+		scale := want
+		scale.Placement = live.Placement
+		steps = []jetstream.StreamConfig{scale, want}
+	}
+	for _, step := range steps {
+		if err := updateStream(ctx, js, step); err != nil {
+			return classify(js, fmt.Sprintf("update stream %s (%s)", want.Name, strings.TrimPrefix(drift.Error(), "publisher: ")), err)
+		}
 	}
 	log.Warn("stream updated to the configuration", "stream", want.Name, "changes", drift.Error())
 	return nil
+}
+
+// updateStream updates a stream, waiting out a reconfiguration still in
+// progress (the scale before a move) for as long as ctx allows.
+func updateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) error {
+	for {
+		_, err := js.UpdateStream(ctx, cfg)
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeReconfiguring {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // classify wraps err from a JetStream API call, adding ErrPermanent when
@@ -201,6 +229,7 @@ const (
 	errCodeStreamLimits         jetstream.ErrorCode = 10053 // beyond the account's stream limits
 	errCodeReplicasNotSupported jetstream.ErrorCode = 10074 // replicas > 1 without a cluster
 	errCodeAPILevel             jetstream.ErrorCode = 10185 // the server's API level is too old
+	errCodeReconfiguring        jetstream.ErrorCode = 10226 // a scale or move of the stream is still in progress
 )
 
 // deniedByPermissions tells a request that timed out because the server
@@ -216,10 +245,15 @@ func deniedByPermissions(js jetstream.JetStream, err error) bool {
 }
 
 // streamField is one setting Provision compares, and how to print it.
+// A field whose wanted value shows as anyValue is not configured and
+// matches whatever the stream has.
 type streamField struct {
 	name string
 	show func(jetstream.StreamConfig) string
 }
+
+// anyValue is how an unconfigured optional setting shows.
+const anyValue = "(any)"
 
 var (
 	fieldSubjects = streamField{"subjects", func(c jetstream.StreamConfig) string { return showList(c.Subjects) }}
@@ -233,6 +267,7 @@ var (
 	fieldDupes    = streamField{"duplicate_window", func(c jetstream.StreamConfig) string { return c.Duplicates.String() }}
 	fieldDiscard  = streamField{"discard", func(c jetstream.StreamConfig) string { return c.Discard.String() }}
 	fieldDirect   = streamField{"allow_direct", func(c jetstream.StreamConfig) string { return strconv.FormatBool(c.AllowDirect) }}
+	fieldPlace    = streamField{"placement", func(c jetstream.StreamConfig) string { return showPlacement(c.Placement) }}
 )
 
 // streamSpec is what Provision checks of one stream: the settings it
@@ -248,9 +283,9 @@ type streamSpec struct {
 func specs(events, state jetstream.StreamConfig) []streamSpec {
 	return []streamSpec{
 		{events, []streamField{fieldSubjects, fieldStorage, fieldReplicas, fieldMaxAge, fieldMaxBytes, fieldMaxMsgs,
-			fieldDupes, fieldDiscard, fieldDirect}, fieldSubjects},
+			fieldDupes, fieldDiscard, fieldDirect, fieldPlace}, fieldSubjects},
 		{state, []streamField{fieldSources, fieldSubjects, fieldStorage, fieldReplicas, fieldPerSubj, fieldMaxMsgs,
-			fieldMaxBytes, fieldMaxAge, fieldDiscard, fieldDirect}, fieldSources},
+			fieldMaxBytes, fieldMaxAge, fieldDiscard, fieldDirect, fieldPlace}, fieldSources},
 	}
 }
 
@@ -259,7 +294,7 @@ func (sp streamSpec) diff(live jetstream.StreamConfig) *DriftError {
 	var d *DriftError
 	for _, f := range sp.fields {
 		w, l := f.show(sp.cfg), f.show(live)
-		if w == l {
+		if w == l || w == anyValue {
 			continue
 		}
 		if d == nil {
@@ -269,6 +304,15 @@ func (sp streamSpec) diff(live jetstream.StreamConfig) *DriftError {
 		d.Breaking = d.Breaking || f.name == sp.breaking.name
 	}
 	return d
+}
+
+// showPlacement prints a placement; tags in any order are the same
+// placement.
+func showPlacement(p *jetstream.Placement) string {
+	if p == nil || (p.Cluster == "" && len(p.Tags) == 0) {
+		return anyValue
+	}
+	return "cluster " + strconv.Quote(p.Cluster) + " tags " + showList(p.Tags)
 }
 
 func showList(items []string) string {

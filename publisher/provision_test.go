@@ -166,3 +166,50 @@ func TestProvisionPermissionsArePermanentOutagesAreNot(t *testing.T) {
 		t.Fatalf("Provision with NATS down = %v, want a transient error", err)
 	}
 }
+
+// Moving to a cluster: streams created at R1 without a placement are
+// reported as drift (replicas and placement, field by field) and left
+// alone; with UpdateExisting they are moved to R3 on the tagged servers.
+func TestProvisionMovesStreamsToTheClusterOnlyWhenAsked(t *testing.T) {
+	c := natstest.RunCluster(t, natstest.WithOptions(func(o *server.Options) { o.Tags.Add("cecbridge") }))
+	js := natstest.JetStream(t, c.Connect(t))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := publisher.Provision(ctx, js, publisher.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	clustered := publisher.Config{Replicas: 3, Placement: &jetstream.Placement{Tags: []string{"cecbridge"}}}
+
+	err := publisher.Provision(ctx, js, clustered)
+	var d *publisher.DriftError
+	if !errors.Is(err, publisher.ErrDrift) || errors.Is(err, publisher.ErrPermanent) || !errors.As(err, &d) {
+		t.Fatalf("Provision = %v, want a non-permanent *DriftError", err)
+	}
+	var fields []string
+	for _, f := range d.Fields {
+		fields = append(fields, f.Field)
+	}
+	if !slices.Equal(fields, []string{"num_replicas", "placement"}) {
+		t.Fatalf("drift fields %v (%v), want num_replicas and placement", fields, err)
+	}
+	for _, name := range []string{publisher.DefaultEventsStream, publisher.DefaultStateStream} {
+		if got := liveConfig(t, js, name); got.Replicas != 1 {
+			t.Fatalf("%s moved without UpdateExisting: replicas %d", name, got.Replicas)
+		}
+	}
+
+	clustered.UpdateExisting = true
+	if err := publisher.Provision(ctx, js, clustered); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{publisher.DefaultEventsStream, publisher.DefaultStateStream} {
+		got := liveConfig(t, js, name)
+		if got.Replicas != 3 || got.Placement == nil || !slices.Equal(got.Placement.Tags, []string{"cecbridge"}) {
+			t.Fatalf("%s after UpdateExisting: replicas %d placement %+v, want 3 on tag cecbridge", name, got.Replicas, got.Placement)
+		}
+	}
+	clustered.UpdateExisting = false
+	if err := publisher.Provision(ctx, js, clustered); err != nil {
+		t.Fatalf("no drift left, yet: %v", err)
+	}
+}

@@ -95,6 +95,7 @@ func New(cfg configs.Bridge, nc *nats.Conn, log *slog.Logger) (*Bridge, error) {
 		if b.elector, err = lease.New(js, lease.Config{
 			Bucket: cfg.Lease.Bucket, TTL: cfg.Lease.TTL, Holder: b.instance, Logger: log,
 			Replicas: cfg.Lease.Replicas, Placement: placement(cfg.Streams.Placement),
+			UpdateExisting: cfg.Streams.UpdateExisting,
 		}); err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,8 +32,11 @@ type Config struct {
 	Logger *slog.Logger
 
 	// Replicas and Placement of the bucket's stream (default 1, anywhere).
-	Replicas  int
-	Placement *jetstream.Placement
+	// An existing bucket that differs is reported, and brought to them
+	// only with UpdateExisting (the streams' update_existing).
+	Replicas       int
+	Placement      *jetstream.Placement
+	UpdateExisting bool
 }
 
 func (c *Config) setDefaults() {
@@ -120,6 +124,9 @@ func (e *Elector) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lease: bucket %s: %w", e.cfg.Bucket, err)
 	}
+	if kv, err = e.matchStorage(ctx, kv); err != nil {
+		return nil, err
+	}
 	status, err := kv.Status(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("lease: bucket %s: %w", e.cfg.Bucket, err)
@@ -134,6 +141,72 @@ func (e *Elector) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	}
 	e.kv = kv
 	return kv, nil
+}
+
+// matchStorage compares an existing bucket's replicas and placement with
+// the configuration: a bucket left at R1 when the streams moved to three
+// servers would lose every lease with its one server. It reports the
+// difference, and applies the configuration with UpdateExisting.
+func (e *Elector) matchStorage(ctx context.Context, kv jetstream.KeyValue) (jetstream.KeyValue, error) {
+	status, err := kv.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lease: bucket %s: %w", e.cfg.Bucket, err)
+	}
+	bs, ok := status.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return kv, nil
+	}
+	live := bs.Config()
+	replicas := max(live.Replicas, 1) != max(e.cfg.Replicas, 1)
+	placement := e.cfg.Placement != nil && !samePlacement(live.Placement, e.cfg.Placement)
+	if !replicas && !placement {
+		return kv, nil
+	}
+	if !e.cfg.UpdateExisting {
+		e.log.Warn("lease bucket's storage differs from the configuration; left as it is (streams.update_existing: true applies it)",
+			"bucket", e.cfg.Bucket, "replicas", live.Replicas, "wanted_replicas", e.cfg.Replicas,
+			"placement_differs", placement)
+		return kv, nil
+	}
+	// JetStream scales and moves a stream in separate updates, the move
+	// once the scale is done.
+	steps := []jetstream.KeyValueConfig{live, live}
+	steps[0].Replicas = e.cfg.Replicas
+	steps[1].Replicas, steps[1].Placement = e.cfg.Replicas, e.cfg.Placement
+	if !placement {
+		steps = steps[:1]
+	} else if !replicas {
+		steps = steps[1:]
+	}
+	for _, step := range steps {
+		for {
+			kv, err = e.js.UpdateKeyValue(ctx, step)
+			var apiErr *jetstream.APIError
+			if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeReconfiguring || ctx.Err() != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("lease: update bucket %s to the configured replicas and placement: %w", e.cfg.Bucket, err)
+		}
+	}
+	e.log.Warn("lease bucket updated to the configuration", "bucket", e.cfg.Bucket, "replicas", e.cfg.Replicas)
+	return kv, nil
+}
+
+// errCodeReconfiguring: a scale or move of the stream is still in progress.
+const errCodeReconfiguring jetstream.ErrorCode = 10226
+
+// samePlacement compares two placements, tags in any order.
+func samePlacement(a, b *jetstream.Placement) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Cluster == b.Cluster && slices.Equal(slices.Sorted(slices.Values(a.Tags)), slices.Sorted(slices.Values(b.Tags)))
 }
 
 // TTL is the lease term in force (the bucket's, once Hold has opened it).

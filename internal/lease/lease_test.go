@@ -2,6 +2,7 @@ package lease_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/cecbridge/cecbridge/internal/lease"
 	"github.com/cecbridge/cecbridge/internal/natstest"
 	"github.com/cecbridge/cecbridge/internal/testwait"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -167,4 +169,44 @@ func TestLeadThatReturnsReleasesTheLease(t *testing.T) {
 	// Without the release the key would stand for the one-minute TTL and
 	// the second term could not start before then.
 	eventually(t, "a second term", func() bool { return terms.Load() == 2 })
+}
+
+// A lease bucket made at R1 stays at R1 when the configuration asks for
+// three replicas on tagged servers, until UpdateExisting says to move it;
+// then it is scaled and placed, and the leases in it still work.
+func TestBucketMovesToTheClusterOnlyWhenAsked(t *testing.T) {
+	c := natstest.RunCluster(t, natstest.WithOptions(func(o *server.Options) { o.Tags.Add("cecbridge") }))
+	js := natstest.JetStream(t, c.Connect(t))
+	bucketConfig := func() jetstream.KeyValueConfig {
+		t.Helper()
+		kv, err := js.KeyValue(t.Context(), "cecbridge_leases")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := kv.Status(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.(*jetstream.KeyValueBucketStatus).Config()
+	}
+	first := campaign(t, newElector(t, js, lease.Config{TTL: 2 * time.Second, Holder: "a"}), "tenant.acme")
+	testwait.For(t, 15*time.Second, "the first holder", first.leading.Load)
+	first.cancel()
+	<-first.done
+
+	clustered := lease.Config{TTL: 2 * time.Second, Holder: "b", Replicas: 3, Placement: &jetstream.Placement{Tags: []string{"cecbridge"}}}
+	kept := campaign(t, newElector(t, js, clustered), "tenant.acme")
+	testwait.For(t, 15*time.Second, "a holder on the old bucket", kept.leading.Load)
+	if got := bucketConfig(); got.Replicas != 1 || got.Placement != nil {
+		t.Fatalf("bucket changed without UpdateExisting: replicas %d placement %+v", got.Replicas, got.Placement)
+	}
+	kept.cancel()
+	<-kept.done
+
+	clustered.UpdateExisting, clustered.Holder = true, "c"
+	moved := campaign(t, newElector(t, js, clustered), "tenant.acme")
+	testwait.For(t, 30*time.Second, "a holder on the moved bucket", moved.leading.Load)
+	if got := bucketConfig(); got.Replicas != 3 || got.Placement == nil || !slices.Equal(got.Placement.Tags, []string{"cecbridge"}) {
+		t.Fatalf("bucket after UpdateExisting: replicas %d placement %+v, want 3 on tag cecbridge", got.Replicas, got.Placement)
+	}
 }
