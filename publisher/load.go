@@ -3,7 +3,9 @@ package publisher
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -37,9 +39,16 @@ func latestFrom(subject string, seq uint64, body []byte) *schemas.Stored {
 // state being accepted after a message it never saw.
 func (w *Writer) Load(ctx context.Context, filter string) (map[string]schemas.Stored, error) {
 	p := w.p
+	// What the leader holds now is what Load must have read: the reads
+	// below go through ordered consumers, which on a replicated stream a
+	// follower may serve from behind.
+	mark, err := p.leaderMark(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
 	out := make(map[string]schemas.Stored)
 	var maxOrigin uint64
-	err := p.read(ctx, p.cfg.StateStream, jetstream.OrderedConsumerConfig{
+	err = p.read(ctx, p.cfg.StateStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{filter},
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
 	}, func(m jetstream.Msg) {
@@ -59,15 +68,28 @@ func (w *Writer) Load(ctx context.Context, filter string) (map[string]schemas.St
 		// Nothing sourced yet: the last message per subject is enough.
 		cc.DeliverPolicy = jetstream.DeliverLastPerSubjectPolicy
 	}
-	err = p.read(ctx, p.cfg.EventsStream, cc, func(m jetstream.Msg) {
+	seen := maxOrigin
+	catchUp := func(m jetstream.Msg) {
 		md, err := m.Metadata()
 		if err != nil {
 			return
 		}
+		seen = max(seen, md.Sequence.Stream)
 		out[m.Subject()] = *latestFrom(m.Subject(), md.Sequence.Stream, m.Data())
-	})
-	if err != nil {
+	}
+	if err = p.read(ctx, p.cfg.EventsStream, cc, catchUp); err != nil {
 		return nil, err
+	}
+	for seen < mark {
+		// A follower answered and had not caught up with the leader: read
+		// on from where it stopped, once it has had a moment.
+		if err := pause(ctx, followerRetry); err != nil {
+			return nil, fmt.Errorf("publisher: load %s: up to %d, read %d: %w", p.cfg.EventsStream, mark, seen, err)
+		}
+		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seen+1
+		if err = p.read(ctx, p.cfg.EventsStream, cc, catchUp); err != nil {
+			return nil, err
+		}
 	}
 
 	if loadCaughtUp != nil {
@@ -114,21 +136,64 @@ func (w *Writer) Load(ctx context.Context, filter string) (map[string]schemas.St
 func (w *Writer) Stray(ctx context.Context, filter string) ([]string, error) {
 	p := w.p
 	after := w.loadedUpTo.Load()
-	var stray []string
-	err := p.read(ctx, p.cfg.EventsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{filter},
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
-		HeadersOnly:    true,
-	}, func(m jetstream.Msg) {
-		md, err := m.Metadata()
-		if err != nil || md.Sequence.Stream <= after {
-			return
+	mark, err := p.leaderMark(ctx, filter)
+	if err != nil || mark <= after {
+		return nil, err // nothing written since Load, by anyone
+	}
+	for {
+		var stray []string
+		var seen uint64
+		err := p.read(ctx, p.cfg.EventsStream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{filter},
+			DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+			HeadersOnly:    true,
+		}, func(m jetstream.Msg) {
+			md, err := m.Metadata()
+			if err != nil {
+				return
+			}
+			seen = max(seen, md.Sequence.Stream)
+			if md.Sequence.Stream > after && termOf(m.Headers().Get(jetstream.MsgIDHeader)) != w.cfg.Term {
+				stray = append(stray, m.Subject())
+			}
+		})
+		if err != nil || seen >= mark {
+			return stray, err
 		}
-		if termOf(m.Headers().Get(jetstream.MsgIDHeader)) != w.cfg.Term {
-			stray = append(stray, m.Subject())
+		// A follower that lags answered: a late write may be beyond it.
+		if err := pause(ctx, followerRetry); err != nil {
+			return nil, fmt.Errorf("publisher: stray writes: up to %d, read %d: %w", mark, seen, err)
 		}
-	})
-	return stray, err
+	}
+}
+
+// followerRetry is how long Load and Stray give a lagging follower before
+// reading again.
+const followerRetry = 50 * time.Millisecond
+
+// leaderMark is the stream sequence of the last message under filter as
+// the events stream's leader has it; 0 when there is none.
+func (p *Publisher) leaderMark(ctx context.Context, filter string) (uint64, error) {
+	m, err := p.leaderLast(ctx, p.cfg.EventsStream, filter)
+	switch {
+	case errors.Is(err, errNoMessage):
+		return 0, nil
+	case err != nil:
+		return 0, err
+	}
+	return m.Sequence, nil
+}
+
+// pause waits d, or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // loadCaughtUp, when set by a test, runs between Load's catch-up read and
