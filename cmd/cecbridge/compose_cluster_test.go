@@ -117,9 +117,15 @@ func TestComposeClusterProfileAgrees(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spools, hostPorts := map[string]bool{}, map[string]bool{}
+	spools, hostPorts, names := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, b := range bridges {
 		svc := dc.Services[b]
+		// The instance name defaults to the host name: a fixed one per
+		// bridge lets a recreated container resume its own leases.
+		if svc.Hostname == "" || names[svc.Hostname] {
+			t.Errorf("%s: hostname %q; want one of its own (the instance name)", b, svc.Hostname)
+		}
+		names[svc.Hostname] = true
 		cfgPath := flagValue(svc.Command, "--config")
 		var mountedFrom string
 		for _, v := range svc.Volumes {
@@ -142,6 +148,9 @@ func TestComposeClusterProfileAgrees(t *testing.T) {
 		})
 		if err != nil {
 			t.Fatalf("%s: configs/cluster.yaml with the compose environment: %v", b, err)
+		}
+		if cfg.Instance != "" {
+			t.Errorf("%s: configs/cluster.yaml names the instance %q for both bridges; leave it to the host name", b, cfg.Instance)
 		}
 		for k := range svc.Environment {
 			if strings.HasPrefix(k, "CECBRIDGE_") && !read[k] {

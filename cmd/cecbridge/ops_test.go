@@ -237,6 +237,7 @@ type composeFile struct {
 		Profiles    []string          `yaml:"profiles"`
 		Image       string            `yaml:"image"`
 		Build       string            `yaml:"build"`
+		Hostname    string            `yaml:"hostname"`
 		Entrypoint  []string          `yaml:"entrypoint"`
 		Command     []string          `yaml:"command"`
 		Environment map[string]string `yaml:"environment"`
