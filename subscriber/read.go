@@ -65,6 +65,28 @@ func (v *View) agentSoftphone(tenant string, workNo int) (r schemas.AgentSoftpho
 	return r, true
 }
 
+// agentCTIState returns the agent's state as its last agent.state event
+// left it. Visible is the agent's calls visibility: the bridge publishes
+// none for the state itself, which the same sweep observes.
+func (v *View) agentCTIState(tenant string, workNo int) (r schemas.AgentStateResponse, found bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	r = schemas.AgentStateResponse{Tenant: tenant, WorkNo: workNo}
+	r.StreamSeq = v.applied
+	ts := v.tenants[tenant]
+	if ts == nil {
+		return r, false
+	}
+	a := ts.agents[workNo]
+	if a == nil || a.cti == nil || !a.cti.has {
+		return r, false
+	}
+	r.AgentState = a.cti.state
+	r.Seq, r.Observed = a.cti.seq, nanosTime(a.cti.obs)
+	r.Visible = (a.lost|ts.lost)&lostCalls == 0
+	return r, true
+}
+
 func (v *View) phoneState(tenant, num string) (r schemas.PhoneStateResponse, found bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
