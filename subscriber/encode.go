@@ -139,12 +139,18 @@ func (w *jsonWriter) done() ([]byte, bool) {
 	return w.b, w.ok
 }
 
-func appendAgentCalls(buf []byte, r *schemas.AgentCallsResponse) ([]byte, bool) {
+// agentAnswer starts an answer about one agent: its tenant and work number.
+func agentAnswer(buf []byte, tenant string, workNo int) jsonWriter {
 	w := jsonWriter{b: append(buf, '{'), ok: true}
 	w.key("tenant")
-	w.str(r.Tenant)
+	w.str(tenant)
 	w.key("work_no")
-	w.int(int64(r.WorkNo))
+	w.int(int64(workNo))
+	return w
+}
+
+func appendAgentCalls(buf []byte, r *schemas.AgentCallsResponse) ([]byte, bool) {
+	w := agentAnswer(buf, r.Tenant, r.WorkNo)
 	w.key("call_ids")
 	w.strings(r.CallIDs)
 	w.meta(&r.Meta)
@@ -152,11 +158,7 @@ func appendAgentCalls(buf []byte, r *schemas.AgentCallsResponse) ([]byte, bool) 
 }
 
 func appendAgentSoftphone(buf []byte, r *schemas.AgentSoftphoneResponse) ([]byte, bool) {
-	w := jsonWriter{b: append(buf, '{'), ok: true}
-	w.key("tenant")
-	w.str(r.Tenant)
-	w.key("work_no")
-	w.int(int64(r.WorkNo))
+	w := agentAnswer(buf, r.Tenant, r.WorkNo)
 	w.optStr("sip_account", r.SIPAccount)
 	w.optStr("account_code", r.AccountCode)
 	w.optStr("sip_server_ip", r.SIPServerIP)
@@ -176,11 +178,7 @@ func appendAgentSoftphone(buf []byte, r *schemas.AgentSoftphoneResponse) ([]byte
 }
 
 func appendAgentState(buf []byte, r *schemas.AgentStateResponse) ([]byte, bool) {
-	w := jsonWriter{b: append(buf, '{'), ok: true}
-	w.key("tenant")
-	w.str(r.Tenant)
-	w.key("work_no")
-	w.int(int64(r.WorkNo))
+	w := agentAnswer(buf, r.Tenant, r.WorkNo)
 	w.key("state")
 	w.str(r.State)
 	w.key("state_code")
