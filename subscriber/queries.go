@@ -97,7 +97,7 @@ func (q *agentStateQuery) read(_ context.Context, s *Service, tenant string, _ l
 	if !found {
 		return nil, errNoAgentState("")
 	}
-	return answerEntity(resp, found, resp.Visible, q.RequireVisible, "agent state")
+	return answerEntity(resp, true, resp.Visible, q.RequireVisible, "agent state")
 }
 
 // errNoAgentState is the 404 of agent.state, which says where agent state
