@@ -10,6 +10,7 @@ import (
 const (
 	LookupAgentCalls     = "agent.calls"
 	LookupAgentSoftphone = "agent.softphone"
+	LookupAgentState     = "agent.state"
 	LookupAgentByAccount = "agent.by_account"
 	LookupPhoneState     = "phone.state"
 	LookupAgentsList     = "agents.list"
@@ -18,7 +19,7 @@ const (
 
 // LookupEndpoints lists every lookup endpoint, in the order the service
 // registers them.
-var LookupEndpoints = []string{LookupAgentCalls, LookupAgentSoftphone, LookupAgentByAccount, LookupPhoneState, LookupAgentsList, LookupPhonesList}
+var LookupEndpoints = []string{LookupAgentCalls, LookupAgentSoftphone, LookupAgentState, LookupAgentByAccount, LookupPhoneState, LookupAgentsList, LookupPhonesList}
 
 // LookupErrorCodes lists, per endpoint, every error code it can answer
 // with (see the Code constants). agent.by_account asks the vendor and has
@@ -26,6 +27,7 @@ var LookupEndpoints = []string{LookupAgentCalls, LookupAgentSoftphone, LookupAge
 var LookupErrorCodes = map[string][]int{
 	LookupAgentCalls:     {CodeBadRequest, CodeNotFound, CodeNotVisible, CodeInternal, CodeUnavailable, CodeTimeout},
 	LookupAgentSoftphone: {CodeBadRequest, CodeNotFound, CodeNotVisible, CodeInternal, CodeUnavailable, CodeTimeout},
+	LookupAgentState:     {CodeBadRequest, CodeNotFound, CodeNotVisible, CodeInternal, CodeUnavailable, CodeTimeout},
 	LookupAgentByAccount: {CodeBadRequest, CodeNotFound, CodeInternal, CodeUnavailable, CodeTimeout},
 	LookupPhoneState:     {CodeBadRequest, CodeNotFound, CodeNotVisible, CodeInternal, CodeUnavailable, CodeTimeout},
 	LookupAgentsList:     {CodeBadRequest, CodeNotVisible, CodeInternal, CodeUnavailable, CodeTimeout},
@@ -188,6 +190,29 @@ type AgentSoftphoneResponse struct {
 	PhoneStatus     string `json:"phone_status,omitempty"`
 	PhoneStatusCode *int   `json:"phone_status_code,omitempty"`
 	Registered      bool   `json:"registered"`
+	Meta
+}
+
+// AgentStateRequest asks for an agent's CTI state.
+type AgentStateRequest struct {
+	WorkNo int `json:"work_no"`
+	ReadOptions
+}
+
+// AgentStateResponse answers AgentStateRequest with the after of the
+// agent's last agent.state event, its fields inline. Since is when the
+// agent entered the state, so the time in state is the answer's instant
+// (now, or as_of.at) minus Since; the answer carries no running duration,
+// so that every instance gives the same answer.
+//
+// Agent state comes only from the CMS sweep: a tenant without a cms block
+// has none, and its agents are answered CodeNotFound. The bridge publishes
+// no visibility of its own for agent state; Visible is the agent's calls
+// visibility, which the same sweep keeps.
+type AgentStateResponse struct {
+	Tenant string `json:"tenant"`
+	WorkNo int    `json:"work_no"`
+	AgentState
 	Meta
 }
 

@@ -130,6 +130,17 @@ func (s *Service) pastAgentSoftphone(at time.Time, tenant string, r schemas.Agen
 	})
 }
 
+func (s *Service) pastAgentState(at time.Time, tenant string, r schemas.AgentStateRequest) runFunc {
+	subj := schemas.AgentStateSubject(tenant, r.WorkNo)
+	return s.pastEntity(at, tenant, subj, "agent state", r.RequireVisible, func(_ context.Context, _ *history, _ point, pv *View) (any, *schemas.Meta, bool, error) {
+		resp, found := pv.agentCTIState(tenant, r.WorkNo)
+		if !found {
+			return nil, nil, false, errNoAgentState(" at as_of")
+		}
+		return &resp, &resp.Meta, found, nil
+	})
+}
+
 func (s *Service) pastPhoneState(at time.Time, tenant string, r schemas.PhoneStateRequest) runFunc {
 	subj := schemas.PhoneStateSubject(tenant, r.PhoneNum)
 	return s.pastEntity(at, tenant, subj, "phone", r.RequireVisible, func(_ context.Context, _ *history, _ point, pv *View) (any, *schemas.Meta, bool, error) {

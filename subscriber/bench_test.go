@@ -206,6 +206,12 @@ func BenchmarkHandler(b *testing.B) {
 			Op: schemas.OpSnapshot, Key: schemas.Key{Tenant: "dev", PhoneNum: sip}, Seq: 1, Detected: schemas.Detected{ByPoll: obs},
 			After: &schemas.PhoneState{Status: schemas.PhoneRegistered, ConfigID: 7}})
 		v.apply(seq, rec.Subject, rec.Body)
+		seq++
+		signedIn := obs.Add(-time.Hour)
+		rec = schematest.NewEvent(schemas.TypeAgentState, schemas.AgentStateSubject("dev", n), 1, schemas.Change[schemas.AgentState]{
+			Op: schemas.OpSnapshot, Key: schemas.Key{Tenant: "dev", WorkNo: n}, Seq: 1, Detected: schemas.Detected{ByPoll: obs, Source: schemas.SourceCMS},
+			After: &schemas.AgentState{State: "talking", StateCode: 5, Since: obs.Add(-time.Minute).Truncate(time.Second), PrevState: "answering", SignedInAt: &signedIn}})
+		v.apply(seq, rec.Subject, rec.Body)
 	}
 	s := &Service{cfg: Config{Tenants: []string{"dev"}}, view: v, ctx: context.Background()}
 	s.cfg.setDefaults()
@@ -213,7 +219,7 @@ func BenchmarkHandler(b *testing.B) {
 	for _, ep := range endpoints {
 		var body []byte
 		switch ep.subject {
-		case schemas.LookupAgentCalls, schemas.LookupAgentSoftphone:
+		case schemas.LookupAgentCalls, schemas.LookupAgentSoftphone, schemas.LookupAgentState:
 			body = []byte(`{"work_no":1042}`)
 		case schemas.LookupPhoneState:
 			body = []byte(`{"phone_num":"88881042"}`)

@@ -7,15 +7,15 @@ import (
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
-// Point lookups (agent.calls, agent.softphone, phone.state) are the hot
-// path, and encoding/json's strict Decoder costs more than the rest of the
-// answer. So their requests go through a small scanner first. It takes
-// only what it can decode exactly as encoding/json would: one flat object
-// of known keys (matched exactly), plain strings, integers without sign or
-// fraction tricks, booleans. Anything else (escapes, non-ASCII, null,
-// nesting, a key in other case, an unknown key, a malformed body) goes to
-// decodeStrict, which decides and words the error. FuzzFastDecode holds the
-// two to the same results.
+// Point lookups (agent.calls, agent.softphone, agent.state, phone.state)
+// are the hot path, and encoding/json's strict Decoder costs more than the
+// rest of the answer. So their requests go through a small scanner first.
+// It takes only what it can decode exactly as encoding/json would: one flat
+// object of known keys (matched exactly), plain strings, integers without
+// sign or fraction tricks, booleans. Anything else (escapes, non-ASCII,
+// null, nesting, a key in other case, an unknown key, a malformed body)
+// goes to decodeStrict, which decides and words the error. FuzzFastDecode
+// holds the two to the same results.
 
 // flatValue is one scalar of a flat JSON object.
 type flatValue struct {
@@ -237,13 +237,24 @@ func agentCallsKeys(r *schemas.AgentCallsRequest) func(key []byte, v flatValue) 
 }
 
 func decodeAgentSoftphone(data []byte) (r schemas.AgentSoftphoneRequest, err error) {
-	err = decodeRequest(data, &r, func(key []byte, v flatValue) bool {
-		if string(key) == "work_no" {
-			return v.toInt(&r.WorkNo)
-		}
-		return setReadOptions(&r.ReadOptions, key, v)
-	})
+	err = decodeWorkNoRequest(data, &r, &r.WorkNo, &r.ReadOptions)
 	return r, err
+}
+
+func decodeAgentState(data []byte) (r schemas.AgentStateRequest, err error) {
+	err = decodeWorkNoRequest(data, &r, &r.WorkNo, &r.ReadOptions)
+	return r, err
+}
+
+// decodeWorkNoRequest decodes a request of a work number and the read
+// options, whose fields workNo and o point into r.
+func decodeWorkNoRequest[T any](data []byte, r *T, workNo *int, o *schemas.ReadOptions) error {
+	return decodeRequest(data, r, func(key []byte, v flatValue) bool {
+		if string(key) == "work_no" {
+			return v.toInt(workNo)
+		}
+		return setReadOptions(o, key, v)
+	})
 }
 
 func decodePhoneState(data []byte) (r schemas.PhoneStateRequest, err error) {

@@ -4,10 +4,10 @@
 // # State view
 //
 // A [View] holds the current state of every agent (call IDs, softphone
-// binding, visibility) and every softphone number (registration state). It
-// starts from the CEC_STATE stream, which keeps the last event of every
-// subject, noting the highest CEC_EVENTS sequence found there, then follows
-// CEC_EVENTS live from the next sequence. Events are applied only when their
+// binding, CTI state, visibility) and every softphone number (registration
+// state). It starts from the CEC_STATE stream, which keeps the last event
+// of every subject, noting the highest CEC_EVENTS sequence found there,
+// then follows CEC_EVENTS live from the next sequence. Events are applied only when their
 // per-entity seq is newer than the view's, so overlaps are harmless. The view
 // tracks the CEC_EVENTS sequence it has applied; callers may wait for a
 // sequence ([View.WaitApplied]), woken by a broadcast on every apply. A
@@ -18,10 +18,16 @@
 //
 // A [Service] is a NATS micro service (name "cecbridge", queue group
 // "cecbridge" by default) with one group per tenant, "cec.lookup.<tenant>",
-// and the endpoints agent.calls, agent.softphone, agent.by_account,
-// phone.state, agents.list and phones.list. Request and response types and
-// the error codes live in package schemas (lookup.go) with one JSON Schema
-// per message; each endpoint's metadata names its schema files.
+// and the endpoints agent.calls, agent.softphone, agent.state,
+// agent.by_account, phone.state, agents.list and phones.list. Request and
+// response types and the error codes live in package schemas (lookup.go)
+// with one JSON Schema per message; each endpoint's metadata names its
+// schema files.
+//
+// agent.state answers from agent.state events, which only a tenant with a
+// CMS sweep has; the view keeps that record only for agents that have one.
+// agent.calls.v2 events answer no lookup, and the view skips them without
+// decoding (agent.calls answers the v1 call IDs).
 //
 // # Past instants
 //
@@ -58,7 +64,7 @@
 //	reach.go      whether a sequence of another tenant's event is reached
 //	service.go    the micro service, its endpoints and worker pool
 //	endpoints.go  request decoding and checks; one parser for view-backed requests
-//	queries.go    the six requests
+//	queries.go    the seven requests
 //	answer.go     one answer per request, the documented codes, the Observer
 //	live.go       vendor lookups, single-flight, the by_account cache
 //	asof.go       answers as of a past instant, from history.go's direct gets

@@ -32,6 +32,8 @@ func encodeAnswer(buf []byte, resp any) ([]byte, error) {
 		out, ok = appendAgentCalls(buf, &r)
 	case schemas.AgentSoftphoneResponse:
 		out, ok = appendAgentSoftphone(buf, &r)
+	case schemas.AgentStateResponse:
+		out, ok = appendAgentState(buf, &r)
 	case schemas.PhoneStateResponse:
 		out, ok = appendPhoneState(buf, &r)
 	}
@@ -127,6 +129,9 @@ func (w *jsonWriter) meta(m *schemas.Meta) {
 	}
 	w.key("visible")
 	w.bool(m.Visible)
+	if m.AsOf != nil {
+		w.ok = false // answers for the past are rare: json.Marshal writes them
+	}
 }
 
 func (w *jsonWriter) done() ([]byte, bool) {
@@ -134,12 +139,18 @@ func (w *jsonWriter) done() ([]byte, bool) {
 	return w.b, w.ok
 }
 
-func appendAgentCalls(buf []byte, r *schemas.AgentCallsResponse) ([]byte, bool) {
+// agentAnswer starts an answer about one agent: its tenant and work number.
+func agentAnswer(buf []byte, tenant string, workNo int) jsonWriter {
 	w := jsonWriter{b: append(buf, '{'), ok: true}
 	w.key("tenant")
-	w.str(r.Tenant)
+	w.str(tenant)
 	w.key("work_no")
-	w.int(int64(r.WorkNo))
+	w.int(int64(workNo))
+	return w
+}
+
+func appendAgentCalls(buf []byte, r *schemas.AgentCallsResponse) ([]byte, bool) {
+	w := agentAnswer(buf, r.Tenant, r.WorkNo)
 	w.key("call_ids")
 	w.strings(r.CallIDs)
 	w.meta(&r.Meta)
@@ -147,11 +158,7 @@ func appendAgentCalls(buf []byte, r *schemas.AgentCallsResponse) ([]byte, bool) 
 }
 
 func appendAgentSoftphone(buf []byte, r *schemas.AgentSoftphoneResponse) ([]byte, bool) {
-	w := jsonWriter{b: append(buf, '{'), ok: true}
-	w.key("tenant")
-	w.str(r.Tenant)
-	w.key("work_no")
-	w.int(int64(r.WorkNo))
+	w := agentAnswer(buf, r.Tenant, r.WorkNo)
 	w.optStr("sip_account", r.SIPAccount)
 	w.optStr("account_code", r.AccountCode)
 	w.optStr("sip_server_ip", r.SIPServerIP)
@@ -166,6 +173,27 @@ func appendAgentSoftphone(buf []byte, r *schemas.AgentSoftphoneResponse) ([]byte
 	}
 	w.key("registered")
 	w.bool(r.Registered)
+	w.meta(&r.Meta)
+	return w.done()
+}
+
+func appendAgentState(buf []byte, r *schemas.AgentStateResponse) ([]byte, bool) {
+	w := agentAnswer(buf, r.Tenant, r.WorkNo)
+	w.key("state")
+	w.str(r.State)
+	w.key("state_code")
+	w.int(int64(r.StateCode))
+	w.key("since")
+	w.time(r.Since)
+	w.optStr("prev_state", r.PrevState)
+	if r.Reason != 0 {
+		w.key("reason")
+		w.int(int64(r.Reason))
+	}
+	if r.SignedInAt != nil {
+		w.key("signed_in_at")
+		w.time(*r.SignedInAt)
+	}
 	w.meta(&r.Meta)
 	return w.done()
 }

@@ -25,6 +25,7 @@ type endpoint struct {
 var endpoints = []endpoint{
 	{schemas.LookupAgentCalls, "call IDs an agent holds, by work_no", parseView[agentCallsQuery]},
 	{schemas.LookupAgentSoftphone, "an agent's SIP account, SIP server and phone registration state", parseView[agentSoftphoneQuery]},
+	{schemas.LookupAgentState, "an agent's CTI state and since when (CMS sweep only)", parseView[agentStateQuery]},
 	{schemas.LookupAgentByAccount, "work_no, agent type and status for a sign-in account (vendor, cached)", parseAgentByAccount},
 	{schemas.LookupPhoneState, "a softphone number's registration state", parseView[phoneStateQuery]},
 	{schemas.LookupAgentsList, "agents in work_no order, paginated, filters in_call and visible", parseView[agentsListQuery]},

@@ -43,6 +43,7 @@ func checkDecoders(t *testing.T, body []byte) {
 	t.Helper()
 	checkDecoder(t, body, decodeAgentCalls)
 	checkDecoder(t, body, decodeAgentSoftphone)
+	checkDecoder(t, body, decodeAgentState)
 	checkDecoder(t, body, decodePhoneState)
 }
 
@@ -91,8 +92,17 @@ func encodeSamples(s string, n int64, tm time.Time, flag bool) []any {
 	if n%2 == 0 {
 		meta.Observed = &tm
 	}
+	var signedIn *time.Time
+	if !flag {
+		signedIn = &tm
+	}
+	past := meta
+	past.AsOf = &schemas.AsOf{At: tm, RetainedFrom: tm, EventID: s, From: schemas.AsOfEvent}
 	return []any{
 		schemas.AgentCallsResponse{Tenant: s, WorkNo: int(n), CallIDs: ids, Meta: meta},
+		schemas.AgentStateResponse{Tenant: "dev", WorkNo: int(n), AgentState: schemas.AgentState{State: s, StateCode: code, Since: tm,
+			PrevState: s, Reason: code, SignedInAt: signedIn}, Meta: meta},
+		schemas.AgentStateResponse{Tenant: s, WorkNo: 1042, AgentState: schemas.AgentState{State: "idle", StateCode: 1}, Meta: past},
 		schemas.AgentSoftphoneResponse{Tenant: "dev", WorkNo: int(n), SIPAccount: s, AccountCode: s + "x", SIPServerIP: "10.0.0.1",
 			SIPServerPort: int(n), PhoneStatus: s, PhoneStatusCode: codep, Registered: flag, Meta: meta},
 		schemas.PhoneStateResponse{Tenant: "dev", PhoneNum: s, Status: s, StatusCode: code, ConfigID: n, Meta: meta},

@@ -118,6 +118,13 @@ func (b *bridge) softphone(workNo int, sp *schemas.AgentSoftphone, byPoll time.T
 	return b.publish(subj, schemas.TypeAgentSoftphone, change(b, subj, schemas.Key{Tenant: b.tenant, WorkNo: workNo}, sp, byPoll))
 }
 
+// state publishes an agent's CTI state, as the CMS sweep does; nil
+// deletes the entity.
+func (b *bridge) state(workNo int, st *schemas.AgentState, byPoll time.Time) uint64 {
+	subj := schemas.AgentStateSubject(b.tenant, workNo)
+	return b.publish(subj, schemas.TypeAgentState, change(b, subj, schemas.Key{Tenant: b.tenant, WorkNo: workNo}, st, byPoll))
+}
+
 func (b *bridge) phone(num string, code int, byPoll time.Time) uint64 {
 	subj := schemas.PhoneStateSubject(b.tenant, num)
 	after := &schemas.PhoneState{Status: schemas.PhoneStatus(code), StatusCode: code}

@@ -9,7 +9,7 @@ import (
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
-// The requests of the six endpoints: five read the view (viewQuery), one
+// The requests of the seven endpoints: six read the view (viewQuery), one
 // asks the vendor.
 
 // agentCallsQuery is an agent.calls request. max_age can send it to the
@@ -72,6 +72,39 @@ func (q *agentSoftphoneQuery) past(s *Service, tenant string, at time.Time) runF
 func (q *agentSoftphoneQuery) read(_ context.Context, s *Service, tenant string, _ liveRead) (any, error) {
 	resp, found := s.view.agentSoftphone(tenant, q.WorkNo)
 	return answerEntity(resp, found, resp.Visible, q.RequireVisible, "agent softphone")
+}
+
+// agentStateQuery is an agent.state request.
+type agentStateQuery struct{ schemas.AgentStateRequest }
+
+func (q *agentStateQuery) decode(data []byte) (err error) {
+	q.AgentStateRequest, err = decodeAgentState(data)
+	return err
+}
+
+func (q *agentStateQuery) check() error { return checkWorkNo(q.WorkNo) }
+
+func (q *agentStateQuery) options() readOptions {
+	return readOptions{minSeq: q.MinSeq, wait: q.Wait, asOf: q.AsOf}
+}
+
+func (q *agentStateQuery) past(s *Service, tenant string, at time.Time) runFunc {
+	return s.pastAgentState(at, tenant, q.AgentStateRequest)
+}
+
+func (q *agentStateQuery) read(_ context.Context, s *Service, tenant string, _ liveRead) (any, error) {
+	resp, found := s.view.agentCTIState(tenant, q.WorkNo)
+	if !found {
+		return nil, errNoAgentState("")
+	}
+	return answerEntity(resp, true, resp.Visible, q.RequireVisible, "agent state")
+}
+
+// errNoAgentState is the 404 of agent.state, which says where agent state
+// comes from: a caller of a tenant without CMS learns why there is none.
+// when is "" for now, " at as_of" for the past.
+func errNoAgentState(when string) error {
+	return fail(schemas.CodeNotFound, "agent state not known"+when+": it comes only from a CMS sweep (a tenant cms block), which has not reported this agent")
 }
 
 // phoneStateQuery is a phone.state request.

@@ -19,16 +19,12 @@ func (v *View) agentCalls(tenant string, workNo int) (r schemas.AgentCallsRespon
 	defer v.mu.RUnlock()
 	r = schemas.AgentCallsResponse{Tenant: tenant, WorkNo: workNo, CallIDs: []string{}}
 	r.StreamSeq = v.applied
-	ts := v.tenants[tenant]
-	if ts == nil {
-		return r, 0, false
-	}
-	a := ts.agents[workNo]
+	ts, a := v.agentRLocked(tenant, workNo)
 	if a == nil {
 		return r, 0, false
 	}
 	r.Seq = a.calls.seq
-	r.Visible = (a.lost|ts.lost)&lostCalls == 0
+	r.Visible = a.visible(ts, lostCalls)
 	if !a.calls.has {
 		return r, a.calls.obs, false
 	}
@@ -44,17 +40,13 @@ func (v *View) agentSoftphone(tenant string, workNo int) (r schemas.AgentSoftpho
 	defer v.mu.RUnlock()
 	r = schemas.AgentSoftphoneResponse{Tenant: tenant, WorkNo: workNo}
 	r.StreamSeq = v.applied
-	ts := v.tenants[tenant]
-	if ts == nil {
-		return r, false
-	}
-	a := ts.agents[workNo]
+	ts, a := v.agentRLocked(tenant, workNo)
 	if a == nil || !a.softphone.has {
 		return r, false
 	}
 	sp := &a.softphone.state
 	r.Seq, r.Observed = a.softphone.seq, nanosTime(a.softphone.obs)
-	r.Visible = (a.lost|ts.lost)&lostSoftphone == 0
+	r.Visible = a.visible(ts, lostSoftphone)
 	r.SIPAccount, r.AccountCode = sp.SIPAccount, sp.AccountCode
 	r.SIPServerIP, r.SIPServerPort = sp.SIPServerIP, sp.SIPServerPort
 	if p := ts.phones[sp.SIPAccount]; sp.SIPAccount != "" && p != nil && p.has {
@@ -63,6 +55,39 @@ func (v *View) agentSoftphone(tenant string, workNo int) (r schemas.AgentSoftpho
 		r.Registered = p.state.Status == schemas.PhoneRegistered
 	}
 	return r, true
+}
+
+// agentCTIState returns the agent's state as its last agent.state event
+// left it. Visible is the agent's calls visibility: the bridge publishes
+// none for the state itself, which the same sweep observes.
+func (v *View) agentCTIState(tenant string, workNo int) (r schemas.AgentStateResponse, found bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	r = schemas.AgentStateResponse{Tenant: tenant, WorkNo: workNo}
+	r.StreamSeq = v.applied
+	ts, a := v.agentRLocked(tenant, workNo)
+	if a == nil || a.cti == nil || !a.cti.has {
+		return r, false
+	}
+	r.AgentState = a.cti.state
+	r.Seq, r.Observed = a.cti.seq, nanosTime(a.cti.obs)
+	r.Visible = a.visible(ts, lostCalls)
+	return r, true
+}
+
+// agentRLocked is the agent a point lookup reads, with its tenant; a is
+// nil when the view does not know it. Callers hold the read lock.
+func (v *View) agentRLocked(tenant string, workNo int) (ts *tenantState, a *agentState) {
+	if ts = v.tenants[tenant]; ts == nil {
+		return nil, nil
+	}
+	return ts, ts.agents[workNo]
+}
+
+// visible says whether none of the scopes is lost for the agent, nor for
+// its whole tenant.
+func (a *agentState) visible(ts *tenantState, scopes uint8) bool {
+	return (a.lost|ts.lost)&scopes == 0
 }
 
 func (v *View) phoneState(tenant, num string) (r schemas.PhoneStateResponse, found bool) {
@@ -105,7 +130,7 @@ func (v *View) listAgents(tenant string, after, offset, limit int, inCall, visib
 			continue
 		}
 		in := len(a.calls.state.CallIDs) > 0
-		vis := (a.lost|ts.lost)&(lostCalls|lostSoftphone) == 0
+		vis := a.visible(ts, lostCalls|lostSoftphone)
 		if inCall != nil && *inCall != in || visible != nil && *visible != vis {
 			continue
 		}

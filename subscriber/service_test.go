@@ -390,6 +390,8 @@ func TestBadInputs(t *testing.T) {
 		{"empty body", schemas.LookupAgentSoftphone, ``},
 		{"work_no too low", schemas.LookupAgentCalls, `{"work_no":100}`},
 		{"work_no too high", schemas.LookupAgentSoftphone, `{"work_no":1000000}`},
+		{"state without work_no", schemas.LookupAgentState, `{"min_seq":1}`},
+		{"state unknown field", schemas.LookupAgentState, `{"work_no":1001,"max_age":"1s"}`},
 		{"oversized", schemas.LookupAgentCalls, big},
 		{"empty account", schemas.LookupAgentByAccount, `{"account":""}`},
 		{"account wildcard", schemas.LookupAgentByAccount, `{"account":"a*"}`},
@@ -465,7 +467,7 @@ func TestDiscovery(t *testing.T) {
 	if err := json.Unmarshal(msg.Data, &info); err != nil {
 		t.Fatal(err)
 	}
-	if info.Name != "cecbridge" || info.Version != "0.1.0" || len(info.Endpoints) != 12 {
+	if info.Name != "cecbridge" || info.Version != "0.1.0" || len(info.Endpoints) != 2*len(schemas.LookupEndpoints) {
 		t.Fatalf("info: %+v", info)
 	}
 	for _, ep := range info.Endpoints {
@@ -514,6 +516,7 @@ func TestRequestsMatchSchemas(t *testing.T) {
 	reqs := map[string]any{
 		schemas.LookupAgentCalls:     schemas.AgentCallsRequest{WorkNo: 1001, MaxAge: "1.5s", ReadOptions: schemas.ReadOptions{MinSeq: 3, Wait: "500ms", RequireVisible: true}},
 		schemas.LookupAgentSoftphone: schemas.AgentSoftphoneRequest{WorkNo: 101},
+		schemas.LookupAgentState:     schemas.AgentStateRequest{WorkNo: 999999, ReadOptions: schemas.ReadOptions{AsOf: "2026-03-01T09:30:00Z", RequireVisible: true}},
 		schemas.LookupAgentByAccount: schemas.AgentByAccountRequest{Account: "alice", MaxAge: "1m"},
 		schemas.LookupPhoneState:     schemas.PhoneStateRequest{PhoneNum: "+8613800000000"},
 		schemas.LookupAgentsList:     schemas.AgentsListRequest{ListRequest: schemas.ListRequest{Limit: 1000, Cursor: "1001"}, InCall: boolp(true), Visible: boolp(false), MinSeq: 1, Wait: "2s"},

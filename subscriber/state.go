@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cecbridge/cecbridge/schemas"
 )
@@ -27,12 +28,14 @@ type tenantState struct {
 	lost       uint8    // tenant-wide lost scopes (visibility events without ranges)
 }
 
-// agentState keeps both aspects of an agent in one small record. Slices and
+// agentState keeps the aspects of an agent in one small record. Slices and
 // strings are replaced, never mutated, so readers may share them after
-// releasing the lock.
+// releasing the lock. The CTI state comes only from a CMS sweep, so it is
+// allocated with its first event: a tenant without CMS pays a pointer.
 type agentState struct {
 	calls     record[schemas.AgentCalls]
 	softphone record[schemas.AgentSoftphone]
+	cti       *record[schemas.AgentState]
 	lost      uint8
 }
 
@@ -89,19 +92,32 @@ func (ts *tenantState) phone(num string) *record[schemas.PhoneState] {
 	return p
 }
 
+// unusedSuffix ends the subjects of agent.calls.v2 events. The view
+// answers no lookup from them (agent.calls answers the v1 call IDs, which
+// the sweep publishes beside them), and with CMS they are among a tenant's
+// most frequent events, so apply skips them without decoding.
+const unusedSuffix = "." + schemas.AspectCallsV2
+
 // apply decodes one event and folds it into the state. Events whose
 // per-entity seq is not newer than the state's are ignored, so the overlap
 // between bootstrap and follow, or a redelivery, is harmless. The applied
 // sequence advances even for events the view does not use.
 func (v *View) apply(streamSeq uint64, subject string, data []byte) {
 	var ev schemas.Event
-	err := json.Unmarshal(data, &ev)
+	var err error
+	unused := strings.HasSuffix(subject, unusedSuffix)
+	if !unused {
+		err = json.Unmarshal(data, &ev)
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if streamSeq > v.applied {
 		v.applied = streamSeq
 	}
 	defer v.wakeLocked()
+	if unused {
+		return
+	}
 	if err != nil {
 		v.skipped++
 		v.log.Warn("undecodable event", "subject", subject, "seq", streamSeq, "err", err)
@@ -112,6 +128,8 @@ func (v *View) apply(streamSeq uint64, subject string, data []byte) {
 		err = decodeInto(ev.Data, v.applyCalls)
 	case schemas.KindAgentSoftphone:
 		err = decodeInto(ev.Data, v.applySoftphone)
+	case schemas.KindAgentState:
+		err = decodeInto(ev.Data, v.applyState)
 	case schemas.KindPhoneState:
 		err = decodeInto(ev.Data, v.applyPhone)
 	case schemas.KindBridgeVisibility:
@@ -174,6 +192,18 @@ func (v *View) applySoftphone(c *schemas.Change[schemas.AgentSoftphone]) error {
 		return err
 	}
 	a.softphone.apply(c)
+	return nil
+}
+
+func (v *View) applyState(c *schemas.Change[schemas.AgentState]) error {
+	a, err := v.agentLocked(c.Key, "state")
+	if err != nil {
+		return err
+	}
+	if a.cti == nil {
+		a.cti = &record[schemas.AgentState]{}
+	}
+	a.cti.apply(c)
 	return nil
 }
 

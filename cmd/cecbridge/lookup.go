@@ -25,6 +25,7 @@ const lookupUsage = `usage: cecbridge lookup <what> [arg] [flags]
 what:
   agent-calls WORKNO         call IDs an agent holds
   agent-softphone WORKNO     SIP account, server and phone registration
+  agent-state WORKNO         CTI state and since when (tenants with a CMS sweep)
   agent-by-account ACCOUNT   work number, type and status (asks the vendor, cached)
   phone-state NUMBER         a softphone number's registration state
   agents                     list agents (--in-call, --visible, --limit, --cursor, --offset)
@@ -178,6 +179,12 @@ func runLookup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		endpoint, req, resp = schemas.LookupAgentSoftphone, schemas.AgentSoftphoneRequest{WorkNo: n, ReadOptions: read}, &schemas.AgentSoftphoneResponse{}
+	case "agent-state":
+		n, err := workNo()
+		if err != nil {
+			return err
+		}
+		endpoint, req, resp = schemas.LookupAgentState, schemas.AgentStateRequest{WorkNo: n, ReadOptions: read}, &schemas.AgentStateResponse{}
 	case "agent-by-account":
 		a, err := needArg("ACCOUNT")
 		if err != nil {
@@ -263,6 +270,18 @@ func printAnswer(w io.Writer, resp any) {
 		} else {
 			fmt.Fprintln(w, "  phone: not known")
 		}
+		printMeta(w, r.Meta)
+	case *schemas.AgentStateResponse:
+		at := time.Now() // the time in state runs to the answer's instant
+		if r.AsOf != nil {
+			at = r.AsOf.At
+		}
+		fmt.Fprintf(w, "agent %d (%s): %s (state code %d) since %s, for %s", r.WorkNo, r.Tenant, r.State, r.StateCode,
+			r.Since.UTC().Format(time.RFC3339), max(at.Sub(r.Since), 0).Round(time.Second))
+		if r.PrevState != "" {
+			fmt.Fprintf(w, ", before: %s", r.PrevState)
+		}
+		fmt.Fprintln(w)
 		printMeta(w, r.Meta)
 	case *schemas.AgentByAccountResponse:
 		fmt.Fprintf(w, "account %s (%s): agent %d, type %d, status %s\n", r.Account, r.Tenant, r.WorkNo, r.AgentType, r.AgentStatus)

@@ -167,6 +167,25 @@ func TestLookupCommand(t *testing.T) {
 	if err != nil || !strings.Contains(out, "sip account 88001 at 10.0.0.1:5060") || !strings.Contains(out, "phone: registered") {
 		t.Fatalf("agent-softphone: %v\n%s", err, out)
 	}
+	_, _, err = runCLI(t, lookupCLI, "agent-state", "1001", server)
+	var noState *LookupError
+	if !errors.As(err, &noState) || noState.Code != schemas.CodeNotFound || !strings.Contains(noState.Description, "CMS sweep") {
+		t.Fatalf("agent-state without CMS: %v", err)
+	}
+	since := time.Now().Add(-90 * time.Second).UTC().Truncate(time.Second)
+	stateSeq := f.publish(t, schemas.AgentStateSubject("dev", 1001), schemas.TypeAgentState, schemas.Change[schemas.AgentState]{
+		Op: schemas.OpSnapshot, Key: schemas.Key{Tenant: "dev", WorkNo: 1001}, Seq: 1,
+		After:    &schemas.AgentState{State: "talking", StateCode: 5, Since: since, PrevState: "answering"},
+		Detected: schemas.Detected{ByPoll: time.Now(), Source: schemas.SourceCMS}})
+	out, _, err = runCLI(t, lookupCLI, "agent-state", "1001", server, "--min-seq", strconv.FormatUint(stateSeq, 10))
+	inState := time.Since(since)
+	head, rest, _ := strings.Cut(out, ", for ")
+	dur, _, _ := strings.Cut(rest, ",")
+	printed, err2 := time.ParseDuration(dur)
+	if err != nil || head != "agent 1001 (dev): talking (state code 5) since "+since.Format(time.RFC3339) || err2 != nil ||
+		printed < 90*time.Second || printed > inState+time.Second || !strings.Contains(out, "before: answering") || !strings.Contains(out, "seq 1,") {
+		t.Fatalf("agent-state (in state %s): %v\n%s", inState, err, out)
+	}
 	out, _, err = runCLI(t, lookupCLI, "phone-state", "88001", server)
 	if err != nil || !strings.Contains(out, "phone 88001 (dev): registered") {
 		t.Fatalf("phone-state: %v\n%s", err, out)
@@ -284,6 +303,10 @@ func TestTailStopsOnCancel(t *testing.T) {
 func TestLookupAsOf(t *testing.T) {
 	f := newLookupFixture(t)
 	f.calls(t, 1001, nil, []string{"c1"})
+	since := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	f.publish(t, schemas.AgentStateSubject("dev", 1001), schemas.TypeAgentState, schemas.Change[schemas.AgentState]{
+		Op: schemas.OpSnapshot, Key: schemas.Key{Tenant: "dev", WorkNo: 1001}, Seq: 1,
+		After: &schemas.AgentState{State: "idle", StateCode: 1, Since: since}, Detected: schemas.Detected{ByPoll: time.Now()}})
 	then := time.Now().UTC().Format(time.RFC3339Nano)
 	seq := f.calls(t, 1001, []string{"c1"}, []string{"c1", "c2"})
 	server := "--server=" + f.url
@@ -292,6 +315,16 @@ func TestLookupAsOf(t *testing.T) {
 	if err != nil || !strings.Contains(out, "agent 1001 (dev): 1 call: c1") || !strings.Contains(out, "as of "+then) ||
 		!strings.Contains(out, "from event "+schemas.EventID(schemas.AgentCallsSubject("dev", 1001), 1)+" at stream seq 1") {
 		t.Fatalf("agent-calls --as-of: %v\n%s", err, out)
+	}
+	// The time in state runs to the instant asked about.
+	thenT, err := time.Parse(time.RFC3339Nano, then)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = runCLI(t, lookupCLI, "agent-state", "1001", server, "--as-of", then)
+	if err != nil || !strings.Contains(out, "agent 1001 (dev): idle (state code 1) since "+since.Format(time.RFC3339)+", for "+thenT.Sub(since).Round(time.Second).String()) ||
+		!strings.Contains(out, "from event "+schemas.EventID(schemas.AgentStateSubject("dev", 1001), 1)) {
+		t.Fatalf("agent-state --as-of: %v\n%s", err, out)
 	}
 	out, _, err = runCLI(t, lookupCLI, "agents", server, "--in-call", "--as-of", "0s", "--min-seq", "0")
 	if err != nil || !strings.Contains(out, "c1,c2") || !strings.Contains(out, "1 agents, stream_seq "+strconv.FormatUint(seq, 10)) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -492,6 +493,10 @@ func TestLookupsMatchTheSimulator(t *testing.T) {
 	slices.Sort(wantSuspended)
 	if !slices.Equal(suspended, wantSuspended) {
 		t.Errorf("phones.list registered=false = %v, simulator has %v", suspended, wantSuspended)
+	}
+	// This tenant has no cms block, so no agent state: 404, saying why.
+	if a := rawLookup(t, e.nc, schemas.LookupSubject(tenant, schemas.LookupAgentState), schemas.AgentStateRequest{WorkNo: 1002}, true); !strings.Contains(a, "404") || !strings.Contains(a, "CMS sweep") {
+		t.Errorf("agent.state without CMS answered\n%s", a)
 	}
 }
 

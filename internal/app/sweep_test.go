@@ -69,13 +69,19 @@ func TestTenantWithCMSIsSweptAndDegradesGracefully(t *testing.T) {
 // lastOn is the body of the last message on subject in CEC_EVENTS.
 func lastOn(t *testing.T, js jetstream.JetStream, subject string) ([]byte, error) {
 	t.Helper()
-	s, err := js.Stream(t.Context(), "CEC_EVENTS")
-	if err != nil {
-		return nil, err
-	}
-	m, err := s.GetLastMsgForSubject(t.Context(), subject)
+	m, err := lastMsgOn(t, js, subject)
 	if err != nil {
 		return nil, err
 	}
 	return m.Data, nil
+}
+
+// lastMsgOn is the last message on subject in CEC_EVENTS.
+func lastMsgOn(t *testing.T, js jetstream.JetStream, subject string) (*jetstream.RawStreamMsg, error) {
+	t.Helper()
+	s, err := js.Stream(t.Context(), "CEC_EVENTS")
+	if err != nil {
+		return nil, err
+	}
+	return s.GetLastMsgForSubject(t.Context(), subject)
 }

@@ -1,0 +1,95 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/cecbridge/cecbridge/configs"
+	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testwait"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/schemas"
+	"github.com/cecbridge/cecbridge/schemas/schematest"
+)
+
+// With a CMS sweep, agent.state answers every agent's CTI state as the
+// simulator has it, and follows a call ringing and then answered: a
+// lookup with min_seq set to the state event's stream sequence answers
+// that event's state, seq and observation.
+func TestAgentStateLookupFollowsTheSweep(t *testing.T) {
+	e := newOpsEnv(t, 4)
+	tc := &e.cfg.Tenants[0]
+	tc.Intervals.Sweep = 100 * time.Millisecond
+	tc.CMS = &configs.CMS{URL: e.sim.URL(), AK: "cms-ak", SK: "cms-sk", CCID: 1, VDNs: []configs.CMSVDN{{VDN: 1}}, Concurrency: 2}
+	e.cfg = configs.WithDefaults(e.cfg)
+	rb := runBridge(t, e.cfg, e.srv.Connect(t), slog.New(slog.DiscardHandler))
+	waitReadyz(t, rb.httpBase(t), "ready", func(code int, _ readyz) bool { return code == http.StatusOK })
+	nc := e.srv.Connect(t)
+	js := natstest.JetStream(t, nc)
+
+	stateOf := func(req schemas.AgentStateRequest) (schemas.AgentStateResponse, string) {
+		t.Helper()
+		var r schemas.AgentStateResponse
+		body, code := schematest.Lookup(t, nc, "ops", schemas.LookupAgentState, req, 5*time.Second)
+		if code == "" {
+			if err := json.Unmarshal(body, &r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return r, code
+	}
+	for _, n := range e.sim.Agents() {
+		testwait.For(t, 15*time.Second, fmt.Sprintf("agent %d's state as the simulator has it", n), func() bool {
+			r, code := stateOf(schemas.AgentStateRequest{WorkNo: n})
+			info, _ := e.sim.Agent(n)
+			return code == "" && r.StateCode == info.State && r.Visible
+		})
+	}
+
+	// lastState waits for the stream's last state event of the agent to
+	// carry code, and returns its stream sequence and payload.
+	lastState := func(workNo, code int) (uint64, schemas.Change[schemas.AgentState]) {
+		t.Helper()
+		var seq uint64
+		var c schemas.Change[schemas.AgentState]
+		testwait.For(t, 10*time.Second, fmt.Sprintf("agent %d's state %d in the stream", workNo, code), func() bool {
+			m, err := lastMsgOn(t, js, schemas.AgentStateSubject("ops", workNo))
+			if err != nil {
+				return false
+			}
+			var ev schemas.Event
+			if json.Unmarshal(m.Data, &ev) != nil || json.Unmarshal(ev.Data, &c) != nil {
+				t.Fatalf("state event %s", m.Data)
+			}
+			seq = m.Sequence
+			return c.After != nil && c.After.StateCode == code
+		})
+		return seq, c
+	}
+	id, err := e.sim.StartCall(1002)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		state string
+		move  func() error
+	}{
+		{"answering", func() error { return nil }}, // ringing
+		{"talking", func() error { return e.sim.SetCallStatus(1002, id, cecsim.CallTalking) }},
+	} {
+		if err := step.move(); err != nil {
+			t.Fatal(err)
+		}
+		info, _ := e.sim.Agent(1002)
+		seq, c := lastState(1002, info.State)
+		r, code := stateOf(schemas.AgentStateRequest{WorkNo: 1002, ReadOptions: schemas.ReadOptions{MinSeq: seq}})
+		if code != "" || r.State != step.state || r.StateCode != info.State || r.Seq != c.Seq || r.StreamSeq < seq ||
+			r.Observed == nil || !r.Observed.Equal(c.Detected.ByPoll) || !r.Since.Equal(c.After.Since) || r.Since.After(*r.Observed) {
+			t.Fatalf("agent.state 1002 with min_seq %d: %s %+v, event %+v", seq, code, r, c.After)
+		}
+	}
+}
