@@ -11,9 +11,10 @@ import (
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
-// ErrNotReady is what a call-ID poll fails with when its monitoring session
-// is not signed in: the poller does not even ask.
-var ErrNotReady = errors.New("poller: monitoring session not signed in")
+// ErrMonitorNotSignedIn is what a call-ID poll fails with when the
+// monitoring session it would ask through is not signed in: the poller does
+// not even ask.
+var ErrMonitorNotSignedIn = errors.New("poller: monitoring session not signed in")
 
 var errNoMonitor = errors.New("poller: no monitoring agent covers this agent")
 

@@ -185,7 +185,7 @@ func (v *visibility) requeue(events []schemas.Visibility) {
 // then the vendor client's classes.
 func reason(err error) string {
 	switch {
-	case errors.Is(err, ErrNotReady):
+	case errors.Is(err, ErrMonitorNotSignedIn):
 		return "session_not_ready"
 	case errors.Is(err, errNoMonitor):
 		return "no_monitor"
