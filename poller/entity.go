@@ -43,7 +43,7 @@ type agent struct {
 	calls      aspect[schemas.AgentCalls] // call IDs sorted
 	lastInCall time.Time                  // last poll that saw at least one call
 	visible    bool
-	monitor    int // index into Tenant.monitors, -1 if none covers it
+	monitor    int // index into Config.Monitors (MonitorFor), -1 if none covers it
 
 	softphone aspect[schemas.AgentSoftphone]
 	inRoster  bool // present in the last complete roster

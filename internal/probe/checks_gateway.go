@@ -12,22 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cecbridge/cecbridge/poller"
 	"github.com/cecbridge/cecbridge/poller/cec"
 )
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
-// monitorOf is the index of the first monitor whose work_nos cover wn, or
-// -1.
-func (p *Probe) monitorOf(wn int) int {
-	for i, m := range p.tc.Monitors {
-		covers, err := m.Covers()
-		if err == nil && (covers == nil || covers(wn)) {
-			return i
-		}
-	}
-	return -1
-}
 
 func (p *Probe) notSignedIn() []Row {
 	return []Row{{Status: StatusSkip, Answered: "not asked: the monitoring agent is not signed in"}}
@@ -195,7 +184,7 @@ func (p *Probe) scanSample(n int) []int {
 	// Agents CMS found in a call first: the gateway check needs one.
 	var first []int
 	for _, wn := range slices.Sorted(maps.Keys(p.cmsCalls)) {
-		if len(first) < 3 && wn != p.tc.Monitors[0].AgentID && p.monitorOf(wn) == 0 {
+		if len(first) < 3 && wn != p.tc.Monitors[0].AgentID && poller.MonitorFor(p.monitors, wn) == 0 {
 			first = append(first, wn)
 		}
 	}
@@ -214,7 +203,7 @@ func (p *Probe) scanSample(n int) []int {
 func (p *Probe) scanSample0(n int) []int {
 	var pool []int
 	for _, wn := range p.roster {
-		if wn != p.tc.Monitors[0].AgentID && p.monitorOf(wn) == 0 {
+		if wn != p.tc.Monitors[0].AgentID && poller.MonitorFor(p.monitors, wn) == 0 {
 			pool = append(pool, wn)
 		}
 	}
@@ -311,7 +300,7 @@ func checkOtherVDN(ctx context.Context, p *Probe) []Row {
 	}
 	other, mon := 0, 0
 	for _, wn := range p.roster {
-		if i := p.monitorOf(wn); i > 0 {
+		if i := poller.MonitorFor(p.monitors, wn); i > 0 {
 			other, mon = wn, i
 			break
 		}
