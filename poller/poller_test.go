@@ -144,12 +144,6 @@ func calls(t testing.TB, ev schemas.Event) schemas.Change[schemas.AgentCalls] {
 	return ch
 }
 
-// eventually waits for cond (see testwait.For).
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	testwait.For(t, 15*time.Second, what, cond)
-}
-
 type fixture struct {
 	sim     *cecsim.Sim
 	client  *cec.Client
@@ -289,7 +283,7 @@ func validateAll(t *testing.T, recs []schemas.Record) {
 func TestSnapshotThenScriptedChanges(t *testing.T) {
 	f := startFixture(t, 10, nil)
 	agents := f.sim.Agents()
-	eventually(t, "a calls snapshot for every agent", func() bool {
+	testwait.Until(t, "a calls snapshot for every agent", func() bool {
 		for _, w := range agents {
 			if len(f.callsOf(w)) == 0 {
 				return false
@@ -312,11 +306,11 @@ func TestSnapshotThenScriptedChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the call to appear", func() bool { return len(f.callsOf(agentNo)) == 2 })
+	testwait.Until(t, "the call to appear", func() bool { return len(f.callsOf(agentNo)) == 2 })
 	if err := f.sim.EndCall(agentNo, id); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the call to end", func() bool { return len(f.callsOf(agentNo)) == 3 })
+	testwait.Until(t, "the call to end", func() bool { return len(f.callsOf(agentNo)) == 3 })
 	got := f.callsOf(agentNo)
 	want := [][]string{{}, {id}, {}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -345,7 +339,7 @@ func TestSnapshotThenScriptedChanges(t *testing.T) {
 	if err := f.sim.AddAgent(5000); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "softphone, phone and roster changes", func() bool {
+	testwait.Until(t, "softphone, phone and roster changes", func() bool {
 		return len(f.sink.on(schemas.AgentSoftphoneSubject(tenantName, 1004))) == 2 &&
 			len(f.sink.on(schemas.PhoneStateSubject(tenantName, num))) == 2 &&
 			len(f.sink.on(schemas.AgentSoftphoneSubject(tenantName, 1005))) == 2 &&
@@ -371,7 +365,7 @@ func TestSnapshotThenScriptedChanges(t *testing.T) {
 	if ph.After.Status != schemas.PhoneSuspended || ph.Before.Status != schemas.PhoneRegistered {
 		t.Errorf("phone change = %+v", ph)
 	}
-	eventually(t, "a heartbeat", func() bool {
+	testwait.Until(t, "a heartbeat", func() bool {
 		return len(f.sink.on(schemas.BridgeSubject(tenantName, schemas.BridgeHeartbeat))) > 0
 	})
 	// The first heartbeat follows the first complete roster and phone walk
@@ -395,7 +389,7 @@ func TestFaultsProduceNoFalseEventsAndReportVisibility(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the call to be seen", func() bool {
+	testwait.Until(t, "the call to be seen", func() bool {
 		c := f.callsOf(agentNo)
 		return len(c) > 0 && slices.Equal(c[len(c)-1], []string{id})
 	})
@@ -420,24 +414,24 @@ func TestFaultsProduceNoFalseEventsAndReportVisibility(t *testing.T) {
 	} {
 		lost, restored := visibility(schemas.VisibilityLost, schemas.ScopeCalls), visibility(schemas.VisibilityRestored, schemas.ScopeCalls)
 		f.sim.Inject(fault)
-		eventually(t, fault.Kind.String()+": agents reported not visible", func() bool {
+		testwait.Until(t, fault.Kind.String()+": agents reported not visible", func() bool {
 			return visibility(schemas.VisibilityLost, schemas.ScopeCalls) > lost
 		})
 		f.sim.ClearFaults()
-		eventually(t, fault.Kind.String()+": agents visible again", func() bool {
+		testwait.Until(t, fault.Kind.String()+": agents visible again", func() bool {
 			return visibility(schemas.VisibilityRestored, schemas.ScopeCalls) > restored
 		})
 	}
 	// Roster and phones failures keep the softphone and phone states.
 	f.sim.Inject(cecsim.Fault{Endpoint: "queryAgentInfo", Kind: cecsim.FaultGarbled})
 	f.sim.Inject(cecsim.Fault{Endpoint: "queryPhone", Kind: cecsim.FaultHTTPStatus, Status: 500})
-	eventually(t, "roster and phones reported not visible", func() bool {
+	testwait.Until(t, "roster and phones reported not visible", func() bool {
 		return visibility(schemas.VisibilityLost, schemas.ScopeSoftphone) > 0 && visibility(schemas.VisibilityLost, schemas.ScopePhones) > 0
 	})
 	f.sim.ClearFaults()
 	// A session kicked out comes back by itself.
 	f.sim.KickOut(1001)
-	eventually(t, "roster and phones visible again and the session back", func() bool {
+	testwait.Until(t, "roster and phones visible again and the session back", func() bool {
 		return visibility(schemas.VisibilityRestored, schemas.ScopeSoftphone) > 0 &&
 			visibility(schemas.VisibilityRestored, schemas.ScopePhones) > 0 && f.session.Ready()
 	})
@@ -462,19 +456,19 @@ func TestFaultsProduceNoFalseEventsAndReportVisibility(t *testing.T) {
 // emitted once the sink accepts again.
 func TestRefusedEventIsDetectedAgain(t *testing.T) {
 	f := startFixture(t, 3, nil)
-	eventually(t, "snapshots", func() bool { return len(f.callsOf(1002)) == 1 })
+	testwait.Until(t, "snapshots", func() bool { return len(f.callsOf(1002)) == 1 })
 	f.sink.setRefuse(true)
 	id, err := f.sim.StartCall(1002)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a refusal", func() bool {
+	testwait.Until(t, "a refusal", func() bool {
 		f.sink.mu.Lock()
 		defer f.sink.mu.Unlock()
 		return f.sink.refused > 0
 	})
 	f.sink.setRefuse(false)
-	eventually(t, "the call once accepted", func() bool { return len(f.callsOf(1002)) == 2 })
+	testwait.Until(t, "the call once accepted", func() bool { return len(f.callsOf(1002)) == 2 })
 	if got := f.callsOf(1002)[1]; !slices.Equal(got, []string{id}) {
 		t.Fatalf("after refusal got %v, want [%s]", got, id)
 	}
@@ -484,7 +478,7 @@ func TestRefusedEventIsDetectedAgain(t *testing.T) {
 // nothing, changed ones continue their sequences.
 func TestRestoreEmitsOnlyRealChanges(t *testing.T) {
 	f := startFixture(t, 5, nil)
-	eventually(t, "snapshots", func() bool {
+	testwait.Until(t, "snapshots", func() bool {
 		for _, w := range f.sim.Agents() {
 			if len(f.callsOf(w)) != 1 || len(f.sink.on(schemas.AgentSoftphoneSubject(tenantName, w))) != 1 {
 				return false
@@ -493,7 +487,7 @@ func TestRestoreEmitsOnlyRealChanges(t *testing.T) {
 		return true
 	})
 	num := f.sim.Phones()[0].PhoneNum
-	eventually(t, "phone snapshot", func() bool { return len(f.sink.on(schemas.PhoneStateSubject(tenantName, num))) == 1 })
+	testwait.Until(t, "phone snapshot", func() bool { return len(f.sink.on(schemas.PhoneStateSubject(tenantName, num))) == 1 })
 	f.stop()
 	last := map[string]schemas.Record{}
 	for _, rec := range f.sink.records() {
@@ -511,13 +505,13 @@ func TestRestoreEmitsOnlyRealChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := startPoller(t, f.sim, restore)
-	eventually(t, "the call after restart", func() bool { return len(g.callsOf(1004)) == 1 })
+	testwait.Until(t, "the call after restart", func() bool { return len(g.callsOf(1004)) == 1 })
 	ch := calls(t, g.sink.on(schemas.AgentCallsSubject(tenantName, 1004))[0])
 	if ch.Op != schemas.OpUpdate || ch.Seq != 2 || !slices.Equal(ch.After.CallIDs, []string{id}) {
 		t.Fatalf("first event after restart = %+v, want update seq 2 with [%s]", ch, id)
 	}
 	// Let every agent be polled a few times, then check nothing else came.
-	eventually(t, "a heartbeat after restart", func() bool {
+	testwait.Until(t, "a heartbeat after restart", func() bool {
 		return len(g.sink.on(schemas.BridgeSubject(tenantName, schemas.BridgeHeartbeat))) >= 2
 	})
 	for _, rec := range g.sink.records() {
@@ -563,5 +557,5 @@ func TestFewAgentsArePolledAtTheirInterval(t *testing.T) {
 	defer func() { cancel(); <-done; <-done }()
 	// Two agents every 20 ms: 40 polls take about 400 ms. Without a wake
 	// after each poll they would wait for the hourly roster.
-	eventually(t, "40 call-ID polls", func() bool { return sim.Counters()["allcallinfoEx"] >= 40 })
+	testwait.Until(t, "40 call-ID polls", func() bool { return sim.Counters()["allcallinfoEx"] >= 40 })
 }

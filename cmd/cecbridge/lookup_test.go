@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/schemas"
 	"github.com/cecbridge/cecbridge/schemas/schematest"
 	"github.com/cecbridge/cecbridge/subscriber"
@@ -245,20 +246,21 @@ func TestTailCommand(t *testing.T) {
 		}
 		got <- out
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		f.calls(t, 1003, nil, []string{"live"})
+	var live string
+	// Republish until the tail has subscribed and printed.
+	if !testwait.PollEvery(10*time.Second, 50*time.Millisecond, func() bool {
 		select {
-		case out := <-got:
-			if !strings.Contains(out, "dev.agent.1003.calls") {
-				t.Fatalf("live tail: %s", out)
-			}
-			return
-		case <-time.After(50 * time.Millisecond): // republish until the tail has subscribed
+		case live = <-got:
+			return true
+		default:
+			f.calls(t, 1003, nil, []string{"live"})
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("live tail printed nothing")
-		}
+	}) {
+		t.Fatal("live tail printed nothing")
+	}
+	if !strings.Contains(live, "dev.agent.1003.calls") {
+		t.Fatalf("live tail: %s", live)
 	}
 }
 

@@ -30,18 +30,14 @@ func TestRestartKeepsPortAndStore(t *testing.T) {
 		t.Fatalf("url changed: %s -> %s", url, s.URL())
 	}
 	// The client reconnects on its own; the stream and its message survive.
-	for {
-		st, err := js.Stream(ctx, "T")
-		if err == nil {
-			if st.CachedInfo().State.Msgs != 1 {
-				t.Fatalf("msgs after restart = %d, want 1", st.CachedInfo().State.Msgs)
-			}
-			return
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("stream not back after restart: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var st jetstream.Stream
+	testwait.Until(t, "the stream back after the restart", func() bool {
+		var err error
+		st, err = js.Stream(ctx, "T")
+		return err == nil
+	})
+	if st.CachedInfo().State.Msgs != 1 {
+		t.Fatalf("msgs after restart = %d, want 1", st.CachedInfo().State.Msgs)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec"
 )
 
@@ -32,16 +33,11 @@ func TestBudgetPriorityOvertakesOrdinaryQueue(t *testing.T) {
 		})
 	}
 	// Let the ordinary queue fill up.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testwait.Poll(5*time.Second, func() bool {
 		mu.Lock()
-		n := ordinary
-		mu.Unlock()
-		if n >= 20 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return ordinary >= 20
+	})
 	mu.Lock()
 	before := ordinary
 	mu.Unlock()
