@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cecbridge/cecbridge/audit"
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/app"
 	"github.com/cecbridge/cecbridge/internal/devstack"
@@ -123,34 +124,23 @@ func (r *streamReader) visibility(t *testing.T, state, scope string) int {
 	return n
 }
 
-// checkHistory validates every event and checks the per-subject rules: seq
-// from 1 with no holes or repeats, prev_id chained, no event ID twice.
-func (r *streamReader) checkHistory(t *testing.T) {
+// checkHistory validates every event and applies the history rules of
+// package audit (seq from 1 with no holes or repeats, prev_id chained, ids
+// derived from subject and seq, detected windows forward) to what the
+// reader holds, which is the stream from its first message. It returns the
+// checker, for its counts.
+func (r *streamReader) checkHistory(t *testing.T) *audit.Checker {
 	t.Helper()
-	seen := map[string]bool{}
-	last := map[string]schemas.Event{}
-	lastSeq := map[string]uint64{}
+	c := audit.NewChecker(audit.Start{FromFirst: true})
 	for _, s := range r.all() {
 		schematest.ValidateEvent(t, s.body)
-		if seen[s.ev.ID] {
-			t.Errorf("event %s stored twice", s.ev.ID)
+		for _, f := range c.Check(s.seq, s.subject, s.body) {
+			if f.Defect() {
+				t.Errorf("history: %s", f)
+			}
 		}
-		seen[s.ev.ID] = true
-		var d struct {
-			Seq    uint64 `json:"seq"`
-			PrevID string `json:"prev_id"`
-		}
-		if err := json.Unmarshal(s.ev.Data, &d); err != nil {
-			t.Fatal(err)
-		}
-		if d.Seq != lastSeq[s.subject]+1 {
-			t.Errorf("%s: seq %d after %d", s.subject, d.Seq, lastSeq[s.subject])
-		}
-		if prev, ok := last[s.subject]; ok && d.PrevID != prev.ID {
-			t.Errorf("%s seq %d: prev_id %s, want %s", s.subject, d.Seq, d.PrevID, prev.ID)
-		}
-		lastSeq[s.subject], last[s.subject] = d.Seq, s.ev
 	}
+	return c
 }
 
 type env struct {
