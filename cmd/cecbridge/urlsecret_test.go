@@ -15,6 +15,7 @@ import (
 
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testbuf"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
@@ -87,7 +88,7 @@ tenants:
 			// The bridge connects with the URL's user info; lookup and tail
 			// do too while it runs.
 			ctx, cancel := context.WithCancel(t.Context())
-			var logs lockedBuffer
+			var logs testbuf.Buffer
 			done := make(chan error, 1)
 			go func() { done <- run(ctx, []string{"run", "--config", cfgFile}, io.Discard, &logs) }()
 			testwait.Until(t, "a lookup through the URL's credentials", func() bool {

@@ -20,6 +20,7 @@ import (
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/app"
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testbuf"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
@@ -94,7 +95,7 @@ func TestTenantsSpreadFairlyAndMoveCleanly(t *testing.T) {
 		stop func()
 	}
 	polls := &pollLog{}
-	logs := map[string]*syncBuffer{}
+	logs := map[string]*testbuf.Buffer{}
 	start := func(name string) *instance {
 		cfg := base
 		cfg.Instance = name
@@ -107,7 +108,7 @@ func TestTenantsSpreadFairlyAndMoveCleanly(t *testing.T) {
 		}
 		nc := srv.Connect(t, nats.ReconnectBufSize(-1))
 		if logs[name] == nil {
-			logs[name] = &syncBuffer{}
+			logs[name] = &testbuf.Buffer{}
 		}
 		log := slog.New(slog.NewJSONHandler(logs[name], nil))
 		ctx, cancel := context.WithCancel(context.Background())
@@ -167,7 +168,7 @@ type termSpan struct {
 // termsFromLogs reads the lease terms of every instance from its log:
 // "lease term started" and "lease term ended", by tenant. A term still
 // running when the log was read ends now.
-func termsFromLogs(t *testing.T, logs map[string]*syncBuffer) map[string][]termSpan {
+func termsFromLogs(t *testing.T, logs map[string]*testbuf.Buffer) map[string][]termSpan {
 	t.Helper()
 	out := map[string][]termSpan{}
 	for instance, buf := range logs {

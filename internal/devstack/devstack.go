@@ -1,10 +1,8 @@
 package devstack
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -78,22 +76,4 @@ func BridgeConfig(tenant, natsURL, simURL string) configs.Bridge {
 	})
 }
 
-// Output collects what a program under test prints; the program's
-// goroutines write while the test reads.
-type Output struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (o *Output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
 // String returns everything written so far.
-func (o *Output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}

@@ -1,12 +1,10 @@
 package lease_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/cecbridge/cecbridge/internal/lease"
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testbuf"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 )
 
@@ -122,7 +121,7 @@ func TestStandbyLogsTheHolder(t *testing.T) {
 	ea := newElector(t, js, lease.Config{TTL: 2 * time.Second, Holder: "a"})
 	a := campaign(t, ea, "tenant.s")
 	testwait.Until(t, "a to lead", a.leading.Load)
-	var buf syncBuffer
+	var buf testbuf.Buffer
 	eb := newElector(t, js, lease.Config{TTL: 2 * time.Second, Campaign: 100 * time.Millisecond, Holder: "b",
 		Logger: slog.New(slog.NewTextHandler(&buf, nil))})
 	kv, err := js.KeyValue(t.Context(), "cecbridge_leases")
@@ -161,21 +160,4 @@ func TestExistingBucketTTLApplies(t *testing.T) {
 	if e.TTL() != 3*time.Second {
 		t.Fatalf("TTL() = %s, want the bucket's", e.TTL())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
