@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cecbridge/cecbridge/internal/natstest"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/schemas"
 	"github.com/cecbridge/cecbridge/schemas/schematest"
@@ -31,25 +31,9 @@ type lookupFixture struct {
 
 func newLookupFixture(t *testing.T) *lookupFixture {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := natstest.RunServer(t)
+	nc := srv.Connect(t)
+	js := natstest.JetStream(t, nc)
 	ctx, cancel := context.WithCancel(context.Background())
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: schemas.EventsStream, Subjects: []string{schemas.AllEvents}, Storage: jetstream.MemoryStorage,
 		AllowDirect: true}); err != nil {
@@ -74,7 +58,7 @@ func newLookupFixture(t *testing.T) *lookupFixture {
 		cancel()
 		<-done
 	})
-	return &lookupFixture{url: srv.ClientURL(), js: js, seqs: map[string]uint64{}}
+	return &lookupFixture{url: srv.URL(), js: js, seqs: map[string]uint64{}}
 }
 
 func (f *lookupFixture) publish(t *testing.T, subject, typ string, data any) uint64 {
