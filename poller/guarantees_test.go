@@ -17,22 +17,10 @@ import (
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim/cecsimtest"
 	"github.com/cecbridge/cecbridge/schemas"
 	"github.com/cecbridge/cecbridge/schemas/schematest"
 )
-
-func startSim(t *testing.T, cfg cecsim.Config) *cecsim.Sim {
-	t.Helper()
-	sim, err := cecsim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(context.WithoutCancel(t.Context())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	return sim
-}
 
 func phoneOps(t *testing.T, r *recorder, num string) []schemas.Op {
 	t.Helper()
@@ -53,7 +41,7 @@ func phoneOps(t *testing.T, r *recorder, num string) []schemas.Op {
 // first on page two slides onto page one, unseen. The walk completes without
 // it; it must not be reported deleted (and then created again).
 func TestPhoneThatSlidesPastAPageIsNotDeleted(t *testing.T) {
-	sim := startSim(t, cecsim.Config{Agents: 150, LongPollHold: 100 * time.Millisecond})
+	sim := cecsimtest.Start(t, cecsim.Config{Agents: 150, LongPollHold: 100 * time.Millisecond})
 	phones := sim.Phones()
 	removedPhone, slidPhone := phones[5].PhoneNum, phones[100].PhoneNum
 	// The simulator numbers an agent's softphone 8888 and its work number.
@@ -140,7 +128,7 @@ func (d *emptyRosterOnce) Roster(ctx context.Context) (poller.Roster, error) {
 // One empty (but valid) roster does not delete every agent: a removal
 // needs a second complete roster without the agent.
 func TestOneEmptyRosterDeletesNobody(t *testing.T) {
-	sim := startSim(t, cecsim.Config{Agents: 5, LongPollHold: 100 * time.Millisecond})
+	sim := cecsimtest.Start(t, cecsim.Config{Agents: 5, LongPollHold: 100 * time.Millisecond})
 	glitch := &emptyRosterOnce{when: make(chan struct{}), done: make(chan struct{})}
 	f := startPollerWith(t, sim, nil, pollerOpts{directory: func(d poller.Directory) poller.Directory {
 		glitch.Directory = d
@@ -228,7 +216,7 @@ func TestConflictedSubjectContinuesFromTheStream(t *testing.T) {
 // a new term (after a restart) goes on polling it at the active interval,
 // not the idle one.
 func TestAgentWhoseCallJustEndedStaysActiveAcrossATerm(t *testing.T) {
-	sim := startSim(t, cecsim.Config{Agents: 3, LongPollHold: 100 * time.Millisecond})
+	sim := cecsimtest.Start(t, cecsim.Config{Agents: 3, LongPollHold: 100 * time.Millisecond})
 	// The stream's last event of agent 1002: its call ended a second ago.
 	subject := schemas.AgentCallsSubject(tenantName, 1002)
 	after := time.Now().Add(-2 * time.Second)

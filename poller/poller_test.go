@@ -12,6 +12,7 @@ import (
 	"github.com/cecbridge/cecbridge/poller"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim/cecsimtest"
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
@@ -262,14 +263,7 @@ func TestRestoreEmitsOnlyRealChanges(t *testing.T) {
 // wake the dispatcher for the agent's next turn instead of leaving it to
 // the next roster poll.
 func TestFewAgentsArePolledAtTheirInterval(t *testing.T) {
-	sim, err := cecsim.New(cecsim.Config{Agents: 2, LongPollHold: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(context.WithoutCancel(t.Context())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
+	sim := cecsimtest.Start(t, cecsim.Config{Agents: 2, LongPollHold: 100 * time.Millisecond})
 	client, err := cec.New(cec.Config{FabricURL: sim.URL(), GatewayURL: sim.URL(), AppKey: "app-key", AppSecret: "app-secret"})
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim/cecsimtest"
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
@@ -19,7 +20,7 @@ func sweepFixture(t *testing.T, n int, simCfg cecsim.Config, o pollerOpts) *fixt
 	t.Helper()
 	simCfg.Agents = n
 	simCfg.LongPollHold = 100 * time.Millisecond
-	sim := startSim(t, simCfg)
+	sim := cecsimtest.Start(t, simCfg)
 	o.sweep = true
 	if o.idle == 0 {
 		o.idle = time.Hour

@@ -18,6 +18,7 @@ import (
 	"github.com/cecbridge/cecbridge/internal/testbuf"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim/cecsimtest"
 )
 
 // A password or token written into a NATS URL authenticates the bridge,
@@ -27,14 +28,7 @@ func TestNATSURLSecretsNeverPrinted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a whole bridge")
 	}
-	sim, err := cecsim.New(cecsim.Config{Agents: 3, LongPollHold: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(context.WithoutCancel(t.Context())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
+	sim := cecsimtest.Start(t, cecsim.Config{Agents: 3, LongPollHold: 100 * time.Millisecond})
 
 	cases := []struct {
 		name, secret string

@@ -23,6 +23,7 @@ import (
 	"github.com/cecbridge/cecbridge/internal/testbuf"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim/cecsimtest"
 )
 
 // holders counts the tenants each instance holds, from the lease keys.
@@ -69,14 +70,7 @@ func spread(want ...int) func(map[string]int) bool {
 // ends before the next begins.
 func TestTenantsSpreadFairlyAndMoveCleanly(t *testing.T) {
 	srv := natstest.RunServer(t)
-	sim, err := cecsim.New(cecsim.Config{Agents: 16, LongPollHold: 100 * time.Millisecond, NoPollTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(context.WithoutCancel(t.Context())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
+	sim := cecsimtest.Start(t, cecsim.Config{Agents: 16, LongPollHold: 100 * time.Millisecond, NoPollTimeout: 10 * time.Second})
 	var tenants []configs.Tenant
 	for i := range 12 {
 		tc := tenantCfg(fmt.Sprintf("t%02d", i), sim.URL(), "app-key", "app-secret", "agent-pass")

@@ -10,6 +10,7 @@ import (
 	"github.com/cecbridge/cecbridge/internal/app"
 	"github.com/cecbridge/cecbridge/internal/natstest"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim/cecsimtest"
 )
 
 // Tenant is the tenant the stack's bridge polls.
@@ -48,15 +49,7 @@ func StartSim(t testing.TB, cfg cecsim.Config) *cecsim.Sim {
 	t.Helper()
 	cfg.LongPollHold, cfg.GUIDInterval, cfg.GUIDTimeout, cfg.NoPollTimeout =
 		100*time.Millisecond, 500*time.Millisecond, 2*time.Second, 10*time.Second
-	sim, err := cecsim.New(cfg)
-	if err != nil {
-		t.Fatalf("devstack: %v", err)
-	}
-	if err := sim.Start(context.WithoutCancel(context.Background())); err != nil {
-		t.Fatalf("devstack: %v", err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	return sim
+	return cecsimtest.Start(t, cfg)
 }
 
 // BridgeConfig is the configuration of a bridge polling one tenant of a
