@@ -10,14 +10,6 @@ import (
 	"github.com/cecbridge/cecbridge/schemas/schematest"
 )
 
-func storedMsgs(recs ...schemas.Record) []finalstate.Msg {
-	out := make([]finalstate.Msg, len(recs))
-	for i, r := range recs {
-		out[i] = finalstate.Msg{StreamSeq: uint64(i + 1), Subject: r.Subject, Data: r.Body}
-	}
-	return out
-}
-
 // Each rule the stream must keep is counted under its own name when
 // broken, and only then.
 func TestCheckHistoryCountsEachBrokenRule(t *testing.T) {
@@ -43,7 +35,7 @@ func TestCheckHistoryCountsEachBrokenRule(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := checkHistory(storedMsgs(tc.recs...))
+			got := checkHistory(finalstate.MsgsOf(tc.recs...))
 			if (len(got.Problems) == 0) != got.Clean() {
 				t.Errorf("problems %q with Clean() = %v", got.Problems, got.Clean())
 			}
@@ -62,7 +54,7 @@ func TestCheckHistoryCountsEachBrokenRule(t *testing.T) {
 	wrong := c(1002, 2)
 	wrong.Body = bytes.Replace(wrong.Body, []byte(schemas.EventID(schemas.AgentCallsSubject("acme", 1002), 1)),
 		[]byte(schemas.EventID(schemas.AgentCallsSubject("acme", 1001), 1)), 1)
-	h := checkHistory(storedMsgs(c(1002, 1), wrong))
+	h := checkHistory(finalstate.MsgsOf(c(1002, 1), wrong))
 	if h.BrokenLinks != 1 || len(h.Problems) != 1 || h.Clean() {
 		t.Errorf("broken link: %+v", h)
 	}

@@ -18,6 +18,17 @@ type Msg struct {
 	Data      []byte
 }
 
+// MsgsOf is how recs reach a reader of the events stream when they are
+// stored in this order from stream sequence 1: a history built by hand,
+// for tests.
+func MsgsOf(recs ...schemas.Record) []Msg {
+	out := make([]Msg, len(recs))
+	for i, r := range recs {
+		out[i] = Msg{StreamSeq: uint64(i + 1), Subject: r.Subject, Data: r.Body}
+	}
+	return out
+}
+
 // World is the entity state of one tenant: what the simulator holds, or
 // what a history ends in.
 type World struct {

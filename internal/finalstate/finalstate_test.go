@@ -9,14 +9,6 @@ import (
 	"github.com/cecbridge/cecbridge/schemas/schematest"
 )
 
-func msgs(recs ...schemas.Record) []finalstate.Msg {
-	out := make([]finalstate.Msg, len(recs))
-	for i, r := range recs {
-		out[i] = finalstate.Msg{StreamSeq: uint64(i + 1), Subject: r.Subject, Data: r.Body}
-	}
-	return out
-}
-
 // The final world is the last event per entity; a delete removes the
 // entity; Diff names every entity that differs and treats no calls and an
 // empty list alike.
@@ -33,7 +25,7 @@ func TestFinalWorldAndDiff(t *testing.T) {
 	phone := schematest.NewEvent(schemas.TypePhoneState, schemas.PhoneStateSubject("acme", "8888+1"), 1,
 		schemas.Change[schemas.PhoneState]{Op: schemas.OpSnapshot, Key: schemas.Key{Tenant: "acme", PhoneNum: "8888+1"}, Seq: 1,
 			After: &schemas.PhoneState{Status: schemas.PhoneSuspended, StatusCode: 1}})
-	got, err := finalstate.OfHistory("acme", msgs(append(recs, del, phone)...))
+	got, err := finalstate.OfHistory("acme", finalstate.MsgsOf(append(recs, del, phone)...))
 	if err != nil {
 		t.Fatal(err)
 	}
