@@ -21,7 +21,7 @@ func (t *Tenant) pollCalls(ctx context.Context, a *agent) {
 	if mon < 0 {
 		err = errNoMonitor
 	} else if src := t.cfg.Monitors[mon].Source; !src.Ready() {
-		err = ErrNotReady
+		err = ErrMonitorNotSignedIn
 	} else {
 		t.everReady[mon].Store(true)
 		// The source bounds each request itself (the vendor client applies
@@ -42,7 +42,7 @@ func (t *Tenant) pollCalls(ctx context.Context, a *agent) {
 	if a.bySweep {
 		return // the sweep took the agent over while this poll was in flight
 	}
-	if errors.Is(err, ErrNotReady) && !t.everReady[mon].Load() && now.Sub(t.started) < 2*t.cfg.RequestTimeout {
+	if errors.Is(err, ErrMonitorNotSignedIn) && !t.everReady[mon].Load() && now.Sub(t.started) < 2*t.cfg.RequestTimeout {
 		// The first sign-in is still under way: nothing was lost yet.
 		a.due = now.Add(t.cfg.CallsInterval)
 		t.requeue(a)

@@ -22,6 +22,18 @@ type Monitor struct {
 	Covers func(workNo int) bool
 }
 
+// MonitorFor is the index of the first of monitors that covers workNo, or
+// -1 when none does. It is the one routing rule: the poller and a live
+// lookup ask about an agent through the same session.
+func MonitorFor(monitors []Monitor, workNo int) int {
+	for i, m := range monitors {
+		if m.Covers == nil || m.Covers(workNo) {
+			return i
+		}
+	}
+	return -1
+}
+
 // Config configures one tenant's poller. Zero durations take the defaults
 // documented per field.
 type Config struct {

@@ -16,7 +16,9 @@
 // ActiveWindow) every CallsInterval, the rest every IdleInterval. When the
 // request budget cannot keep up, active agents go first and idle agents get a
 // small fixed share, so detection latency for active agents stays close to
-// what a round robin over just them would give.
+// what a round robin over just them would give. An agent is asked about
+// through the first monitoring session that covers it ([MonitorFor]); a
+// live lookup takes the same route.
 //
 // # No false deletions
 //

@@ -20,10 +20,6 @@ type aspect[T any] struct {
 	present bool      // false: never observed, or deleted
 }
 
-// known reports whether the stream describes the entity at all (a deleted
-// entity is known: its history continues if it comes back).
-func (a *aspect[T]) known() bool { return a.seq > 0 }
-
 // set takes over a state published (or restored) at seq.
 func (a *aspect[T]) set(seq uint64, at time.Time, state *T) {
 	a.seq, a.seen = seq, at
@@ -43,7 +39,7 @@ type agent struct {
 	calls      aspect[schemas.AgentCalls] // call IDs sorted
 	lastInCall time.Time                  // last poll that saw at least one call
 	visible    bool
-	monitor    int // index into Tenant.monitors, -1 if none covers it
+	monitor    int // index into Config.Monitors (MonitorFor), -1 if none covers it
 
 	softphone aspect[schemas.AgentSoftphone]
 	inRoster  bool // present in the last complete roster

@@ -14,24 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim/cecsimtest"
 	"github.com/cecbridge/cecbridge/schemas"
 	"github.com/cecbridge/cecbridge/schemas/schematest"
 )
-
-func startSim(t *testing.T, cfg cecsim.Config) *cecsim.Sim {
-	t.Helper()
-	sim, err := cecsim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(context.WithoutCancel(t.Context())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	return sim
-}
 
 func phoneOps(t *testing.T, r *recorder, num string) []schemas.Op {
 	t.Helper()
@@ -52,7 +41,7 @@ func phoneOps(t *testing.T, r *recorder, num string) []schemas.Op {
 // first on page two slides onto page one, unseen. The walk completes without
 // it; it must not be reported deleted (and then created again).
 func TestPhoneThatSlidesPastAPageIsNotDeleted(t *testing.T) {
-	sim := startSim(t, cecsim.Config{Agents: 150, LongPollHold: 100 * time.Millisecond})
+	sim := cecsimtest.Start(t, cecsim.Config{Agents: 150, LongPollHold: 100 * time.Millisecond})
 	phones := sim.Phones()
 	removedPhone, slidPhone := phones[5].PhoneNum, phones[100].PhoneNum
 	// The simulator numbers an agent's softphone 8888 and its work number.
@@ -95,16 +84,16 @@ func TestPhoneThatSlidesPastAPageIsNotDeleted(t *testing.T) {
 	t.Cleanup(proxy.Close)
 
 	f := startPollerWith(t, sim, nil, pollerOpts{url: proxy.URL})
-	eventually(t, "phone snapshots", func() bool { return len(phoneOps(t, f.sink, slidPhone)) == 1 })
+	testwait.Until(t, "phone snapshots", func() bool { return len(phoneOps(t, f.sink, slidPhone)) == 1 })
 	close(armed)
 	<-slid
 	// The removal is confirmed by a second walk, then published; so is the
 	// new phone.
-	eventually(t, "the removed phone's deletion", func() bool {
+	testwait.Until(t, "the removed phone's deletion", func() bool {
 		ops := phoneOps(t, f.sink, removedPhone)
 		return len(ops) == 2 && ops[1] == schemas.OpDelete
 	})
-	eventually(t, "the new phone", func() bool { return len(f.sink.on(schemas.PhoneStateSubject(tenantName, "88885000"))) == 1 })
+	testwait.Until(t, "the new phone", func() bool { return len(f.sink.on(schemas.PhoneStateSubject(tenantName, "88885000"))) == 1 })
 	if ops := phoneOps(t, f.sink, slidPhone); len(ops) != 1 {
 		t.Fatalf("the phone that slid past the page boundary has events %v, want only its snapshot", ops)
 	}
@@ -139,13 +128,13 @@ func (d *emptyRosterOnce) Roster(ctx context.Context) (poller.Roster, error) {
 // One empty (but valid) roster does not delete every agent: a removal
 // needs a second complete roster without the agent.
 func TestOneEmptyRosterDeletesNobody(t *testing.T) {
-	sim := startSim(t, cecsim.Config{Agents: 5, LongPollHold: 100 * time.Millisecond})
+	sim := cecsimtest.Start(t, cecsim.Config{Agents: 5, LongPollHold: 100 * time.Millisecond})
 	glitch := &emptyRosterOnce{when: make(chan struct{}), done: make(chan struct{})}
 	f := startPollerWith(t, sim, nil, pollerOpts{directory: func(d poller.Directory) poller.Directory {
 		glitch.Directory = d
 		return glitch
 	}})
-	eventually(t, "softphone snapshots", func() bool {
+	testwait.Until(t, "softphone snapshots", func() bool {
 		for _, w := range sim.Agents() {
 			if len(f.sink.on(schemas.AgentSoftphoneSubject(tenantName, w))) != 1 {
 				return false
@@ -157,7 +146,7 @@ func TestOneEmptyRosterDeletesNobody(t *testing.T) {
 	<-glitch.done
 	// Three more complete rosters.
 	after := f.sim.Counters()["queryAgentInfo"]
-	eventually(t, "three more rosters", func() bool { return f.sim.Counters()["queryAgentInfo"] >= after+3 })
+	testwait.Until(t, "three more rosters", func() bool { return f.sim.Counters()["queryAgentInfo"] >= after+3 })
 	for _, w := range sim.Agents() {
 		if n := len(f.sink.on(schemas.AgentSoftphoneSubject(tenantName, w))); n != 1 {
 			t.Errorf("agent %d: %d softphone events after one empty roster, want only its snapshot", w, n)
@@ -172,11 +161,11 @@ func TestWalkThatOutlastsItsDeadlineIsReported(t *testing.T) {
 	// 250 phones are three pages; at 900 ms a page the walk needs 2.7 s,
 	// past its 2 s deadline, while no single request times out.
 	f := startFixture(t, 250, nil)
-	eventually(t, "phone snapshots", func() bool {
+	testwait.Until(t, "phone snapshots", func() bool {
 		return len(f.sink.on(schemas.PhoneStateSubject(tenantName, f.sim.Phones()[0].PhoneNum))) == 1
 	})
 	f.sim.Inject(cecsim.Fault{Endpoint: "queryPhone", Kind: cecsim.FaultLatency, Latency: 900 * time.Millisecond})
-	eventually(t, "the phones scope reported lost", func() bool {
+	testwait.Until(t, "the phones scope reported lost", func() bool {
 		for _, ev := range f.sink.on(schemas.BridgeSubject(tenantName, schemas.BridgeVisibility)) {
 			var v schemas.Visibility
 			if err := json.Unmarshal(ev.Data, &v); err == nil && v.Scope == schemas.ScopePhones && v.State == schemas.VisibilityLost {
@@ -188,7 +177,7 @@ func TestWalkThatOutlastsItsDeadlineIsReported(t *testing.T) {
 	if st := f.tenant.Stats(); st.PollsFailed == 0 || st.PhonesVisible {
 		t.Fatalf("stats %+v: want a failed walk and phones not visible", st)
 	}
-	eventually(t, "a heartbeat saying the phones are not visible", func() bool {
+	testwait.Until(t, "a heartbeat saying the phones are not visible", func() bool {
 		hbs := f.sink.on(schemas.BridgeSubject(tenantName, schemas.BridgeHeartbeat))
 		if len(hbs) == 0 {
 			return false
@@ -204,19 +193,19 @@ func TestWalkThatOutlastsItsDeadlineIsReported(t *testing.T) {
 func TestConflictedSubjectContinuesFromTheStream(t *testing.T) {
 	f := startFixture(t, 3, nil)
 	subject := schemas.AgentCallsSubject(tenantName, 1002)
-	eventually(t, "a snapshot of agent 1002", func() bool { return len(f.callsOf(1002)) == 1 })
+	testwait.Until(t, "a snapshot of agent 1002", func() bool { return len(f.callsOf(1002)) == 1 })
 	// Another writer publishes seq 2 and 3: agent 1002 "in call X".
 	f.sink.store(schematest.CallsRecord(tenantName, 1002, 2, "X"))
 	f.sink.store(schematest.CallsRecord(tenantName, 1002, 3, "X"))
 	f.tenant.Conflicted(subject)
-	eventually(t, "the writer primed at seq 3", func() bool {
+	testwait.Until(t, "the writer primed at seq 3", func() bool {
 		f.sink.mu.Lock()
 		defer f.sink.mu.Unlock()
 		return f.sink.primed[subject] == 3
 	})
 	// The truth is still "no call": the poller corrects the other
 	// writer's state with seq 4.
-	eventually(t, "the correction", func() bool { return len(f.callsOf(1002)) == 2 })
+	testwait.Until(t, "the correction", func() bool { return len(f.callsOf(1002)) == 2 })
 	ch := calls(t, f.sink.on(subject)[1])
 	if ch.Seq != 4 || ch.Before == nil || len(ch.Before.CallIDs) != 1 || ch.Before.CallIDs[0] != "X" || len(ch.After.CallIDs) != 0 {
 		t.Fatalf("event after the conflict = %+v, want seq 4 from [X] to []", ch)
@@ -227,7 +216,7 @@ func TestConflictedSubjectContinuesFromTheStream(t *testing.T) {
 // a new term (after a restart) goes on polling it at the active interval,
 // not the idle one.
 func TestAgentWhoseCallJustEndedStaysActiveAcrossATerm(t *testing.T) {
-	sim := startSim(t, cecsim.Config{Agents: 3, LongPollHold: 100 * time.Millisecond})
+	sim := cecsimtest.Start(t, cecsim.Config{Agents: 3, LongPollHold: 100 * time.Millisecond})
 	// The stream's last event of agent 1002: its call ended a second ago.
 	subject := schemas.AgentCallsSubject(tenantName, 1002)
 	after := time.Now().Add(-2 * time.Second)
@@ -238,12 +227,12 @@ func TestAgentWhoseCallJustEndedStaysActiveAcrossATerm(t *testing.T) {
 		Detected: schemas.Detected{AfterPoll: &after, ByPoll: after.Add(time.Second)},
 	})
 	g := startPollerWith(t, sim, []schemas.Record{ended}, pollerOpts{idle: time.Hour})
-	eventually(t, "the first roster", func() bool { return g.tenant.Stats().AgentsTracked == 3 })
+	testwait.Until(t, "the first roster", func() bool { return g.tenant.Stats().AgentsTracked == 3 })
 	id, err := sim.StartCall(1002)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the call, seen at the active interval", func() bool {
+	testwait.Until(t, "the call, seen at the active interval", func() bool {
 		got := g.callsOf(1002)
 		return len(got) > 0 && slices.Equal(got[len(got)-1], []string{id})
 	})

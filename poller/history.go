@@ -317,7 +317,7 @@ func (t *Tenant) restoreLocked(subject string, ev schemas.Event) error {
 func (t *Tenant) restoredAgent(workNo int) *agent {
 	a, ok := t.agents[workNo]
 	if !ok {
-		a = &agent{workNo: workNo, heapIdx: -1, visible: true, monitor: t.monitorFor(workNo)}
+		a = &agent{workNo: workNo, heapIdx: -1, visible: true, monitor: MonitorFor(t.cfg.Monitors, workNo)}
 		t.agents[workNo] = a
 	}
 	return a

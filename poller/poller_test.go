@@ -1,14 +1,10 @@
 package poller_test
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,280 +12,14 @@ import (
 	"github.com/cecbridge/cecbridge/poller"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim/cecsimtest"
 	"github.com/cecbridge/cecbridge/schemas"
-	"github.com/cecbridge/cecbridge/schemas/schematest"
 )
-
-// recorder is a Sink and History that keeps every accepted record in
-// order, checks the per-subject sequence rules as it goes, and can be told
-// to refuse. As a History it holds what a stream would: the last record of
-// every subject, including those given as already stored.
-type recorder struct {
-	t       testing.TB
-	mu      sync.Mutex
-	all     []schemas.Record
-	last    map[string]uint64
-	stored  map[string]schemas.Record
-	primed  map[string]uint64
-	refuse  bool
-	refused int
-}
-
-func newRecorder(t testing.TB) *recorder {
-	return &recorder{t: t, last: map[string]uint64{}, stored: map[string]schemas.Record{}, primed: map[string]uint64{}}
-}
-
-// store records rec as already in the stream (from an earlier run).
-func (r *recorder) store(rec schemas.Record) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.last[rec.Subject] = rec.Seq
-	r.stored[rec.Subject] = rec
-}
-
-func (r *recorder) storedLocked(rec schemas.Record) schemas.Stored {
-	var ev schemas.Event
-	if err := json.Unmarshal(rec.Body, &ev); err != nil {
-		r.t.Errorf("undecodable stored event: %v", err)
-	}
-	return schemas.Stored{Subject: rec.Subject, StreamSeq: rec.Seq, Event: ev, Body: rec.Body}
-}
-
-// Load implements poller.History.
-func (r *recorder) Load(_ context.Context, filter string) (map[string]schemas.Stored, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	prefix := strings.TrimSuffix(filter, ">")
-	out := map[string]schemas.Stored{}
-	for subj, rec := range r.stored {
-		if strings.HasPrefix(subj, prefix) {
-			out[subj] = r.storedLocked(rec)
-		}
-	}
-	return out, nil
-}
-
-// Latest implements poller.History.
-func (r *recorder) Latest(_ context.Context, subject string) (*schemas.Stored, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rec, ok := r.stored[subject]
-	if !ok {
-		return nil, nil
-	}
-	st := r.storedLocked(rec)
-	return &st, nil
-}
-
-// Prime implements poller.History.
-func (r *recorder) Prime(subject string, seq uint64) {
-	r.mu.Lock()
-	r.primed[subject] = seq
-	r.mu.Unlock()
-}
-
-var errRefused = errors.New("refused by test")
-
-func (r *recorder) Emit(_ context.Context, rec schemas.Record) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.refuse {
-		r.refused++
-		return errRefused
-	}
-	if want := r.last[rec.Subject] + 1; rec.Seq != want {
-		r.t.Errorf("%s: seq %d, want %d (holes or repeats)", rec.Subject, rec.Seq, want)
-	}
-	r.last[rec.Subject] = rec.Seq
-	r.stored[rec.Subject] = rec
-	r.all = append(r.all, rec)
-	return nil
-}
-
-func (r *recorder) setRefuse(v bool) {
-	r.mu.Lock()
-	r.refuse = v
-	r.mu.Unlock()
-}
-
-// on returns the decoded events recorded on subject.
-func (r *recorder) on(subject string) []schemas.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []schemas.Event
-	for _, rec := range r.all {
-		if rec.Subject == subject {
-			var ev schemas.Event
-			if err := json.Unmarshal(rec.Body, &ev); err != nil {
-				r.t.Fatalf("undecodable event: %v", err)
-			}
-			out = append(out, ev)
-		}
-	}
-	return out
-}
-
-func (r *recorder) records() []schemas.Record {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.all)
-}
-
-func calls(t testing.TB, ev schemas.Event) schemas.Change[schemas.AgentCalls] {
-	t.Helper()
-	var ch schemas.Change[schemas.AgentCalls]
-	if err := json.Unmarshal(ev.Data, &ch); err != nil {
-		t.Fatal(err)
-	}
-	return ch
-}
-
-// eventually waits for cond (see testwait.For).
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	testwait.For(t, 15*time.Second, what, cond)
-}
-
-type fixture struct {
-	sim     *cecsim.Sim
-	client  *cec.Client
-	session *cec.Session
-	sink    *recorder
-	tenant  *poller.Tenant
-	cancel  context.CancelFunc
-	done    chan struct{}
-}
-
-const tenantName = "acme"
-
-func startFixture(t *testing.T, agents int, restore []schemas.Record) *fixture {
-	t.Helper()
-	sim, err := cecsim.New(cecsim.Config{
-		Agents:        agents,
-		LongPollHold:  100 * time.Millisecond,
-		GUIDInterval:  300 * time.Millisecond,
-		GUIDTimeout:   time.Second,
-		NoPollTimeout: 5 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := sim.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	f := startPoller(t, sim, restore)
-	t.Cleanup(cancel)
-	return f
-}
-
-func startPoller(t *testing.T, sim *cecsim.Sim, restore []schemas.Record) *fixture {
-	t.Helper()
-	return startPollerWith(t, sim, restore, pollerOpts{})
-}
-
-// pollerOpts change how a test poller reaches the vendor.
-type pollerOpts struct {
-	url       string                                  // vendor base URL (default: the simulator's)
-	directory func(poller.Directory) poller.Directory // wraps the directory
-	// sweep turns the CMS sweep on, every 100 ms, with the simulator's
-	// credentials (cmsSK overrides the secret key).
-	sweep   bool
-	cmsSK   string
-	lag     time.Duration // poller.Config.CMSLag
-	confirm bool
-	idle    time.Duration // per-agent idle interval (default 200 ms)
-}
-
-func startPollerWith(t *testing.T, sim *cecsim.Sim, restore []schemas.Record, o pollerOpts) *fixture {
-	t.Helper()
-	if o.url == "" {
-		o.url = sim.URL()
-	}
-	client, err := cec.New(cec.Config{FabricURL: o.url, GatewayURL: o.url, AppKey: "app-key", AppSecret: "app-secret", RequestTimeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess := client.NewSession(cec.SessionConfig{AgentID: 1001, Password: "agent-pass"})
-	sink := newRecorder(t)
-	for _, rec := range restore {
-		sink.store(rec)
-	}
-	var dir poller.Directory = poller.FabricDirectory{Client: client}
-	if o.directory != nil {
-		dir = o.directory(dir)
-	}
-	cfg := poller.Config{
-		Tenant:            tenantName,
-		Directory:         dir,
-		Monitors:          []poller.Monitor{{Source: sess}},
-		Sink:              sink,
-		History:           sink,
-		CallsInterval:     50 * time.Millisecond,
-		IdleInterval:      200 * time.Millisecond,
-		RosterInterval:    100 * time.Millisecond,
-		PhonesInterval:    100 * time.Millisecond,
-		HeartbeatInterval: 200 * time.Millisecond,
-		VisibilityFlush:   50 * time.Millisecond,
-		RequestTimeout:    2 * time.Second,
-		Concurrency:       8,
-	}
-	if o.idle > 0 {
-		cfg.IdleInterval = o.idle
-	}
-	if o.sweep {
-		sk := cmp.Or(o.cmsSK, "cms-sk")
-		cms, err := client.NewCMS(cec.CMSConfig{URL: o.url, AK: "cms-ak", SK: cec.Secret(sk), CCID: 1, VDNs: []cec.VDN{{ID: 1}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.CMS, cfg.SweepInterval, cfg.CMSLag, cfg.Confirm = cms, 100*time.Millisecond, o.lag, o.confirm
-	}
-	tn, err := poller.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	f := &fixture{sim: sim, client: client, session: sess, sink: sink, tenant: tn, cancel: cancel, done: make(chan struct{})}
-	go func() { _ = sess.Run(ctx) }()
-	go func() {
-		defer close(f.done)
-		_ = tn.Run(ctx)
-	}()
-	t.Cleanup(f.stop)
-	return f
-}
-
-func (f *fixture) stop() {
-	f.cancel()
-	<-f.done
-}
-
-func (f *fixture) callsOf(workNo int) [][]string {
-	var out [][]string
-	for _, ev := range f.sink.on(schemas.AgentCallsSubject(tenantName, workNo)) {
-		ch := calls(f.sink.t, ev)
-		if ch.After == nil {
-			out = append(out, nil)
-			continue
-		}
-		out = append(out, ch.After.CallIDs)
-	}
-	return out
-}
-
-func validateAll(t *testing.T, recs []schemas.Record) {
-	t.Helper()
-	for _, rec := range recs {
-		schematest.ValidateEvent(t, rec.Body)
-	}
-}
 
 func TestSnapshotThenScriptedChanges(t *testing.T) {
 	f := startFixture(t, 10, nil)
 	agents := f.sim.Agents()
-	eventually(t, "a calls snapshot for every agent", func() bool {
+	testwait.Until(t, "a calls snapshot for every agent", func() bool {
 		for _, w := range agents {
 			if len(f.callsOf(w)) == 0 {
 				return false
@@ -312,11 +42,11 @@ func TestSnapshotThenScriptedChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the call to appear", func() bool { return len(f.callsOf(agentNo)) == 2 })
+	testwait.Until(t, "the call to appear", func() bool { return len(f.callsOf(agentNo)) == 2 })
 	if err := f.sim.EndCall(agentNo, id); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the call to end", func() bool { return len(f.callsOf(agentNo)) == 3 })
+	testwait.Until(t, "the call to end", func() bool { return len(f.callsOf(agentNo)) == 3 })
 	got := f.callsOf(agentNo)
 	want := [][]string{{}, {id}, {}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -345,7 +75,7 @@ func TestSnapshotThenScriptedChanges(t *testing.T) {
 	if err := f.sim.AddAgent(5000); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "softphone, phone and roster changes", func() bool {
+	testwait.Until(t, "softphone, phone and roster changes", func() bool {
 		return len(f.sink.on(schemas.AgentSoftphoneSubject(tenantName, 1004))) == 2 &&
 			len(f.sink.on(schemas.PhoneStateSubject(tenantName, num))) == 2 &&
 			len(f.sink.on(schemas.AgentSoftphoneSubject(tenantName, 1005))) == 2 &&
@@ -371,7 +101,7 @@ func TestSnapshotThenScriptedChanges(t *testing.T) {
 	if ph.After.Status != schemas.PhoneSuspended || ph.Before.Status != schemas.PhoneRegistered {
 		t.Errorf("phone change = %+v", ph)
 	}
-	eventually(t, "a heartbeat", func() bool {
+	testwait.Until(t, "a heartbeat", func() bool {
 		return len(f.sink.on(schemas.BridgeSubject(tenantName, schemas.BridgeHeartbeat))) > 0
 	})
 	// The first heartbeat follows the first complete roster and phone walk
@@ -395,7 +125,7 @@ func TestFaultsProduceNoFalseEventsAndReportVisibility(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the call to be seen", func() bool {
+	testwait.Until(t, "the call to be seen", func() bool {
 		c := f.callsOf(agentNo)
 		return len(c) > 0 && slices.Equal(c[len(c)-1], []string{id})
 	})
@@ -420,24 +150,24 @@ func TestFaultsProduceNoFalseEventsAndReportVisibility(t *testing.T) {
 	} {
 		lost, restored := visibility(schemas.VisibilityLost, schemas.ScopeCalls), visibility(schemas.VisibilityRestored, schemas.ScopeCalls)
 		f.sim.Inject(fault)
-		eventually(t, fault.Kind.String()+": agents reported not visible", func() bool {
+		testwait.Until(t, fault.Kind.String()+": agents reported not visible", func() bool {
 			return visibility(schemas.VisibilityLost, schemas.ScopeCalls) > lost
 		})
 		f.sim.ClearFaults()
-		eventually(t, fault.Kind.String()+": agents visible again", func() bool {
+		testwait.Until(t, fault.Kind.String()+": agents visible again", func() bool {
 			return visibility(schemas.VisibilityRestored, schemas.ScopeCalls) > restored
 		})
 	}
 	// Roster and phones failures keep the softphone and phone states.
 	f.sim.Inject(cecsim.Fault{Endpoint: "queryAgentInfo", Kind: cecsim.FaultGarbled})
 	f.sim.Inject(cecsim.Fault{Endpoint: "queryPhone", Kind: cecsim.FaultHTTPStatus, Status: 500})
-	eventually(t, "roster and phones reported not visible", func() bool {
+	testwait.Until(t, "roster and phones reported not visible", func() bool {
 		return visibility(schemas.VisibilityLost, schemas.ScopeSoftphone) > 0 && visibility(schemas.VisibilityLost, schemas.ScopePhones) > 0
 	})
 	f.sim.ClearFaults()
 	// A session kicked out comes back by itself.
 	f.sim.KickOut(1001)
-	eventually(t, "roster and phones visible again and the session back", func() bool {
+	testwait.Until(t, "roster and phones visible again and the session back", func() bool {
 		return visibility(schemas.VisibilityRestored, schemas.ScopeSoftphone) > 0 &&
 			visibility(schemas.VisibilityRestored, schemas.ScopePhones) > 0 && f.session.Ready()
 	})
@@ -462,19 +192,19 @@ func TestFaultsProduceNoFalseEventsAndReportVisibility(t *testing.T) {
 // emitted once the sink accepts again.
 func TestRefusedEventIsDetectedAgain(t *testing.T) {
 	f := startFixture(t, 3, nil)
-	eventually(t, "snapshots", func() bool { return len(f.callsOf(1002)) == 1 })
+	testwait.Until(t, "snapshots", func() bool { return len(f.callsOf(1002)) == 1 })
 	f.sink.setRefuse(true)
 	id, err := f.sim.StartCall(1002)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a refusal", func() bool {
+	testwait.Until(t, "a refusal", func() bool {
 		f.sink.mu.Lock()
 		defer f.sink.mu.Unlock()
 		return f.sink.refused > 0
 	})
 	f.sink.setRefuse(false)
-	eventually(t, "the call once accepted", func() bool { return len(f.callsOf(1002)) == 2 })
+	testwait.Until(t, "the call once accepted", func() bool { return len(f.callsOf(1002)) == 2 })
 	if got := f.callsOf(1002)[1]; !slices.Equal(got, []string{id}) {
 		t.Fatalf("after refusal got %v, want [%s]", got, id)
 	}
@@ -484,7 +214,7 @@ func TestRefusedEventIsDetectedAgain(t *testing.T) {
 // nothing, changed ones continue their sequences.
 func TestRestoreEmitsOnlyRealChanges(t *testing.T) {
 	f := startFixture(t, 5, nil)
-	eventually(t, "snapshots", func() bool {
+	testwait.Until(t, "snapshots", func() bool {
 		for _, w := range f.sim.Agents() {
 			if len(f.callsOf(w)) != 1 || len(f.sink.on(schemas.AgentSoftphoneSubject(tenantName, w))) != 1 {
 				return false
@@ -493,7 +223,7 @@ func TestRestoreEmitsOnlyRealChanges(t *testing.T) {
 		return true
 	})
 	num := f.sim.Phones()[0].PhoneNum
-	eventually(t, "phone snapshot", func() bool { return len(f.sink.on(schemas.PhoneStateSubject(tenantName, num))) == 1 })
+	testwait.Until(t, "phone snapshot", func() bool { return len(f.sink.on(schemas.PhoneStateSubject(tenantName, num))) == 1 })
 	f.stop()
 	last := map[string]schemas.Record{}
 	for _, rec := range f.sink.records() {
@@ -511,13 +241,13 @@ func TestRestoreEmitsOnlyRealChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := startPoller(t, f.sim, restore)
-	eventually(t, "the call after restart", func() bool { return len(g.callsOf(1004)) == 1 })
+	testwait.Until(t, "the call after restart", func() bool { return len(g.callsOf(1004)) == 1 })
 	ch := calls(t, g.sink.on(schemas.AgentCallsSubject(tenantName, 1004))[0])
 	if ch.Op != schemas.OpUpdate || ch.Seq != 2 || !slices.Equal(ch.After.CallIDs, []string{id}) {
 		t.Fatalf("first event after restart = %+v, want update seq 2 with [%s]", ch, id)
 	}
 	// Let every agent be polled a few times, then check nothing else came.
-	eventually(t, "a heartbeat after restart", func() bool {
+	testwait.Until(t, "a heartbeat after restart", func() bool {
 		return len(g.sink.on(schemas.BridgeSubject(tenantName, schemas.BridgeHeartbeat))) >= 2
 	})
 	for _, rec := range g.sink.records() {
@@ -533,14 +263,7 @@ func TestRestoreEmitsOnlyRealChanges(t *testing.T) {
 // wake the dispatcher for the agent's next turn instead of leaving it to
 // the next roster poll.
 func TestFewAgentsArePolledAtTheirInterval(t *testing.T) {
-	sim, err := cecsim.New(cecsim.Config{Agents: 2, LongPollHold: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(context.WithoutCancel(t.Context())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
+	sim := cecsimtest.Start(t, cecsim.Config{Agents: 2, LongPollHold: 100 * time.Millisecond})
 	client, err := cec.New(cec.Config{FabricURL: sim.URL(), GatewayURL: sim.URL(), AppKey: "app-key", AppSecret: "app-secret"})
 	if err != nil {
 		t.Fatal(err)
@@ -563,5 +286,5 @@ func TestFewAgentsArePolledAtTheirInterval(t *testing.T) {
 	defer func() { cancel(); <-done; <-done }()
 	// Two agents every 20 ms: 40 polls take about 400 ms. Without a wake
 	// after each poll they would wait for the hourly roster.
-	eventually(t, "40 call-ID polls", func() bool { return sim.Counters()["allcallinfoEx"] >= 40 })
+	testwait.Until(t, "40 call-ID polls", func() bool { return sim.Counters()["allcallinfoEx"] >= 40 })
 }

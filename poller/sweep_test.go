@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim/cecsimtest"
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
@@ -18,7 +20,7 @@ func sweepFixture(t *testing.T, n int, simCfg cecsim.Config, o pollerOpts) *fixt
 	t.Helper()
 	simCfg.Agents = n
 	simCfg.LongPollHold = 100 * time.Millisecond
-	sim := startSim(t, simCfg)
+	sim := cecsimtest.Start(t, simCfg)
 	o.sweep = true
 	if o.idle == 0 {
 		o.idle = time.Hour
@@ -48,13 +50,13 @@ func allSwept(f *fixture, n int) func() bool {
 // per-agent poll: the sweep reports on every agent.
 func TestSweepSeesACallRingingOnAnIdleAgent(t *testing.T) {
 	f := sweepFixture(t, 20, cecsim.Config{}, pollerOpts{})
-	eventually(t, "every agent reported on by the sweep", allSwept(f, 20))
+	testwait.Until(t, "every agent reported on by the sweep", allSwept(f, 20))
 	polls := f.sim.Counters()["allcallinfoEx"]
 	id, err := f.sim.StartCall(1007)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the call on agent 1007", func() bool { return len(f.callsOf(1007)) == 2 })
+	testwait.Until(t, "the call on agent 1007", func() bool { return len(f.callsOf(1007)) == 2 })
 	if got := f.callsOf(1007)[1]; !slices.Equal(got, []string{id}) {
 		t.Fatalf("calls %v, want [%s]", got, id)
 	}
@@ -70,7 +72,7 @@ func TestSweepSeesACallRingingOnAnIdleAgent(t *testing.T) {
 	if err := f.sim.SetCallStatus(1007, id, cecsim.CallTalking); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the call talking on calls_v2", func() bool {
+	testwait.Until(t, "the call talking on calls_v2", func() bool {
 		v2 := callsV2(t, f.sink, 1007)
 		return v2[len(v2)-1].After.Calls[0].Status == "talking"
 	})
@@ -84,9 +86,9 @@ func TestSweepSeesACallRingingOnAnIdleAgent(t *testing.T) {
 // seeing calls; when the sweep answers again it takes them back.
 func TestFailedSweepChunkHandsItsAgentsToPerAgentPolling(t *testing.T) {
 	f := sweepFixture(t, 10, cecsim.Config{}, pollerOpts{idle: 200 * time.Millisecond})
-	eventually(t, "every agent swept", allSwept(f, 10))
+	testwait.Until(t, "every agent swept", allSwept(f, 10))
 	f.sim.Inject(cecsim.Fault{Endpoint: "queryagentcalls", Kind: cecsim.FaultHTTPStatus, Status: 502})
-	eventually(t, "every agent polled one by one", allSwept(f, 0))
+	testwait.Until(t, "every agent polled one by one", allSwept(f, 0))
 	if st := f.tenant.Stats(); st.Sweep != poller.SweepPartial {
 		t.Fatalf("sweep state %q, want %q", st.Sweep, poller.SweepPartial)
 	}
@@ -94,13 +96,13 @@ func TestFailedSweepChunkHandsItsAgentsToPerAgentPolling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the call seen by per-agent polling", func() bool { return len(f.callsOf(1003)) == 2 })
-	eventually(t, "every agent visible through its polls", func() bool {
+	testwait.Until(t, "the call seen by per-agent polling", func() bool { return len(f.callsOf(1003)) == 2 })
+	testwait.Until(t, "every agent visible through its polls", func() bool {
 		st := f.tenant.Stats()
 		return st.AgentsVisible == st.AgentsTracked
 	})
 	f.sim.ClearFaults()
-	eventually(t, "the sweep back on every agent", allSwept(f, 10))
+	testwait.Until(t, "the sweep back on every agent", allSwept(f, 10))
 	if got := f.callsOf(1003); len(got) != 2 || !slices.Equal(got[1], []string{id}) {
 		t.Fatalf("calls of 1003 = %v: the hand-over back and forth changed something", got)
 	}
@@ -112,9 +114,9 @@ func TestFailedSweepChunkHandsItsAgentsToPerAgentPolling(t *testing.T) {
 // the sweep resumes.
 func TestCMSNotLicensedFallsBackToPerAgentPollingAndResumes(t *testing.T) {
 	f := sweepFixture(t, 6, cecsim.Config{}, pollerOpts{idle: 200 * time.Millisecond})
-	eventually(t, "every agent swept", allSwept(f, 6))
+	testwait.Until(t, "every agent swept", allSwept(f, 6))
 	f.sim.SetCMSLicensed(false)
-	eventually(t, "the sweep unavailable", func() bool {
+	testwait.Until(t, "the sweep unavailable", func() bool {
 		st := f.tenant.Stats()
 		return st.Sweep == poller.SweepUnavailable && st.SweptAgents == 0
 	})
@@ -122,16 +124,16 @@ func TestCMSNotLicensedFallsBackToPerAgentPollingAndResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the call seen without CMS", func() bool { return len(f.callsOf(1002)) == 2 })
+	testwait.Until(t, "the call seen without CMS", func() bool { return len(f.callsOf(1002)) == 2 })
 	f.sim.SetCMSLicensed(true)
-	eventually(t, "the sweep back", func() bool {
+	testwait.Until(t, "the sweep back", func() bool {
 		st := f.tenant.Stats()
 		return st.Sweep == poller.SweepOK && st.SweptAgents == 6
 	})
 	if err := f.sim.EndCall(1002, id); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the call's end", func() bool { return len(f.callsOf(1002)) == 3 })
+	testwait.Until(t, "the call's end", func() bool { return len(f.callsOf(1002)) == 3 })
 	if got := f.callsOf(1002); !slices.Equal(got[1], []string{id}) || len(got[2]) != 0 {
 		t.Fatalf("calls of 1002 = %v", got)
 	}
@@ -142,14 +144,14 @@ func TestCMSNotLicensedFallsBackToPerAgentPollingAndResumes(t *testing.T) {
 // every agent is polled one by one.
 func TestWrongCMSKeyIsReportedAndFallsBack(t *testing.T) {
 	f := sweepFixture(t, 4, cecsim.Config{}, pollerOpts{cmsSK: "not-the-key", idle: 200 * time.Millisecond})
-	eventually(t, "the sweep unavailable", func() bool { return f.tenant.Stats().Sweep == poller.SweepUnavailable })
+	testwait.Until(t, "the sweep unavailable", func() bool { return f.tenant.Stats().Sweep == poller.SweepUnavailable })
 	if st := f.tenant.Stats(); st.SweptAgents != 0 || st.SweepReason == "" {
 		t.Fatalf("stats %+v", st)
 	}
 	if _, err := f.sim.StartCall(1004); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the call seen without CMS", func() bool { return len(f.callsOf(1004)) == 2 })
+	testwait.Until(t, "the call seen without CMS", func() bool { return len(f.callsOf(1004)) == 2 })
 	for _, rec := range f.sink.records() {
 		if ps, _ := schemas.ParseSubject(rec.Subject); ps.Kind == schemas.KindAgentState || ps.Kind == schemas.KindAgentCallsV2 {
 			var ev schemas.Event
@@ -181,20 +183,20 @@ func TestLaggingCMSReportsEachChangeOnce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := sweepFixture(t, 6, cecsim.Config{CMS: cecsim.CMS{Lag: 400 * time.Millisecond}}, tc.o)
-			eventually(t, "every agent swept", allSwept(f, 6))
+			testwait.Until(t, "every agent swept", allSwept(f, 6))
 			for range 3 {
 				id, err := f.sim.StartCall(1005)
 				if err != nil {
 					t.Fatal(err)
 				}
 				n := len(f.callsOf(1005))
-				eventually(t, "the call", func() bool { return len(f.callsOf(1005)) == n+1 })
+				testwait.Until(t, "the call", func() bool { return len(f.callsOf(1005)) == n+1 })
 				if err := f.sim.EndCall(1005, id); err != nil {
 					t.Fatal(err)
 				}
-				eventually(t, "its end", func() bool { return len(f.callsOf(1005)) == n+2 })
+				testwait.Until(t, "its end", func() bool { return len(f.callsOf(1005)) == n+2 })
 			}
-			eventually(t, "the sweep on every agent again", allSwept(f, 6))
+			testwait.Until(t, "the sweep on every agent again", allSwept(f, 6))
 			got := f.callsOf(1005)
 			if len(got) != 7 {
 				t.Fatalf("calls of 1005 = %v: want the snapshot and three calls, each start and end once", got)
@@ -224,7 +226,7 @@ func TestAgentStatesArePublished(t *testing.T) {
 		}
 		return out
 	}
-	eventually(t, "a state snapshot of every agent", func() bool {
+	testwait.Until(t, "a state snapshot of every agent", func() bool {
 		for _, w := range f.sim.Agents() {
 			if len(states(w)) == 0 {
 				return false
@@ -240,7 +242,7 @@ func TestAgentStatesArePublished(t *testing.T) {
 	if err := f.sim.SetCallStatus(1003, id, cecsim.CallTalking); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "agent 1003 talking", func() bool {
+	testwait.Until(t, "agent 1003 talking", func() bool {
 		s := states(1003)
 		return len(s) > len(before) && s[len(s)-1].After.State == "talking"
 	})
@@ -253,19 +255,19 @@ func TestAgentStatesArePublished(t *testing.T) {
 // there (and then there again). The bridge here does not even know the lag.
 func TestLaggingSweepDoesNotRevertWhatAPollSaw(t *testing.T) {
 	f := sweepFixture(t, 6, cecsim.Config{CMS: cecsim.CMS{Lag: 600 * time.Millisecond}}, pollerOpts{idle: 100 * time.Millisecond})
-	eventually(t, "every agent swept", allSwept(f, 6))
+	testwait.Until(t, "every agent swept", allSwept(f, 6))
 	for round := range 3 {
 		f.sim.Inject(cecsim.Fault{Endpoint: "queryagentcalls", Kind: cecsim.FaultHTTPStatus, Status: 502})
-		eventually(t, "every agent polled one by one", allSwept(f, 0))
+		testwait.Until(t, "every agent polled one by one", allSwept(f, 0))
 		n := len(f.callsOf(1005))
 		id, err := f.sim.StartCall(1005)
 		if err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the call seen by a poll", func() bool { return len(f.callsOf(1005)) == n+1 })
+		testwait.Until(t, "the call seen by a poll", func() bool { return len(f.callsOf(1005)) == n+1 })
 		f.sim.ClearFaults() // the lagging sweep is back at once
-		eventually(t, "the sweep on every agent again", allSwept(f, 6))
-		eventually(t, "CMS to have caught up with the call", func() bool {
+		testwait.Until(t, "the sweep on every agent again", allSwept(f, 6))
+		testwait.Until(t, "CMS to have caught up with the call", func() bool {
 			v2 := callsV2(t, f.sink, 1005)
 			last := v2[len(v2)-1]
 			return last.Detected.Source == schemas.SourceCMS && len(last.After.Calls) == 1 && last.After.Calls[0].ID == id
@@ -276,7 +278,7 @@ func TestLaggingSweepDoesNotRevertWhatAPollSaw(t *testing.T) {
 		if err := f.sim.EndCall(1005, id); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the call's end", func() bool { return len(f.callsOf(1005)) == n+2 })
+		testwait.Until(t, "the call's end", func() bool { return len(f.callsOf(1005)) == n+2 })
 		if got := f.callsOf(1005); len(got) != n+2 {
 			t.Fatalf("round %d: calls of 1005 = %v", round, got)
 		}

@@ -11,9 +11,10 @@ import (
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
-// ErrNotReady is what a call-ID poll fails with when its monitoring session
-// is not signed in: the poller does not even ask.
-var ErrNotReady = errors.New("poller: monitoring session not signed in")
+// ErrMonitorNotSignedIn is what a call-ID poll fails with when the
+// monitoring session it would ask through is not signed in: the poller does
+// not even ask.
+var ErrMonitorNotSignedIn = errors.New("poller: monitoring session not signed in")
 
 var errNoMonitor = errors.New("poller: no monitoring agent covers this agent")
 
@@ -160,23 +161,13 @@ func (t *Tenant) observePoll(kind, outcome string) {
 	}
 }
 
-// monitorFor picks the first monitor that covers workNo, or -1.
-func (t *Tenant) monitorFor(workNo int) int {
-	for i, m := range t.cfg.Monitors {
-		if m.Covers == nil || m.Covers(workNo) {
-			return i
-		}
-	}
-	return -1
-}
-
 // track returns the agent for workNo, creating it (due for its first poll
 // spread over one interval) if new.
 func (t *Tenant) track(workNo int, now time.Time) *agent {
 	if a, ok := t.agents[workNo]; ok {
 		return a
 	}
-	a := &agent{workNo: workNo, heapIdx: -1, visible: true, active: true, monitor: t.monitorFor(workNo)}
+	a := &agent{workNo: workNo, heapIdx: -1, visible: true, active: true, monitor: MonitorFor(t.cfg.Monitors, workNo)}
 	a.due = now.Add(time.Duration(float64(t.cfg.CallsInterval) * jitterFraction()))
 	t.agents[workNo] = a
 	return a

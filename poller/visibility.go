@@ -127,32 +127,12 @@ func (v *visibility) drain(tenant string, now time.Time) []schemas.Visibility {
 	out := v.requeued
 	v.requeued = nil
 	if len(v.lostSince) > 0 {
-		since := now
-		for _, t := range v.lostSince {
-			if t.Before(since) {
-				since = t
-			}
-		}
-		nums := slices.Collect(maps.Keys(v.lostSince))
-		out = append(out, schemas.Visibility{
-			Tenant: tenant, State: schemas.VisibilityLost, Scope: schemas.ScopeCalls,
-			Agents: schemas.FormatRanges(nums), Count: len(nums), Since: since.UTC(), Reason: v.lostReason,
-		})
+		out = append(out, callsTransition(tenant, schemas.VisibilityLost, v.lostReason, v.lostSince, now))
 		clear(v.lostSince)
 		v.lostReason = ""
 	}
 	if len(v.restoredSince) > 0 {
-		since := now
-		for _, t := range v.restoredSince {
-			if t.Before(since) {
-				since = t
-			}
-		}
-		nums := slices.Collect(maps.Keys(v.restoredSince))
-		out = append(out, schemas.Visibility{
-			Tenant: tenant, State: schemas.VisibilityRestored, Scope: schemas.ScopeCalls,
-			Agents: schemas.FormatRanges(nums), Count: len(nums), Since: since.UTC(),
-		})
+		out = append(out, callsTransition(tenant, schemas.VisibilityRestored, "", v.restoredSince, now))
 		clear(v.restoredSince)
 	}
 	for _, scope := range []string{schemas.ScopeSoftphone, schemas.ScopePhones} {
@@ -175,6 +155,22 @@ func (v *visibility) drain(tenant string, now time.Time) []schemas.Visibility {
 	return out
 }
 
+// callsTransition is one calls-scope event for the agents in since (work
+// number to when each changed), dated at the earliest of them.
+func callsTransition(tenant, state, reason string, since map[int]time.Time, now time.Time) schemas.Visibility {
+	first := now
+	for _, t := range since {
+		if t.Before(first) {
+			first = t
+		}
+	}
+	nums := slices.Collect(maps.Keys(since))
+	return schemas.Visibility{
+		Tenant: tenant, State: state, Scope: schemas.ScopeCalls,
+		Agents: schemas.FormatRanges(nums), Count: len(nums), Since: first.UTC(), Reason: reason,
+	}
+}
+
 // requeue puts back events the sink refused, to go first next time.
 func (v *visibility) requeue(events []schemas.Visibility) {
 	v.requeued = append(slices.Clone(events), v.requeued...)
@@ -185,7 +181,7 @@ func (v *visibility) requeue(events []schemas.Visibility) {
 // then the vendor client's classes.
 func reason(err error) string {
 	switch {
-	case errors.Is(err, ErrNotReady):
+	case errors.Is(err, ErrMonitorNotSignedIn):
 		return "session_not_ready"
 	case errors.Is(err, errNoMonitor):
 		return "no_monitor"

@@ -15,7 +15,7 @@ import (
 
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/app"
-	"github.com/cecbridge/cecbridge/internal/audit"
+	"github.com/cecbridge/cecbridge/internal/finalstate"
 	"github.com/cecbridge/cecbridge/internal/natstest"
 	"github.com/cecbridge/cecbridge/schemas"
 )
@@ -25,9 +25,8 @@ type ClusterRun struct {
 	Nodes    int     `json:"nodes"`
 	Replicas int     `json:"replicas"`
 	Seconds  float64 `json:"seconds"`
-	// History counts duplicates, forks, holes and broken links in
-	// everything the run stored.
-	History audit.History `json:"history"`
+	// History is what the audit rules found in everything the run stored.
+	History HistoryCheck `json:"history"`
 	// Lost counts entities whose final state in the stream differs from
 	// the simulator's world once the workload stopped and the bridge had
 	// time to see it (Converged is how long that took).
@@ -238,18 +237,18 @@ func clusterRun(ctx context.Context, o Options, nodes int, progress io.Writer, l
 	// The world stops changing; the bridge must end up reporting it as is.
 	sim.StopWorkload()
 	stopped := time.Now()
-	want := audit.SimWorld(sim)
+	want := finalstate.OfSim(sim)
 	var diff []string
 	for {
 		// The stream's last message per subject, read afresh: how far the
 		// live reader has got is not the bridge's business.
 		last, err := lastPerSubject(ctx, ojs, cfg.Streams.Events, schemas.TenantEvents(benchTenant))
 		if err == nil {
-			got, err := audit.FinalWorld(benchTenant, last)
+			got, err := finalstate.OfHistory(benchTenant, last)
 			if err != nil {
 				return run, err
 			}
-			diff = audit.Diff(want, got)
+			diff = finalstate.Diff(want, got)
 		}
 		if err == nil && len(diff) == 0 || time.Since(stopped) > 30*time.Second || ctx.Err() != nil {
 			break
@@ -279,7 +278,7 @@ func clusterRun(ctx context.Context, o Options, nodes int, progress io.Writer, l
 	run.Seconds = time.Since(start).Seconds()
 
 	msgs, times := stored.snapshot()
-	run.History = audit.CheckHistory(benchTenant, msgs)
+	run.History = checkHistory(msgs)
 	events, _, _ := elog.snapshot()
 	run.Score = score(scoreInput{
 		Truth: sim.Truth(truthStart), Events: events, SignedIn: signedIn,

@@ -19,6 +19,7 @@ import (
 	"github.com/cecbridge/cecbridge/internal/natstest"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim/cecsimtest"
 	"github.com/cecbridge/cecbridge/schemas"
 	"github.com/cecbridge/cecbridge/schemas/schematest"
 )
@@ -42,14 +43,7 @@ func TestSIGKILLAndRestartLoseAndDuplicateNothing(t *testing.T) {
 		t.Skip("starts real processes")
 	}
 	srv := natstest.RunServer(t)
-	sim, err := cecsim.New(cecsim.Config{Agents: 20, LongPollHold: 100 * time.Millisecond, NoPollTimeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(context.WithoutCancel(t.Context())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
+	sim := cecsimtest.Start(t, cecsim.Config{Agents: 20, LongPollHold: 100 * time.Millisecond, NoPollTimeout: 30 * time.Second})
 
 	cfgFile := filepath.Join(t.TempDir(), "bridge.yaml")
 	cfg := fmt.Sprintf(`

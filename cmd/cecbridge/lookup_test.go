@@ -10,10 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/schemas"
 	"github.com/cecbridge/cecbridge/schemas/schematest"
 	"github.com/cecbridge/cecbridge/subscriber"
@@ -30,25 +31,9 @@ type lookupFixture struct {
 
 func newLookupFixture(t *testing.T) *lookupFixture {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := natstest.RunServer(t)
+	nc := srv.Connect(t)
+	js := natstest.JetStream(t, nc)
 	ctx, cancel := context.WithCancel(context.Background())
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: schemas.EventsStream, Subjects: []string{schemas.AllEvents}, Storage: jetstream.MemoryStorage,
 		AllowDirect: true}); err != nil {
@@ -73,7 +58,7 @@ func newLookupFixture(t *testing.T) *lookupFixture {
 		cancel()
 		<-done
 	})
-	return &lookupFixture{url: srv.ClientURL(), js: js, seqs: map[string]uint64{}}
+	return &lookupFixture{url: srv.URL(), js: js, seqs: map[string]uint64{}}
 }
 
 func (f *lookupFixture) publish(t *testing.T, subject, typ string, data any) uint64 {
@@ -264,20 +249,21 @@ func TestTailCommand(t *testing.T) {
 		}
 		got <- out
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		f.calls(t, 1003, nil, []string{"live"})
+	var live string
+	// Republish until the tail has subscribed and printed.
+	if !testwait.PollEvery(10*time.Second, 50*time.Millisecond, func() bool {
 		select {
-		case out := <-got:
-			if !strings.Contains(out, "dev.agent.1003.calls") {
-				t.Fatalf("live tail: %s", out)
-			}
-			return
-		case <-time.After(50 * time.Millisecond): // republish until the tail has subscribed
+		case live = <-got:
+			return true
+		default:
+			f.calls(t, 1003, nil, []string{"live"})
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("live tail printed nothing")
-		}
+	}) {
+		t.Fatal("live tail printed nothing")
+	}
+	if !strings.Contains(live, "dev.agent.1003.calls") {
+		t.Fatalf("live tail: %s", live)
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/cecbridge/cecbridge/internal/probe"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim/cecsimtest"
 )
 
 // probeConfig writes a configuration with tenants on the simulator.
@@ -38,15 +38,8 @@ func probeConfig(t *testing.T, url string, tenants ...string) string {
 // writes a capture, and exits 2 when the configuration works only with the
 // suggested change; the suggestion applied, it exits 0.
 func TestProbeCommandExitStatusJSONAndCapture(t *testing.T) {
-	sim, err := cecsim.New(cecsim.Config{Agents: 6, LongPollHold: 50 * time.Millisecond,
+	sim := cecsimtest.Start(t, cecsim.Config{Agents: 6, LongPollHold: 50 * time.Millisecond,
 		NoCallMode: cecsim.NoCallError, NoCallCode: "900-002"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(context.WithoutCancel(t.Context())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
 	file := probeConfig(t, sim.URL(), "acme")
 	dir := filepath.Join(t.TempDir(), "capture")
 

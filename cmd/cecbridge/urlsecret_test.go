@@ -15,8 +15,10 @@ import (
 
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testbuf"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim/cecsimtest"
 )
 
 // A password or token written into a NATS URL authenticates the bridge,
@@ -26,14 +28,7 @@ func TestNATSURLSecretsNeverPrinted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a whole bridge")
 	}
-	sim, err := cecsim.New(cecsim.Config{Agents: 3, LongPollHold: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(context.WithoutCancel(t.Context())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
+	sim := cecsimtest.Start(t, cecsim.Config{Agents: 3, LongPollHold: 100 * time.Millisecond})
 
 	cases := []struct {
 		name, secret string
@@ -87,7 +82,7 @@ tenants:
 			// The bridge connects with the URL's user info; lookup and tail
 			// do too while it runs.
 			ctx, cancel := context.WithCancel(t.Context())
-			var logs lockedBuffer
+			var logs testbuf.Buffer
 			done := make(chan error, 1)
 			go func() { done <- run(ctx, []string{"run", "--config", cfgFile}, io.Discard, &logs) }()
 			testwait.Until(t, "a lookup through the URL's credentials", func() bool {

@@ -13,6 +13,7 @@ import (
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/probe"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim/cecsimtest"
 )
 
 // committedCapture is the capture of the simulator that the client's
@@ -29,20 +30,13 @@ var probeOptions = probe.Options{GUIDWatch: 500 * time.Millisecond}
 // event null, flattens regServ and rotates GUIDs quickly.
 func captureSim(t *testing.T) *cecsim.Sim {
 	t.Helper()
-	sim, err := cecsim.New(cecsim.Config{
+	sim := cecsimtest.Start(t, cecsim.Config{
 		Agents: 12, LongPollHold: 50 * time.Millisecond, NoPollTimeout: 10 * time.Second,
 		GUIDInterval: 200 * time.Millisecond, GUIDTimeout: time.Second,
 		NoCallMode: cecsim.NoCallError, NoCallCode: "900-002",
 		EmptyPollMode: cecsim.EmptyPollNull, FlatRegServ: true,
 		ExpiredTokenStatus: 401, ExpiredTokenBody: `{"retCode":"401","retMsg":"token expired"}`,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(context.WithoutCancel(t.Context())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
 	if _, err := sim.StartCall(1002); err != nil {
 		t.Fatal(err)
 	}

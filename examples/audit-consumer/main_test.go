@@ -13,6 +13,7 @@ import (
 
 	"github.com/cecbridge/cecbridge/internal/devstack"
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testbuf"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 	"github.com/cecbridge/cecbridge/schemas"
@@ -49,7 +50,7 @@ func TestAuditLogIsWholeAcrossRestarts(t *testing.T) {
 	js := natstest.JetStream(t, st.NATS.Connect(t))
 	path := filepath.Join(t.TempDir(), "audit.ndjson")
 	cfg := config{Server: st.NATS.URL(), Stream: "CEC_EVENTS", Durable: "audit-test", Filter: "cec.evt.>", Log: path}
-	var logs devstack.Output
+	var logs testbuf.Buffer
 	start := func() (stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)

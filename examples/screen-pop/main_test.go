@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cecbridge/cecbridge/internal/devstack"
+	"github.com/cecbridge/cecbridge/internal/testbuf"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
@@ -15,7 +16,7 @@ import (
 // alongside it pops on its own, and calls ending pop nothing.
 func TestScreenPopOncePerCall(t *testing.T) {
 	st := devstack.Start(t, cecsim.Config{Agents: 6})
-	var out devstack.Output
+	var out testbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, st.NATS.URL(), devstack.Tenant, &out) }()

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -20,8 +19,10 @@ import (
 
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testbuf"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim/cecsimtest"
 )
 
 // holders counts the tenants each instance holds, from the lease keys.
@@ -68,14 +69,7 @@ func spread(want ...int) func(map[string]int) bool {
 // ends before the next begins.
 func TestTenantsSpreadFairlyAndMoveCleanly(t *testing.T) {
 	srv := natstest.RunServer(t)
-	sim, err := cecsim.New(cecsim.Config{Agents: 16, LongPollHold: 100 * time.Millisecond, NoPollTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(context.WithoutCancel(t.Context())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
+	sim := cecsimtest.Start(t, cecsim.Config{Agents: 16, LongPollHold: 100 * time.Millisecond, NoPollTimeout: 10 * time.Second})
 	var tenants []configs.Tenant
 	for i := range 12 {
 		tc := tenantCfg(fmt.Sprintf("t%02d", i), sim.URL(), "app-key", "app-secret", "agent-pass")
@@ -95,7 +89,7 @@ func TestTenantsSpreadFairlyAndMoveCleanly(t *testing.T) {
 		bridge *runningBridge
 	}
 	polls := &pollLog{}
-	logs := map[string]*syncBuffer{}
+	logs := map[string]*testbuf.Buffer{}
 	start := func(name string) *instance {
 		cfg := base
 		cfg.Instance = name
@@ -111,7 +105,7 @@ func TestTenantsSpreadFairlyAndMoveCleanly(t *testing.T) {
 		}
 		nc := srv.Connect(t, nats.ReconnectBufSize(-1))
 		if logs[name] == nil {
-			logs[name] = &syncBuffer{}
+			logs[name] = &testbuf.Buffer{}
 		}
 		log := slog.New(slog.NewJSONHandler(logs[name], nil))
 		rb := runBridge(t, cfg, nc, log)
@@ -166,7 +160,7 @@ type termSpan struct {
 // termsFromLogs reads the lease terms of every instance from its log:
 // "lease term started" and "lease term ended", by tenant. A term still
 // running when the log was read ends now.
-func termsFromLogs(t *testing.T, logs map[string]*syncBuffer) map[string][]termSpan {
+func termsFromLogs(t *testing.T, logs map[string]*testbuf.Buffer) map[string][]termSpan {
 	t.Helper()
 	out := map[string][]termSpan{}
 	for instance, buf := range logs {

@@ -54,7 +54,6 @@ type tenantRun struct {
 	cfg      configs.Tenant
 	client   *cec.Client
 	sessions []*cec.Session
-	covers   []func(int) bool // per session: which agents it may ask about (nil: all)
 	monitors []poller.Monitor
 	cms      *cec.CMS                      // the CC-CMS client, nil without a cms block
 	current  atomic.Pointer[poller.Tenant] // the running term's poller; nil on a standby
@@ -176,7 +175,6 @@ func (b *Bridge) newTenant(tc configs.Tenant) (*tenantRun, error) {
 			Logger:   log,
 		})
 		tr.sessions = append(tr.sessions, s)
-		tr.covers = append(tr.covers, covers)
 		tr.monitors = append(tr.monitors, poller.Monitor{Source: s, Covers: covers})
 	}
 	return tr, nil

@@ -9,19 +9,13 @@ import (
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim/cecsimtest"
 )
 
 // A tenant's cms block becomes a CMS client that the simulator accepts,
 // with its VDNs and signing variant as configured.
 func TestCMSBlockBecomesAWorkingCMSClient(t *testing.T) {
-	sim, err := cecsim.New(cecsim.Config{Agents: 20, AgentsPerVDN: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
+	sim := cecsimtest.Start(t, cecsim.Config{Agents: 20, AgentsPerVDN: 10})
 	client, err := cec.New(cec.Config{FabricURL: sim.URL(), GatewayURL: sim.URL(), AppKey: "app-key", AppSecret: "app-secret", RequestTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cecbridge/cecbridge/internal/testbuf"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/schemas"
 )
@@ -156,7 +157,7 @@ func legendLabels(s string) []string {
 // check is built from the bridge's own /metrics, not from a list.
 func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
 	e := newOpsEnv(t, 4)
-	rb := runBridge(t, e.cfg, e.srv.Connect(t), debugLogger(&syncBuffer{}))
+	rb := runBridge(t, e.cfg, e.srv.Connect(t), debugLogger(&testbuf.Buffer{}))
 	base := rb.httpBase(t)
 	nc := e.srv.Connect(t)
 	waitReadyz(t, base, "ready", func(code int, _ readyz) bool { return code == 200 })

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testbuf"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
@@ -25,7 +26,7 @@ func TestUnconfiguredNoCallCodeIsDiagnosed(t *testing.T) {
 		Lookup:  configs.Lookup{Disabled: true},
 		Tenants: []configs.Tenant{tenantCfg("diag", sim.URL(), "app-key", "app-secret", "agent-pass")},
 	})
-	var logs syncBuffer
+	var logs testbuf.Buffer
 	rb := runBridge(t, cfg, srv.Connect(t), debugLogger(&logs))
 	base := rb.httpBase(t)
 

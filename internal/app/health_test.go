@@ -17,6 +17,7 @@ import (
 
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testbuf"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 	"github.com/cecbridge/cecbridge/schemas"
@@ -213,7 +214,7 @@ next:
 func TestMetricsFamiliesAndLabels(t *testing.T) {
 	e := newOpsEnv(t, 5)
 	e.cfg.Tenants[0].Budget = 500 // Burst left 0: the bridge must still poll
-	var logs syncBuffer
+	var logs testbuf.Buffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Log(logs.String())

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cecbridge/cecbridge/poller"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/subscriber"
 )
@@ -86,12 +87,14 @@ func (l liveFetcher) AgentCalls(ctx context.Context, tenant string, workNo int) 
 	if err != nil {
 		return nil, err
 	}
-	src := routes(tr.monitors).sourceFor(workNo)
-	if src == nil {
+	// The gateway answers a monitoring session only about agents of its
+	// own VDN: the lookup goes the way the tenant's poller goes.
+	i := poller.MonitorFor(tr.monitors, workNo)
+	if i < 0 {
 		return nil, fmt.Errorf("no monitoring agent covers agent %d", workNo)
 	}
 	// Someone is waiting for this answer: it goes before the polls.
-	return src.AllCallInfo(cec.WithPriority(ctx), workNo)
+	return tr.monitors[i].Source.AllCallInfo(cec.WithPriority(ctx), workNo)
 }
 
 // AgentByAccount implements subscriber.LiveFetcher.

@@ -13,6 +13,7 @@ import (
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/app"
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testbuf"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/publisher"
 	"github.com/cecbridge/cecbridge/schemas"
@@ -41,7 +42,7 @@ func TestIncompatibleStreamFailsStartFast(t *testing.T) {
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SOMEONE_ELSES", Subjects: []string{schemas.AllEvents}}); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testbuf.Buffer
 	b, err := app.New(cfg, nc, debugLogger(&logs))
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +63,7 @@ func TestStreamDriftIsReportedNotOverwritten(t *testing.T) {
 	if err := publisher.Provision(ctx, js, publisher.Config{MaxAge: 30 * 24 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testbuf.Buffer
 	rb := runBridge(t, cfg, nc, debugLogger(&logs))
 	testwait.For(t, 10*time.Second, "the drift in the log", func() bool {
 		return strings.Contains(logs.String(), "streams differ from the configuration")

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testbuf"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 	"github.com/cecbridge/cecbridge/schemas"
@@ -179,7 +180,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	t.Cleanup(vendor.Close)
 
 	srv := natstest.RunServer(t)
-	var logs syncBuffer
+	var logs testbuf.Buffer
 	cfg := configs.WithDefaults(configs.Bridge{
 		NATS:    configs.NATS{URLs: []string{srv.URL()}, ReconnectWait: 50 * time.Millisecond},
 		HTTP:    configs.HTTP{Listen: "127.0.0.1:0"},

@@ -28,6 +28,7 @@ import (
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/app"
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testbuf"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
@@ -129,7 +130,7 @@ func natsCfg(url string) configs.NATS {
 // message in a JetStream stream.
 func connectAndPublish(t *testing.T, c configs.NATS) {
 	t.Helper()
-	var logs syncBuffer
+	var logs testbuf.Buffer
 	nc, err := app.ConnectNATS(c, debugLogger(&logs))
 	if err != nil {
 		t.Fatalf("ConnectNATS: %v", err)
@@ -158,7 +159,7 @@ func connectAndPublish(t *testing.T, c configs.NATS) {
 // to be reported, in the returned error or in the log, matching want.
 func connectFails(t *testing.T, c configs.NATS, want *regexp.Regexp, secrets ...string) {
 	t.Helper()
-	var logs syncBuffer
+	var logs testbuf.Buffer
 	nc, err := app.ConnectNATS(c, debugLogger(&logs))
 	if err != nil {
 		if !want.MatchString(err.Error()) {
@@ -225,7 +226,7 @@ func TestVendorTLSWithCustomCA(t *testing.T) {
 	sim := opsSim(t, cecsim.Config{Agents: 3})
 	ts := httptest.NewUnstartedServer(sim.Handler())
 	ts.TLS = &tls.Config{Certificates: []tls.Certificate{ca.serverCert(t)}, MinVersion: tls.VersionTLS12}
-	var serverLog syncBuffer
+	var serverLog testbuf.Buffer
 	ts.Config.ErrorLog = stdlog.New(&serverLog, "", 0)
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
@@ -274,7 +275,7 @@ func TestVendorTLSWithCustomCA(t *testing.T) {
 	}
 
 	before := sim.Counters()["token"]
-	var clientLog syncBuffer
+	var clientLog testbuf.Buffer
 	noCA, err := cec.New(cec.Config{
 		FabricURL: ts.URL, GatewayURL: ts.URL, AppKey: "app-key", AppSecret: "app-secret",
 		RequestTimeout: time.Second, Logger: debugLogger(&clientLog),

@@ -1,10 +1,8 @@
 package devstack
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +10,7 @@ import (
 	"github.com/cecbridge/cecbridge/internal/app"
 	"github.com/cecbridge/cecbridge/internal/natstest"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim/cecsimtest"
 )
 
 // Tenant is the tenant the stack's bridge polls.
@@ -50,15 +49,7 @@ func StartSim(t testing.TB, cfg cecsim.Config) *cecsim.Sim {
 	t.Helper()
 	cfg.LongPollHold, cfg.GUIDInterval, cfg.GUIDTimeout, cfg.NoPollTimeout =
 		100*time.Millisecond, 500*time.Millisecond, 2*time.Second, 10*time.Second
-	sim, err := cecsim.New(cfg)
-	if err != nil {
-		t.Fatalf("devstack: %v", err)
-	}
-	if err := sim.Start(context.WithoutCancel(context.Background())); err != nil {
-		t.Fatalf("devstack: %v", err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	return sim
+	return cecsimtest.Start(t, cfg)
 }
 
 // BridgeConfig is the configuration of a bridge polling one tenant of a
@@ -78,22 +69,4 @@ func BridgeConfig(tenant, natsURL, simURL string) configs.Bridge {
 	})
 }
 
-// Output collects what a program under test prints; the program's
-// goroutines write while the test reads.
-type Output struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (o *Output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
 // String returns everything written so far.
-func (o *Output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}

@@ -15,12 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// eventually waits for cond (see testwait.For).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	testwait.For(t, 15*time.Second, what, cond)
-}
-
 // candidate runs Hold and records whether it currently leads.
 type candidate struct {
 	leading atomic.Bool
@@ -73,7 +67,7 @@ func TestOneHolderAndCleanHandover(t *testing.T) {
 	ea := newElector(t, js, lease.Config{TTL: 2 * time.Second, Holder: "a"})
 	eb := newElector(t, js, lease.Config{TTL: 2 * time.Second, Holder: "b"})
 	a := campaign(t, ea, "tenant.acme")
-	eventually(t, "a to lead", a.leading.Load)
+	testwait.Until(t, "a to lead", a.leading.Load)
 	b := campaign(t, eb, "tenant.acme")
 
 	var mu sync.Mutex
@@ -103,7 +97,7 @@ func TestOneHolderAndCleanHandover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a to renew three times", func() bool {
+	testwait.Until(t, "a to renew three times", func() bool {
 		cur, err := kv.Get(ctx, "tenant.acme")
 		return err == nil && cur.Revision() >= first.Revision()+3
 	})
@@ -112,7 +106,7 @@ func TestOneHolderAndCleanHandover(t *testing.T) {
 	}
 	a.cancel()
 	<-a.done
-	eventually(t, "b to take over", b.leading.Load)
+	testwait.Until(t, "b to take over", b.leading.Load)
 	close(stop)
 	<-watched
 	if both {
@@ -130,7 +124,7 @@ func TestHolderStepsDownWhenRenewalFails(t *testing.T) {
 	js := natstest.JetStream(t, nc)
 	e := newElector(t, js, lease.Config{TTL: time.Second, Holder: "a"})
 	a := campaign(t, e, "tenant.x")
-	eventually(t, "a to lead", a.leading.Load)
+	testwait.Until(t, "a to lead", a.leading.Load)
 	kv, err := js.KeyValue(t.Context(), "cecbridge_leases")
 	if err != nil {
 		t.Fatal(err)
@@ -138,13 +132,13 @@ func TestHolderStepsDownWhenRenewalFails(t *testing.T) {
 	if _, err := kv.Put(t.Context(), "tenant.x", []byte("intruder")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a to step down", func() bool { return !a.leading.Load() })
+	testwait.Until(t, "a to step down", func() bool { return !a.leading.Load() })
 	// Stepping down must not delete the key someone else now holds.
 	if entry, err := kv.Get(t.Context(), "tenant.x"); err != nil || string(entry.Value()) != "intruder" {
 		t.Fatalf("after stepping down the key is %v (err %v), want the intruder's", entry, err)
 	}
 	// The intruder never renews, its key expires, and a leads again.
-	eventually(t, "a to lead again", func() bool { return a.leading.Load() && a.terms.Load() == 2 })
+	testwait.Until(t, "a to lead again", func() bool { return a.leading.Load() && a.terms.Load() == 2 })
 }
 
 // A holder whose work ends by itself hands the lease on at once instead of
@@ -168,7 +162,7 @@ func TestLeadThatReturnsReleasesTheLease(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	// Without the release the key would stand for the one-minute TTL and
 	// the second term could not start before then.
-	eventually(t, "a second term", func() bool { return terms.Load() == 2 })
+	testwait.Until(t, "a second term", func() bool { return terms.Load() == 2 })
 }
 
 // A lease bucket made at R1 stays at R1 when the configuration asks for

@@ -1,12 +1,10 @@
 package lease_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +14,8 @@ import (
 
 	"github.com/cecbridge/cecbridge/internal/lease"
 	"github.com/cecbridge/cecbridge/internal/natstest"
+	"github.com/cecbridge/cecbridge/internal/testbuf"
+	"github.com/cecbridge/cecbridge/internal/testwait"
 )
 
 // A NATS outage several times longer than the TTL does not end the term:
@@ -28,14 +28,14 @@ func TestOutageLongerThanTheTTLKeepsTheTerm(t *testing.T) {
 	e := newElector(t, js, lease.Config{TTL: 2 * time.Second, Holder: "a"})
 	var checks atomic.Int32
 	a := campaignWith(t, e, "tenant.o", func(context.Context) error { checks.Add(1); return nil })
-	eventually(t, "a to lead", a.leading.Load)
+	testwait.Until(t, "a to lead", a.leading.Load)
 	term := a.term.Load()
 	if !term.Valid() {
 		t.Fatal("a fresh term is not valid")
 	}
 
 	srv.Shutdown()
-	eventually(t, "the validity to lapse while NATS is away", func() bool { return !term.Valid() })
+	testwait.Until(t, "the validity to lapse while NATS is away", func() bool { return !term.Valid() })
 	// Stay away until the key has expired on the server (TTL after the
 	// last renewal), well past the point where the old code stepped down.
 	select {
@@ -45,7 +45,7 @@ func TestOutageLongerThanTheTTLKeepsTheTerm(t *testing.T) {
 	}
 	srv.Start()
 
-	eventually(t, "the term to be valid again", term.Valid)
+	testwait.Until(t, "the term to be valid again", term.Valid)
 	if n := a.terms.Load(); n != 1 {
 		t.Fatalf("%d terms, want the first one throughout", n)
 	}
@@ -65,10 +65,10 @@ func TestReclaimAfterAnOutageIsRefusedWhenSomeoneActed(t *testing.T) {
 	e := newElector(t, js, lease.Config{TTL: time.Second, Campaign: 5 * time.Second, Holder: "a"})
 	errForeign := errors.New("a foreign writer published on the tenant's subjects")
 	a := campaignWith(t, e, "tenant.f", func(context.Context) error { return errForeign })
-	eventually(t, "a to lead", a.leading.Load)
+	testwait.Until(t, "a to lead", a.leading.Load)
 	term := a.term.Load()
 	srv.Shutdown()
-	eventually(t, "the validity to lapse", func() bool { return !term.Valid() })
+	testwait.Until(t, "the validity to lapse", func() bool { return !term.Valid() })
 	deadline := term.ValidUntil().Add(2 * time.Second)
 	select {
 	case <-term.Context().Done():
@@ -76,7 +76,7 @@ func TestReclaimAfterAnOutageIsRefusedWhenSomeoneActed(t *testing.T) {
 	case <-time.After(time.Until(deadline)):
 	}
 	srv.Start()
-	eventually(t, "the term to end", func() bool { return term.Context().Err() != nil })
+	testwait.Until(t, "the term to end", func() bool { return term.Context().Err() != nil })
 	if term.Valid() {
 		t.Fatal("an ended term is still valid")
 	}
@@ -90,7 +90,7 @@ func TestRestartedInstanceResumesItsOwnLeaseAtOnce(t *testing.T) {
 	js := natstest.JetStream(t, srv.Connect(t))
 	first := newElector(t, js, lease.Config{TTL: 6 * time.Second, Holder: "host-1"})
 	a := campaign(t, first, "tenant.r")
-	eventually(t, "the first run to lead", a.leading.Load)
+	testwait.Until(t, "the first run to lead", a.leading.Load)
 	oldTerm := a.term.Load().ID()
 
 	// The first run dies without releasing (its Hold is simply abandoned;
@@ -98,7 +98,7 @@ func TestRestartedInstanceResumesItsOwnLeaseAtOnce(t *testing.T) {
 	second := newElector(t, js, lease.Config{TTL: 6 * time.Second, Holder: "host-1"})
 	start := time.Now()
 	b := campaign(t, second, "tenant.r")
-	eventually(t, "the second run to lead", b.leading.Load)
+	testwait.Until(t, "the second run to lead", b.leading.Load)
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("resumed after %s, want at once", d)
 	}
@@ -107,7 +107,7 @@ func TestRestartedInstanceResumesItsOwnLeaseAtOnce(t *testing.T) {
 	}
 	// The first run, still alive here, finds its key taken and steps down
 	// at its next renewal (2 s): it must not take it back.
-	eventually(t, "the first run to step down", func() bool { return !a.leading.Load() })
+	testwait.Until(t, "the first run to step down", func() bool { return !a.leading.Load() })
 	if !b.leading.Load() || b.terms.Load() != 1 {
 		t.Fatal("the lease went back to the first run")
 	}
@@ -120,8 +120,8 @@ func TestStandbyLogsTheHolder(t *testing.T) {
 	js := natstest.JetStream(t, srv.Connect(t))
 	ea := newElector(t, js, lease.Config{TTL: 2 * time.Second, Holder: "a"})
 	a := campaign(t, ea, "tenant.s")
-	eventually(t, "a to lead", a.leading.Load)
-	var buf syncBuffer
+	testwait.Until(t, "a to lead", a.leading.Load)
+	var buf testbuf.Buffer
 	eb := newElector(t, js, lease.Config{TTL: 2 * time.Second, Campaign: 100 * time.Millisecond, Holder: "b",
 		Logger: slog.New(slog.NewTextHandler(&buf, nil))})
 	kv, err := js.KeyValue(t.Context(), "cecbridge_leases")
@@ -133,7 +133,7 @@ func TestStandbyLogsTheHolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	campaign(t, eb, "tenant.s")
-	eventually(t, "a to renew twice while b campaigns", func() bool {
+	testwait.Until(t, "a to renew twice while b campaigns", func() bool {
 		cur, err := kv.Get(t.Context(), "tenant.s")
 		return err == nil && cur.Revision() >= first.Revision()+2
 	})
@@ -153,28 +153,11 @@ func TestExistingBucketTTLApplies(t *testing.T) {
 	}
 	e := newElector(t, js, lease.Config{TTL: time.Minute, Holder: "a"})
 	a := campaign(t, e, "tenant.t")
-	eventually(t, "a to lead", a.leading.Load)
+	testwait.Until(t, "a to lead", a.leading.Load)
 	if left := time.Until(a.term.Load().ValidUntil()); left > 3*time.Second {
 		t.Fatalf("validity %s ahead, beyond the bucket's 3 s TTL", left)
 	}
 	if e.TTL() != 3*time.Second {
 		t.Fatalf("TTL() = %s, want the bucket's", e.TTL())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

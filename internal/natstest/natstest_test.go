@@ -31,7 +31,7 @@ func TestRestartKeepsPortAndStore(t *testing.T) {
 	}
 	// The client reconnects on its own; the stream and its message survive.
 	var st jetstream.Stream
-	testwait.For(t, 10*time.Second, "the stream back after the restart", func() bool {
+	testwait.Until(t, "the stream back after the restart", func() bool {
 		var err error
 		st, err = js.Stream(ctx, "T")
 		return err == nil

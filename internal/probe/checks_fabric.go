@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cecbridge/cecbridge/poller"
 	"github.com/cecbridge/cecbridge/poller/cec"
 )
 
@@ -179,7 +180,7 @@ func checkRoster(ctx context.Context, p *Probe) []Row {
 	p.replay.Agents, p.replay.FirstWorkNo = len(p.roster), p.roster[0]
 	covered := 0
 	for _, wn := range p.roster {
-		if p.monitorOf(wn) >= 0 {
+		if poller.MonitorFor(p.monitors, wn) >= 0 {
 			covered++
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/cecbridge/cecbridge/internal/probe"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim/cecsimtest"
 	"github.com/cecbridge/cecbridge/schemas"
 	"github.com/cecbridge/cecbridge/schemas/schematest"
 )
@@ -33,15 +34,7 @@ func startSim(t *testing.T, cfg cecsim.Config) *cecsim.Sim {
 	if cfg.NoPollTimeout == 0 {
 		cfg.NoPollTimeout = 10 * time.Second
 	}
-	sim, err := cecsim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(context.WithoutCancel(t.Context())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	return sim
+	return cecsimtest.Start(t, cfg)
 }
 
 // tenantFor is the tenant configuration of a simulator, with fast

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/app"
+	"github.com/cecbridge/cecbridge/poller"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
@@ -68,13 +69,17 @@ type Options struct {
 
 // Probe is one read-only run against a tenant.
 type Probe struct {
-	tc     configs.Tenant
-	opts   Options
-	client *cec.Client
-	rec    *recorder
-	scrub  *scrubber
-	replay cecsim.Replay
-	report Report
+	tc   configs.Tenant
+	opts Options
+	// monitors route an agent to the monitor that may ask about it, as
+	// the bridge does (sessions are not part of it: only the first
+	// monitor signs in).
+	monitors []poller.Monitor
+	client   *cec.Client
+	rec      *recorder
+	scrub    *scrubber
+	replay   cecsim.Replay
+	report   Report
 
 	// What the checks learned, for later checks.
 	roster        []int // sorted work numbers
@@ -113,6 +118,13 @@ func New(tc configs.Tenant, opts Options) (*Probe, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Probe{tc: tc, opts: opts, scrub: newScrubber()}
+	for _, m := range tc.Monitors {
+		covers, err := m.Covers()
+		if err != nil {
+			return nil, fmt.Errorf("probe: monitor %d: %w", m.AgentID, err)
+		}
+		p.monitors = append(p.monitors, poller.Monitor{Covers: covers})
+	}
 	p.rec = newRecorder(p.scrub)
 	p.scrub.addSecret(tc.AppSecret.Reveal())
 	p.scrub.addSecret(tc.AppKey)

@@ -33,7 +33,7 @@ func TestBudgetPriorityOvertakesOrdinaryQueue(t *testing.T) {
 		})
 	}
 	// Let the ordinary queue fill up.
-	testwait.For(t, 5*time.Second, "ordinary waiters served", func() bool {
+	testwait.Poll(5*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return ordinary >= 20

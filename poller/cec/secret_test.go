@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cecbridge/cecbridge/internal/testbuf"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
@@ -121,9 +122,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 		CMS: cecsim.CMS{AK: "planted-cms-ak", SK: "planted-cms-sk", ClockSkew: time.Minute}})
 	rec := &recordingTransport{secrets: map[string]bool{"app-secret": true, "agent-pass": true, "bad-agent-pass": true,
 		"planted-cms-ak": true, "planted-cms-sk": true, "wrong-cms-sk": true}}
-	var logs bytes.Buffer
-	var logMu sync.Mutex
-	logger := slog.New(slog.NewJSONHandler(lockedWriter{&logs, &logMu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var logs testbuf.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c := newClient(t, sim, func(cfg *cec.Config) {
 		cfg.HTTPClient = &http.Client{Transport: rec}
 		cfg.Logger = logger
@@ -247,9 +247,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 			texts = append(texts, ce.Excerpt, ce.Message)
 		}
 	}
-	logMu.Lock()
 	texts = append(texts, logs.String())
-	logMu.Unlock()
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if len(rec.secrets) < 15 || rec.c2 < 12 {
@@ -262,15 +260,4 @@ func TestSecretsNeverLeak(t *testing.T) {
 			}
 		}
 	}
-}
-
-type lockedWriter struct {
-	b  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim/cecsimtest"
 )
 
 // ---- helpers ----
@@ -25,15 +26,7 @@ func startSim(t testing.TB, cfg cecsim.Config) *cecsim.Sim {
 	if cfg.LongPollHold == 0 {
 		cfg.LongPollHold = 50 * time.Millisecond
 	}
-	sim, err := cecsim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Close() })
-	return sim
+	return cecsimtest.Start(t, cfg)
 }
 
 func newClient(t testing.TB, sim *cecsim.Sim, mod func(*cec.Config)) *cec.Client {

@@ -1,7 +1,6 @@
 package cec_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/pem"
 	"errors"
@@ -21,6 +20,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/cecbridge/cecbridge/internal/testbuf"
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
@@ -118,7 +118,7 @@ func TestTransportErrorClasses(t *testing.T) {
 // and ErrUpstream, and so does the sign-in failure the session logs.
 func TestGatewayTLSFailureLogged(t *testing.T) {
 	srv, _ := tlsSim(t)
-	var logs syncBuf
+	var logs testbuf.Buffer
 	c := clientFor(t, srv.URL, "", slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	s := c.NewSession(cec.SessionConfig{AgentID: 1001, Password: "agent-pass"})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -234,21 +234,4 @@ func TestStoppedSessionReleasesConnections(t *testing.T) {
 		defer mu.Unlock()
 		return len(open) == 0
 	})
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -1,4 +1,4 @@
-package audit
+package finalstate
 
 import (
 	"encoding/json"
@@ -10,6 +10,24 @@ import (
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 	"github.com/cecbridge/cecbridge/schemas"
 )
+
+// Msg is one stored event as a reader of the events stream received it.
+type Msg struct {
+	StreamSeq uint64
+	Subject   string
+	Data      []byte
+}
+
+// MsgsOf is how recs reach a reader of the events stream when they are
+// stored in this order from stream sequence 1: a history built by hand,
+// for tests.
+func MsgsOf(recs ...schemas.Record) []Msg {
+	out := make([]Msg, len(recs))
+	for i, r := range recs {
+		out[i] = Msg{StreamSeq: uint64(i + 1), Subject: r.Subject, Data: r.Body}
+	}
+	return out
+}
 
 // World is the entity state of one tenant: what the simulator holds, or
 // what a history ends in.
@@ -23,8 +41,8 @@ func newWorld() World {
 	return World{Calls: map[int][]string{}, Softphones: map[int]string{}, Phones: map[string]string{}}
 }
 
-// SimWorld is the simulator's current world.
-func SimWorld(sim *cecsim.Sim) World {
+// OfSim is the simulator's current world.
+func OfSim(sim *cecsim.Sim) World {
 	w := newWorld()
 	for _, wn := range sim.Agents() {
 		a, ok := sim.Agent(wn)
@@ -40,9 +58,9 @@ func SimWorld(sim *cecsim.Sim) World {
 	return w
 }
 
-// FinalWorld is the state tenant's history in msgs (in stream order) ends
+// OfHistory is the state tenant's history in msgs (in stream order) ends
 // in: the last event of each entity subject; a delete removes the entity.
-func FinalWorld(tenant string, msgs []Msg) (World, error) {
+func OfHistory(tenant string, msgs []Msg) (World, error) {
 	w := newWorld()
 	for _, m := range msgs {
 		ps, err := schemas.ParseSubject(m.Subject)
@@ -51,7 +69,7 @@ func FinalWorld(tenant string, msgs []Msg) (World, error) {
 		}
 		var ev schemas.Event
 		if err := json.Unmarshal(m.Data, &ev); err != nil {
-			return w, fmt.Errorf("audit: %s stream seq %d: %w", m.Subject, m.StreamSeq, err)
+			return w, fmt.Errorf("finalstate: %s stream seq %d: %w", m.Subject, m.StreamSeq, err)
 		}
 		switch ps.Aspect {
 		case "calls":
@@ -92,7 +110,7 @@ func FinalWorld(tenant string, msgs []Msg) (World, error) {
 func after[T any](ev schemas.Event) (*T, error) {
 	var ch schemas.Change[T]
 	if err := json.Unmarshal(ev.Data, &ch); err != nil {
-		return nil, fmt.Errorf("audit: %s: %w", ev.Subject, err)
+		return nil, fmt.Errorf("finalstate: %s: %w", ev.Subject, err)
 	}
 	return ch.After, nil
 }
