@@ -77,6 +77,7 @@ type Probe struct {
 	report Report
 
 	// What the checks learned, for later checks.
+	noToken       bool  // the token check got none: API Fabric queries are not asked
 	roster        []int // sorted work numbers
 	knownAccount  string
 	accountAgent  int

@@ -76,6 +76,7 @@ func TestNoSecretInProbeOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	report := p.Run(t.Context())
+	assertReadOnly(t, sim, 1001, nil)
 	if row(t, report, "expired token").Status != probe.StatusOK {
 		t.Errorf("slow mode did not see the expired token: %+v", row(t, report, "expired token"))
 	}

@@ -123,6 +123,7 @@ func TestProbeNamesEachGapVariantAndItsSuggestionWorks(t *testing.T) {
 			if in := row(t, report, "calls: in a call"); in.Status != probe.StatusOK {
 				t.Errorf("in-call row: %+v", in)
 			}
+			assertReadOnly(t, sim, tc.Monitors[0].AgentID, nil)
 			if t.Failed() {
 				t.Logf("report: %+v", report.Checks)
 				return
@@ -203,6 +204,7 @@ func TestProbeComparesCMSWithTheGateway(t *testing.T) {
 		t.Fatalf("cms vs gateway: %+v", got)
 	}
 	contains(t, "cms: agrees with gateway", got.Answered, "agent 1002: CMS and the gateway name the same call IDs")
+	assertReadOnly(t, sim, 1001, nil)
 	if st := row(t, report, "cms: states"); st.Status != probe.StatusOK {
 		t.Fatalf("states: %+v", st)
 	}
