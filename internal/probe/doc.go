@@ -24,11 +24,14 @@
 // # Capture
 //
 // Every exchange goes through a recording transport and is kept scrubbed:
-// credentials become [redacted] (and are then cut out wherever else they
-// appear), GUIDs become stand-ins of the same form, and personal data
-// (caller and called numbers, business accounts, names, free text) becomes
-// pseudonyms that are stable within the run and keep their shape. The
-// client's Observer marks each exchange with what the client made of it.
+// credentials (the CMS AK and SK among them) become [redacted] and are then
+// cut out wherever else they appear; a request keeps the headers it had,
+// a C2 Authorization only its timestamp and signed headers; a GUID becomes
+// the same stand-in of its form in headers, bodies and text; and personal
+// data (caller and called numbers, business accounts, names, free text)
+// becomes pseudonyms that are stable within the run and keep their shape.
+// The client's Observer marks each exchange, CMS ones included, with what
+// the client made of it.
 // [Probe.WriteCapture] writes the exchanges, the report and a
 // [cecsim.Replay] that lets the simulator serve the tenant's behaviour.
 package probe

@@ -120,6 +120,10 @@ func New(tc configs.Tenant, opts Options) (*Probe, error) {
 	for _, m := range tc.Monitors {
 		p.scrub.addSecret(m.Password.Reveal())
 	}
+	if tc.CMS != nil {
+		p.scrub.addSecret(tc.CMS.AK.Reveal())
+		p.scrub.addSecret(tc.CMS.SK.Reveal())
+	}
 	ccfg := app.ClientConfig(tc)
 	ccfg.WrapTransport, ccfg.Observer, ccfg.Logger = p.rec.wrap, p.rec, opts.Logger
 	client, err := cec.New(ccfg)
