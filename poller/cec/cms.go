@@ -346,6 +346,7 @@ func (m *CMS) call(ctx context.Context, ep string, body any, decode func([]byte)
 		err = m.result(ep, resp, decode)
 	}
 	m.c.observe(ep, err, d)
+	m.c.observeRefusal(ep, err)
 	m.c.logResult(ctx, ep, status, d, err)
 	return sent, received, err
 }
