@@ -27,10 +27,7 @@ func TestCaptureOfACMSTenant(t *testing.T) {
 	if _, err := sim.StartCall(1002); err != nil {
 		t.Fatal(err)
 	}
-	tc := tenantFor("capcms", sim)
-	c := *simCMS("cms-sk")
-	c.URL = sim.URL()
-	tc.CMS = &c
+	tc := withCMS(tenantFor("capcms", sim), simCMS("cms-sk"), sim.URL())
 	p, report := runProbe(t, tc, probe.Options{GUIDWatch: 100 * time.Millisecond})
 	if r := row(t, report, "cms"); r.Status != probe.StatusFix {
 		t.Fatalf("cms row: %+v", r)

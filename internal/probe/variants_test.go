@@ -123,9 +123,7 @@ func TestProbeNamesEachGapVariantAndItsSuggestionWorks(t *testing.T) {
 			}
 			tc := tenantFor(tenant, sim)
 			if v.cms != nil {
-				c := *v.cms
-				c.URL = sim.URL()
-				tc.CMS = &c
+				tc = withCMS(tc, v.cms, sim.URL())
 			}
 			if v.tenant != nil {
 				v.tenant(&tc)
@@ -238,10 +236,7 @@ func TestProbeComparesCMSWithTheGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := tenantFor("cmsgw", sim)
-	c := *simCMS("cms-sk")
-	c.URL = sim.URL()
-	tc.CMS = &c
+	tc := withCMS(tenantFor("cmsgw", sim), simCMS("cms-sk"), sim.URL())
 	_, report := runProbe(t, tc, probe.Options{GUIDWatch: 100 * time.Millisecond})
 	got := row(t, report, "cms: agrees with gateway")
 	if got.Status != probe.StatusOK {
