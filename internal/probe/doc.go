@@ -19,7 +19,10 @@
 // ok; skip; warn (works, but look); fix (works once the row's [Suggestion]
 // is applied); fail (cannot work, or could not be found out). The verdict
 // and exit status follow the worst row: 0 works, 2 works with the
-// suggested changes, 1 cannot work.
+// suggested changes, 1 cannot work. Without a token the API Fabric queries
+// are not asked (the client would retry each for half a minute). [Apply]
+// sets every key the probe suggests: no_call_codes, token_lifetime,
+// cms.signed_headers, cms.timestamp and cms.confirm.
 //
 // # Capture
 //
@@ -33,5 +36,7 @@
 // The client's Observer marks each exchange, CMS ones included, with what
 // the client made of it.
 // [Probe.WriteCapture] writes the exchanges, the report and a
-// [cecsim.Replay] that lets the simulator serve the tenant's behaviour.
+// [cecsim.Replay] that lets the simulator serve the tenant's behaviour,
+// CC-CMS included (the signing variant it accepted, or that it refused
+// every one, or is not licensed).
 package probe
