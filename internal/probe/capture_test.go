@@ -32,6 +32,7 @@ func TestCaptureOfACMSTenant(t *testing.T) {
 	if r := row(t, report, "cms"); r.Status != probe.StatusFix {
 		t.Fatalf("cms row: %+v", r)
 	}
+	assertReadOnly(t, sim, 1001, nil)
 	dir := t.TempDir()
 	if err := p.WriteCapture(dir); err != nil {
 		t.Fatal(err)
