@@ -96,3 +96,24 @@ func TestProbeCommandNeedsTenantOfSeveral(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// A tenant the probe cannot reach exits 1, and the report says why.
+func TestProbeCommandExitsOneWhenItCannotWork(t *testing.T) {
+	file := probeConfig(t, "http://127.0.0.1:1", "acme")
+	stdout, stderr, err := runCmd(t, "probe", "--config", file, "--json")
+	var status exitStatus
+	if !errors.As(err, &status) || status != 1 {
+		t.Fatalf("exit %v, want status 1\n%s", err, stderr)
+	}
+	var report probe.Report
+	if err := json.Unmarshal([]byte(stdout), &report); err != nil {
+		t.Fatalf("--json printed %q: %v", stdout, err)
+	}
+	failed := map[string]bool{}
+	for _, r := range report.Checks {
+		failed[r.Check] = r.Status == probe.StatusFail
+	}
+	if report.Verdict != probe.VerdictCannot || !failed["token"] || !failed["sign-in"] {
+		t.Errorf("report: %s, %+v", report.Verdict, report.Checks)
+	}
+}

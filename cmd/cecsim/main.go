@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -54,6 +55,8 @@ func runWith(ctx context.Context, args []string, stdout io.Writer, ready func(*c
 	cmsSkew := fs.Duration("cms-clock-skew", 5*time.Minute, "accepted C2 timestamp skew either way")
 	cmsOff := fs.Bool("cms-unlicensed", false, "every CMS call answers 0100003 (switch at runtime: POST /cecsim/cms)")
 	cmsNoTotal := fs.Bool("cms-no-totalagentstate", false, "totalagentstate answers 404, as on CTI 3.6")
+	cmsHeaders := fs.String("cms-signed-headers", "", `the only C2 signed-header set accepted, e.g. "content-length;content-type;host" (default: any that signs host)`)
+	cmsStamp := fs.String("cms-timestamp", "", "the only C2 timestamp precision accepted: seconds or milliseconds (default: either)")
 	debug := fs.Bool("debug", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -71,7 +74,7 @@ func runWith(ctx context.Context, args []string, stdout io.Writer, ready func(*c
 		LooseTypes: *loose, Logger: log,
 		CMS: cecsim.CMS{
 			AK: *cmsAK, SK: *cmsSK, CCID: *cmsCC, Lag: *cmsLag, ClockSkew: *cmsSkew,
-			NotLicensed: *cmsOff, NoTotalAgentState: *cmsNoTotal,
+			NotLicensed: *cmsOff, NoTotalAgentState: *cmsNoTotal, Timestamp: *cmsStamp,
 		},
 		Workload: cecsim.Workload{
 			Enabled:                 !*noWorkload,
@@ -81,6 +84,9 @@ func runWith(ctx context.Context, args []string, stdout io.Writer, ready func(*c
 			PhoneFlapsPerHour:       float64(*agents) / 2,
 			RosterChangesPerHour:    60,
 		},
+	}
+	if *cmsHeaders != "" {
+		cfg.CMS.SignedHeaders = strings.Split(*cmsHeaders, ";")
 	}
 	switch *auth {
 	case "dynamic":

@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -23,10 +24,14 @@ const (
 	TokenLifetime = "token_lifetime"
 	// ClockSkew: the vendor's clock agrees with ours.
 	ClockSkew = "clock_skew"
+	// CMSSignature: CC-CMS accepts the client's C2 signature.
+	CMSSignature = "cms_signature"
+	// CMSUnauthorized: CC-CMS lets this client (host and AK) ask.
+	CMSUnauthorized = "cms_unauthorized"
 )
 
 // Assumptions lists every assumption watched.
-var Assumptions = []string{NoCallAnswer, TokenLifetime, ClockSkew}
+var Assumptions = []string{NoCallAnswer, TokenLifetime, ClockSkew, CMSSignature, CMSUnauthorized}
 
 const (
 	// callWindow is how many allcallinfoEx answers one verdict rests on.
@@ -88,7 +93,7 @@ func (d *Diagnoser) Tenant(tenant string, next cec.Observer) cec.Observer {
 		d.tenants = append(d.tenants, tenant)
 	}
 	d.mu.Unlock()
-	return &watch{d: d, tenant: tenant, next: next, codes: map[string]int{}}
+	return &watch{d: d, tenant: tenant, next: next, codes: map[string]int{}, refused: map[string]string{}}
 }
 
 // Findings returns the standing findings, ordered by tenant and assumption.
@@ -178,14 +183,19 @@ type watch struct {
 	next   cec.Observer
 
 	mu      sync.Mutex
-	answers int            // allcallinfoEx answers in the current window
-	codes   map[string]int // unexplained codes among them
+	answers int               // allcallinfoEx answers in the current window
+	codes   map[string]int    // unexplained codes among them
+	refused map[string]string // CMS endpoint -> the assumption its last answer contradicted
 }
 
 // ObserveRequest implements cec.Observer.
 func (w *watch) ObserveRequest(endpoint, outcome string, d time.Duration) {
 	if w.next != nil {
 		w.next.ObserveRequest(endpoint, outcome, d)
+	}
+	if outcome == "ok" && isCMS(endpoint) {
+		w.cmsAnswered(endpoint)
+		return
 	}
 	if endpoint != "allcallinfoEx" || (outcome != "ok" && outcome != "vendor") {
 		return
@@ -265,5 +275,58 @@ func (w *watch) ObserveToken(g cec.TokenGrant) {
 			"synchronise this host's clock (NTP): event times and signed CMS requests depend on it")
 	} else if ok {
 		w.d.clear(w.tenant, ClockSkew)
+	}
+}
+
+func isCMS(endpoint string) bool {
+	return endpoint == cec.EndpointQueryAgentCalls || endpoint == cec.EndpointAgentStates || endpoint == cec.EndpointTotalAgentStates
+}
+
+// ObserveRefusal implements cec.RefusalObserver: CMS refused a request
+// for a reason no retry mends.
+func (w *watch) ObserveRefusal(endpoint string, err error) {
+	if f, ok := w.next.(cec.RefusalObserver); ok {
+		f.ObserveRefusal(endpoint, err)
+	}
+	assumption := CMSUnauthorized
+	finding := fmt.Sprintf("CC-CMS refused this client on %s (HTTP 403 or code 0101003): the roster is not swept, every agent is polled one by one", endpoint)
+	fix := "ask the vendor's operations to put this host on the tenant's IP whitelist and to let the AK use the CMS monitoring interfaces"
+	if errors.Is(err, cec.ErrSignatureRefused) {
+		assumption = CMSSignature
+		finding = fmt.Sprintf("CC-CMS refused the signature of %s requests (HTTP 401): the roster is not swept, every agent is polled one by one", endpoint)
+		fix = "check cms.ak, cms.sk and this host's clock (NTP); if they are right, run cecbridge probe: " +
+			"it signs the other ways CMS may expect and suggests cms.signed_headers and cms.timestamp"
+	}
+	w.mu.Lock()
+	w.refused[endpoint] = assumption
+	w.mu.Unlock()
+	w.d.count(w.tenant, assumption)
+	w.d.raise(w.tenant, assumption, "refused", finding, fix)
+	w.settleCMS()
+}
+
+// cmsAnswered withdraws what endpoint's refusals contradicted.
+func (w *watch) cmsAnswered(endpoint string) {
+	w.mu.Lock()
+	_, was := w.refused[endpoint]
+	delete(w.refused, endpoint)
+	w.mu.Unlock()
+	if was {
+		w.settleCMS()
+	}
+}
+
+// settleCMS clears each CMS finding no endpoint's last answer holds up.
+func (w *watch) settleCMS() {
+	w.mu.Lock()
+	held := map[string]bool{}
+	for _, a := range w.refused {
+		held[a] = true
+	}
+	w.mu.Unlock()
+	for _, a := range []string{CMSSignature, CMSUnauthorized} {
+		if !held[a] {
+			w.d.clear(w.tenant, a)
+		}
 	}
 }

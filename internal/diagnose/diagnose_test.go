@@ -44,6 +44,17 @@ func answers(o cec.Observer, n, coded int, code string) {
 
 func gauge(t *testing.T, d *diagnose.Diagnoser, tenant, assumption string) float64 {
 	t.Helper()
+	return value(t, d, "cecbridge_vendor_assumption_violated", tenant, assumption)
+}
+
+func counter(t *testing.T, d *diagnose.Diagnoser, tenant, assumption string) float64 {
+	t.Helper()
+	return value(t, d, "cecbridge_vendor_assumption_violations_total", tenant, assumption)
+}
+
+// value is the sample of family for tenant and assumption.
+func value(t *testing.T, d *diagnose.Diagnoser, family, tenant, assumption string) float64 {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(d)
 	fams, err := reg.Gather()
@@ -51,7 +62,7 @@ func gauge(t *testing.T, d *diagnose.Diagnoser, tenant, assumption string) float
 		t.Fatal(err)
 	}
 	for _, f := range fams {
-		if f.GetName() != "cecbridge_vendor_assumption_violated" {
+		if f.GetName() != family {
 			continue
 		}
 		for _, m := range f.GetMetric() {
@@ -60,11 +71,11 @@ func gauge(t *testing.T, d *diagnose.Diagnoser, tenant, assumption string) float
 				ls[l.GetName()] = l.GetValue()
 			}
 			if ls["tenant"] == tenant && ls["assumption"] == assumption {
-				return m.GetGauge().GetValue()
+				return m.GetGauge().GetValue() + m.GetCounter().GetValue()
 			}
 		}
 	}
-	t.Fatalf("no gauge for %s/%s", tenant, assumption)
+	t.Fatalf("no %s for %s/%s", family, tenant, assumption)
 	return 0
 }
 
@@ -135,6 +146,60 @@ func TestShortTokenAndClockSkewAreNamed(t *testing.T) {
 		t.Fatalf("findings %+v", fs)
 	}
 	f.ObserveToken(cec.TokenGrant{Requested: 10 * time.Minute, Granted: 10 * time.Minute, ServerTime: now.Truncate(time.Second), Received: now})
+	if fs := d.Findings(); len(fs) != 0 {
+		t.Errorf("not withdrawn: %+v", fs)
+	}
+}
+
+// refusals passes on what it is told.
+type refusals struct {
+	counting
+	refused []string
+}
+
+func (r *refusals) ObserveRefusal(endpoint string, _ error) { r.refused = append(r.refused, endpoint) }
+
+// A refused CMS signature and a refused client are told apart, passed on,
+// counted per answer, and withdrawn only once every endpoint that was
+// refused has answered again.
+func TestCMSRefusalsAreNamedUntilCMSAnswers(t *testing.T) {
+	d := diagnose.New(slog.New(slog.DiscardHandler))
+	next := &refusals{}
+	o := d.Tenant("acme", next)
+	r := o.(cec.RefusalObserver)
+	signature := &cec.Error{Endpoint: cec.EndpointQueryAgentCalls, HTTPStatus: 401, Err: cec.ErrSignatureRefused}
+	forbidden := &cec.Error{Endpoint: cec.EndpointAgentStates, HTTPStatus: 403, Err: cec.ErrUnauthorized}
+
+	r.ObserveRefusal(cec.EndpointQueryAgentCalls, signature)
+	r.ObserveRefusal(cec.EndpointQueryAgentCalls, signature)
+	r.ObserveRefusal(cec.EndpointAgentStates, forbidden)
+	fs := d.Findings()
+	if len(fs) != 2 || fs[0].Assumption != diagnose.CMSSignature || fs[1].Assumption != diagnose.CMSUnauthorized ||
+		!strings.Contains(fs[0].Fix, "cms.signed_headers") || !strings.Contains(fs[1].Fix, "IP whitelist") {
+		t.Fatalf("findings %+v", fs)
+	}
+	if len(next.refused) != 3 {
+		t.Errorf("passed on %v", next.refused)
+	}
+	if v := counter(t, d, "acme", diagnose.CMSSignature); v != 2 {
+		t.Errorf("cms_signature violations %v, want 2", v)
+	}
+
+	// An answer of another endpoint clears nothing; the refused one's does.
+	o.ObserveRequest(cec.EndpointTotalAgentStates, "ok", time.Millisecond)
+	if len(d.Findings()) != 2 {
+		t.Errorf("withdrawn by another endpoint's answer: %+v", d.Findings())
+	}
+	o.ObserveRequest(cec.EndpointQueryAgentCalls, "ok", time.Millisecond)
+	if fs := d.Findings(); len(fs) != 1 || fs[0].Assumption != diagnose.CMSUnauthorized {
+		t.Errorf("after queryagentcalls answered: %+v", fs)
+	}
+	// The endpoint refused for another reason now: the old finding goes.
+	r.ObserveRefusal(cec.EndpointAgentStates, signature)
+	if fs := d.Findings(); len(fs) != 1 || fs[0].Assumption != diagnose.CMSSignature || gauge(t, d, "acme", diagnose.CMSUnauthorized) != 0 {
+		t.Errorf("after the refusal changed: %+v", fs)
+	}
+	o.ObserveRequest(cec.EndpointAgentStates, "ok", time.Millisecond)
 	if fs := d.Findings(); len(fs) != 0 {
 		t.Errorf("not withdrawn: %+v", fs)
 	}

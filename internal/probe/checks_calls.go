@@ -156,6 +156,11 @@ func checkScan(ctx context.Context, p *Probe) []Row {
 			failures = append(failures, p.describe(err))
 		}
 	}
+	for wn, ids := range p.cmsCalls { // in a call by CMS, not asked here
+		if !slices.Contains(sample, wn) {
+			calls[itoa(wn)] = len(ids)
+		}
+	}
 	if len(calls) > 0 {
 		p.replay.Calls = calls
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/app"
 	"github.com/cecbridge/cecbridge/poller/cec"
+	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
 
 // c2Variant is one way to sign CMS requests: public sources disagree on
@@ -59,9 +60,13 @@ func checkCMS(ctx context.Context, p *Probe) []Row {
 		if errors.Is(err, cec.ErrSignatureRefused) {
 			continue // try the next variant
 		}
+		// Past the signature check: the replay accepts this variant only.
+		p.replay.CMS = &cecsim.ReplayCMS{SignedHeaders: v.headers, Timestamp: v.timestamp}
 		if err != nil {
+			p.replay.CMS.NotLicensed = hasCode(err, "0100003")
 			return []Row{p.cmsRefused(err)}
 		}
+		p.replay.CMS.AnswerUnasked = answer.Ignored > 0
 		rows := []Row{p.cmsAnswered(answer, len(agents))}
 		if i > 0 {
 			rows[0].Status = StatusFix
@@ -71,6 +76,7 @@ func checkCMS(ctx context.Context, p *Probe) []Row {
 		rows = append(rows, p.cmsStates(ctx, m, agents))
 		return rows
 	}
+	p.replay.CMS = &cecsim.ReplayCMS{Refused: true}
 	return []Row{{Status: StatusWarn, Answered: "CMS refused every signature variant (" + p.describe(firstErr) + ")",
 		Bridge: "sweeps nothing: every agent is polled one by one. CMS refused the signature: check the AK/SK pair and this host's clock (the token check shows the vendor's)"}}
 }

@@ -30,6 +30,10 @@ func checkToken(ctx context.Context, p *Probe) []Row {
 		if errors.Is(err, cec.ErrUnauthorized) {
 			row.Bridge += "; check app_key and app_secret"
 		}
+		// The client would try again for half a minute per query, and
+		// then fail the same way: the queries that need a token are
+		// not asked.
+		p.noToken = row.Status == StatusFail
 		return []Row{row}
 	}
 	p.scrub.addSecret(tok.Reveal())
@@ -154,7 +158,16 @@ func checkExpiredToken(ctx context.Context, p *Probe) []Row {
 	return []Row{row}
 }
 
+// withoutToken is the row of a query not asked because the token check
+// got no token.
+func withoutToken(bridge string) []Row {
+	return []Row{{Status: StatusSkip, Answered: "not asked: no token (see the token row)", Bridge: bridge}}
+}
+
 func checkRoster(ctx context.Context, p *Probe) []Row {
+	if p.noToken {
+		return withoutToken("cannot read the roster without a token")
+	}
 	ai, err := p.client.QueryAgentInfo(ctx)
 	if err != nil {
 		return []Row{{Status: failure(err), Answered: p.describe(err),
@@ -196,6 +209,9 @@ func checkRoster(ctx context.Context, p *Probe) []Row {
 }
 
 func checkPhones(ctx context.Context, p *Probe) []Row {
+	if p.noToken {
+		return withoutToken("cannot read phone registration states without a token")
+	}
 	first, err := p.client.QueryPhonePage(ctx, 0, 100)
 	if err != nil {
 		return []Row{{Status: failure(err), Answered: p.describe(err), Bridge: "cannot read phone registration states"}}

@@ -19,16 +19,24 @@
 // ok; skip; warn (works, but look); fix (works once the row's [Suggestion]
 // is applied); fail (cannot work, or could not be found out). The verdict
 // and exit status follow the worst row: 0 works, 2 works with the
-// suggested changes, 1 cannot work.
+// suggested changes, 1 cannot work. Without a token the API Fabric queries
+// are not asked (the client would retry each for half a minute). [Apply]
+// sets every key the probe suggests: no_call_codes, token_lifetime,
+// cms.signed_headers, cms.timestamp and cms.confirm.
 //
 // # Capture
 //
 // Every exchange goes through a recording transport and is kept scrubbed:
-// credentials become [redacted] (and are then cut out wherever else they
-// appear), GUIDs become stand-ins of the same form, and personal data
-// (caller and called numbers, business accounts, names, free text) becomes
-// pseudonyms that are stable within the run and keep their shape. The
-// client's Observer marks each exchange with what the client made of it.
+// credentials (the CMS AK and SK among them) become [redacted] and are then
+// cut out wherever else they appear; a request keeps the headers it had,
+// a C2 Authorization only its timestamp and signed headers; a GUID becomes
+// the same stand-in of its form in headers, bodies and text; and personal
+// data (caller and called numbers, business accounts, names, free text)
+// becomes pseudonyms that are stable within the run and keep their shape.
+// The client's Observer marks each exchange, CMS ones included, with what
+// the client made of it.
 // [Probe.WriteCapture] writes the exchanges, the report and a
-// [cecsim.Replay] that lets the simulator serve the tenant's behaviour.
+// [cecsim.Replay] that lets the simulator serve the tenant's behaviour,
+// CC-CMS included (the signing variant it accepted, or that it refused
+// every one, or is not licensed).
 package probe

@@ -41,6 +41,14 @@ func startSim(t *testing.T, cfg cecsim.Config) *cecsim.Sim {
 // intervals, as an operator would write it before probing.
 func tenantFor(name string, sim *cecsim.Sim) configs.Tenant { return configsFor(name, sim.URL()) }
 
+// withCMS gives tc a copy of the cms block c, on the simulator at url.
+func withCMS(tc configs.Tenant, c *configs.CMS, url string) configs.Tenant {
+	cms := *c
+	cms.URL = url
+	tc.CMS = &cms
+	return tc
+}
+
 func configsFor(name, url string) configs.Tenant {
 	b := configs.WithDefaults(configs.Bridge{Tenants: []configs.Tenant{{
 		Name: name, FabricURL: url, GatewayURL: url,

@@ -82,6 +82,7 @@ type Probe struct {
 	report   Report
 
 	// What the checks learned, for later checks.
+	noToken       bool  // the token check got none: API Fabric queries are not asked
 	roster        []int // sorted work numbers
 	knownAccount  string
 	accountAgent  int
@@ -130,6 +131,10 @@ func New(tc configs.Tenant, opts Options) (*Probe, error) {
 	p.scrub.addSecret(tc.AppKey)
 	for _, m := range tc.Monitors {
 		p.scrub.addSecret(m.Password.Reveal())
+	}
+	if tc.CMS != nil {
+		p.scrub.addSecret(tc.CMS.AK.Reveal())
+		p.scrub.addSecret(tc.CMS.SK.Reveal())
 	}
 	ccfg := app.ClientConfig(tc)
 	ccfg.WrapTransport, ccfg.Observer, ccfg.Logger = p.rec.wrap, p.rec, opts.Logger

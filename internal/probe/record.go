@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,9 +97,11 @@ func (r *recorder) headers(h http.Header, keep []string) map[string]string {
 			// The stand-in shows which GUID was in use, not the GUID.
 			v = r.scrub.setGUID(v)
 		case "Authorization":
-			v = "Bearer " + redacted
+			v = r.authorization(v)
 		case "X-App-Key":
-			v = redacted
+			if v != "" {
+				v = redacted
+			}
 		default:
 			v = r.scrub.clean(v)
 		}
@@ -111,6 +114,23 @@ func (r *recorder) headers(h http.Header, keep []string) map[string]string {
 		return nil
 	}
 	return out
+}
+
+// authorization records an Authorization header by its form: a bearer
+// token is cut out; of a C2 signature
+// (auth-v2/AK/timestamp/signed-headers/signature) the timestamp and the
+// signed headers are kept, since they show which variant was tried.
+func (r *recorder) authorization(v string) string {
+	if v == "" {
+		return ""
+	}
+	if parts := strings.Split(v, "/"); len(parts) == 5 && parts[0] == "auth-v2" {
+		return strings.Join([]string{parts[0], redacted, r.scrub.clean(parts[2]), r.scrub.clean(parts[3]), redacted}, "/")
+	}
+	if scheme, _, ok := strings.Cut(v, " "); ok {
+		return r.scrub.clean(scheme) + " " + redacted
+	}
+	return redacted
 }
 
 // RoundTrip implements http.RoundTripper.

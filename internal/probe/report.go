@@ -143,16 +143,40 @@ func (r *Report) ExitCode() int {
 	return 1
 }
 
-// Apply returns tc with the suggestions applied.
+// Apply returns tc with the suggestions applied. Suggestions read back
+// from a JSON report work too.
 func Apply(tc configs.Tenant, suggestions []Suggestion) (configs.Tenant, error) {
+	if tc.CMS != nil {
+		c := *tc.CMS // the caller's cms block stays as it was
+		tc.CMS = &c
+	}
 	for _, s := range suggestions {
+		if strings.HasPrefix(s.Key, "cms.") && tc.CMS == nil {
+			return tc, fmt.Errorf("probe: suggestion %s: the tenant has no cms block", s.Key)
+		}
 		switch s.Key {
-		case "no_call_codes":
-			codes, ok := s.Value.([]string)
+		case "no_call_codes", "cms.signed_headers":
+			list, ok := stringList(s.Value)
 			if !ok {
-				return tc, fmt.Errorf("probe: suggestion %s: not a list of codes", s.Key)
+				return tc, fmt.Errorf("probe: suggestion %s: not a list of strings", s.Key)
 			}
-			tc.NoCallCodes = slices.Clone(codes)
+			if s.Key == "no_call_codes" {
+				tc.NoCallCodes = list
+			} else {
+				tc.CMS.SignedHeaders = list
+			}
+		case "cms.timestamp":
+			str, ok := s.Value.(string)
+			if !ok {
+				return tc, fmt.Errorf("probe: suggestion %s: not a string", s.Key)
+			}
+			tc.CMS.Timestamp = str
+		case "cms.confirm":
+			b, ok := s.Value.(bool)
+			if !ok {
+				return tc, fmt.Errorf("probe: suggestion %s: not true or false", s.Key)
+			}
+			tc.CMS.Confirm = b
 		case "token_lifetime":
 			str, _ := s.Value.(string)
 			d, err := time.ParseDuration(str)
@@ -165,6 +189,25 @@ func Apply(tc configs.Tenant, suggestions []Suggestion) (configs.Tenant, error) 
 		}
 	}
 	return tc, nil
+}
+
+// stringList reads a list of strings, as suggested or decoded from JSON.
+func stringList(v any) ([]string, bool) {
+	switch l := v.(type) {
+	case []string:
+		return slices.Clone(l), true
+	case []any:
+		out := make([]string, len(l))
+		for i, e := range l {
+			str, ok := e.(string)
+			if !ok {
+				return nil, false
+			}
+			out[i] = str
+		}
+		return out, true
+	}
+	return nil, false
 }
 
 // WriteTable prints the report for a terminal: per check, what the

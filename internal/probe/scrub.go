@@ -16,8 +16,12 @@ import (
 // redacted replaces every secret the probe records.
 const redacted = "[redacted]"
 
-// secretKey matches JSON members and headers that hold credentials.
-var secretKey = regexp.MustCompile(`(?i)pwd|password|secret|token|guid|app_?key`)
+// secretKey matches JSON members and headers that hold credentials;
+// guidKey those that hold a GUID (stand-ins, not [redacted]).
+var (
+	secretKey = regexp.MustCompile(`(?i)pwd|password|secret|token|guid|app_?key|authorization`)
+	guidKey   = regexp.MustCompile(`(?i)guid`)
+)
 
 // personalKeys are JSON members that hold personal data: customers' and
 // agents' numbers as presented, names, free text.
@@ -30,7 +34,7 @@ var personalKeys = map[string]string{
 
 var (
 	jsessionText = regexp.MustCompile(`(?i)JSESSIONID=[^;"\s,]*`)
-	secretMember = regexp.MustCompile(`(?i)("[a-z_]*(?:pwd|password|secret|token|guid|app_?key)[a-z_]*"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}\]\s]*)`)
+	secretMember = regexp.MustCompile(`(?i)("[a-z_]*(?:pwd|password|secret|token|guid|app_?key|authorization)[a-z_]*"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}\]\s]*)`)
 	longDigits   = regexp.MustCompile(`\d{7,}`)
 	uuidPrefix   = regexp.MustCompile(`(?i)^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
 	gatewayNode  = regexp.MustCompile(`^\.[A-Za-z]+[0-9]*$`)
@@ -73,14 +77,19 @@ func (s *scrubber) text(t string) string {
 }
 
 // clean removes known secrets, GUIDs in Set-GUID form and credential
-// members of JSON fragments from t.
+// members of JSON fragments from t; a GUID seen before becomes its
+// stand-in.
 func (s *scrubber) clean(t string) string {
 	t = secretMember.ReplaceAllString(t, `${1}"`+redacted+`"`)
 	t = jsessionText.ReplaceAllString(t, "JSESSIONID="+redacted)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, v := range s.secrets {
-		t = strings.ReplaceAll(t, v, redacted)
+		stand, ok := s.guids[v]
+		if !ok {
+			stand = redacted
+		}
+		t = strings.ReplaceAll(t, v, stand)
 	}
 	return t
 }
@@ -231,6 +240,9 @@ func (s *scrubber) value(dec *json.Decoder, key string, out *bytes.Buffer) error
 
 // leaf scrubs one scalar found under member key.
 func (s *scrubber) leaf(key, v string) string {
+	if key != "" && guidKey.MatchString(key) && v != "" {
+		return s.setGUID(v)
+	}
 	if key != "" && secretKey.MatchString(key) {
 		s.addSecret(v)
 		if v == "" {

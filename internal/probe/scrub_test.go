@@ -8,7 +8,8 @@ import (
 
 // Personal data becomes stable pseudonyms of the same shape (a number
 // stays a number of as many digits), credentials become [redacted] and
-// are then cut out wherever else they turn up, and member order stays.
+// are then cut out wherever else they turn up, a GUID becomes the same
+// stand-in of its form wherever it turns up, and member order stays.
 func TestScrubberPseudonymisesStablyAndRedacts(t *testing.T) {
 	s := newScrubber()
 	body := `{"retcode":"0","event":{"eventType":"AgentEvent_Talking","workNo":"1002",` +
@@ -47,20 +48,23 @@ func TestScrubberPseudonymisesStablyAndRedacts(t *testing.T) {
 	if c.CallID != "1700000000-42" || v.Event.WorkNo != "1002" {
 		t.Errorf("call ID or work number changed: %+v", v.Event)
 	}
-	if !strings.HasPrefix(c.Account, "account-") || v.GUID != redacted || v.SIPPwd != redacted {
+	const standIn = "00000000-0000-4000-8000-000000000001.AgentGateway1"
+	if !strings.HasPrefix(c.Account, "account-") || v.GUID != standIn || v.SIPPwd != redacted {
 		t.Errorf("account %q, guid %q, sipPwd %q", c.Account, v.GUID, v.SIPPwd)
 	}
 	if !strings.HasPrefix(got, `{"retcode":"0","event":{"eventType"`) {
 		t.Errorf("member order changed: %s", got)
 	}
 	// Stable: the same number gets the same pseudonym in the next body,
-	// and a redacted value is cut out of free text too.
-	again, _ := s.json([]byte(`{"number":"13800138000","message":"guid 3f2c9a1e-1b2c-4d5e-8f90-112233445566.AgentGateway1 expired"}`))
-	if !strings.Contains(string(again), `"number":"`+c.Caller+`"`) || strings.Contains(string(again), "3f2c9a1e") {
+	// the same GUID the same stand-in in free text, and a redacted value
+	// is cut out of free text too.
+	again, _ := s.json([]byte(`{"number":"13800138000","message":"guid 3f2c9a1e-1b2c-4d5e-8f90-112233445566.AgentGateway1 expired, pwd 12345"}`))
+	if !strings.Contains(string(again), `"number":"`+c.Caller+`"`) || !strings.Contains(string(again), "guid "+standIn+" expired") ||
+		strings.Contains(string(again), "12345") {
 		t.Errorf("second body: %s", again)
 	}
-	// Set-GUID keeps its form with a stand-in GUID.
-	if h := s.setGUID("JSESSIONID=3f2c9a1e-1b2c-4d5e-8f90-112233445566.AgentGateway1"); h != "JSESSIONID=00000000-0000-4000-8000-000000000001.AgentGateway1" {
+	// Set-GUID keeps its form with the same stand-in.
+	if h := s.setGUID("JSESSIONID=3f2c9a1e-1b2c-4d5e-8f90-112233445566.AgentGateway1"); h != "JSESSIONID="+standIn {
 		t.Errorf("Set-GUID became %q", h)
 	}
 	// A body that is not JSON is kept as scrubbed text.

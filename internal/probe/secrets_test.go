@@ -57,7 +57,9 @@ func TestNoSecretInProbeOutput(t *testing.T) {
 	sim, err := cecsim.New(cecsim.Config{Agents: 6, LongPollHold: 50 * time.Millisecond,
 		AppKey: "planted-app-key-7f3a", AppSecret: "planted-app-secret-91c2", AgentPassword: "planted-agent-pass-55d0",
 		GUIDInterval: 100 * time.Millisecond, GUIDTimeout: time.Second, TokenMaxLifetime: time.Second,
-		CMS: cecsim.CMS{AK: "planted-cms-ak-2b81", SK: "planted-cms-sk-6e04"}})
+		// CMS refuses the configured signing variant first, and echoes
+		// the refused Authorization (with the AK) in its answer.
+		CMS: cecsim.CMS{AK: "planted-cms-ak-2b81", SK: "planted-cms-sk-6e04", Timestamp: cecsim.C2Millis}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +78,10 @@ func TestNoSecretInProbeOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	report := p.Run(t.Context())
+	assertReadOnly(t, sim, 1001, nil)
+	if r := row(t, report, "cms"); r.Status != probe.StatusFix {
+		t.Errorf("CMS did not refuse a variant first: %+v", r)
+	}
 	if row(t, report, "expired token").Status != probe.StatusOK {
 		t.Errorf("slow mode did not see the expired token: %+v", row(t, report, "expired token"))
 	}

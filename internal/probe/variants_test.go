@@ -29,6 +29,8 @@ type gapVariant struct {
 	exercise func(t *testing.T, sim *cecsim.Sim, ev *events, tenant string)
 	// cms, if set, gives the tenant a cms block for the simulator.
 	cms *configs.CMS
+	// tenant, if set, changes the tenant's configuration further.
+	tenant func(tc *configs.Tenant)
 }
 
 // simCMS is a cms block for the simulator's default credentials.
@@ -54,6 +56,15 @@ var gapVariants = []gapVariant{
 		check: "event poll", says: "empty poll: event null", status: probe.StatusOK},
 	{name: "empty poll as empty object", sim: cecsim.Config{EmptyPollMode: cecsim.EmptyPollEmptyObject},
 		check: "event poll", says: "empty poll: event {}", status: probe.StatusOK},
+	{name: "empty poll as no event member", check: "event poll", says: "empty poll: no event member", status: probe.StatusOK},
+	{name: "expired token: the simulator's default", check: "bad token", says: `HTTP 401, body {"error":"token expired"}`,
+		status: probe.StatusOK, exercise: revokeTokens},
+	{name: "expired token 401 with a text body", sim: cecsim.Config{ExpiredTokenBody: "Unauthorized"},
+		check: "bad token", says: "HTTP 401, body Unauthorized", status: probe.StatusOK, exercise: revokeTokens},
+	{name: "expired token 401 with no body", sim: cecsim.Config{ExpiredTokenNoBody: true},
+		check: "bad token", says: "HTTP 401, body (empty)", status: probe.StatusOK, exercise: revokeTokens},
+	{name: "expired token 403 with a vendor body", sim: cecsim.Config{ExpiredTokenStatus: 403, ExpiredTokenBody: `{"retCode":"403","retMsg":"token invalid"}`},
+		check: "bad token", says: `HTTP 403, body {"retCode":"403","retMsg":"token invalid"}`, status: probe.StatusOK, exercise: revokeTokens},
 	{name: "expired token 401 with a vendor body", sim: cecsim.Config{ExpiredTokenStatus: 401, ExpiredTokenBody: `{"retCode":"401","retMsg":"token invalid"}`},
 		check: "bad token", says: `HTTP 401, body {"retCode":"401","retMsg":"token invalid"}`, status: probe.StatusOK, exercise: revokeTokens},
 	{name: "expired token 403 with a JSON body", sim: cecsim.Config{ExpiredTokenStatus: 403, ExpiredTokenBody: `{"error":"forbidden"}`},
@@ -78,6 +89,14 @@ var gapVariants = []gapVariant{
 	{name: "CMS with a wrong secret key", cms: simCMS("not-the-key"),
 		check: "cms", says: "CMS refused every signature variant (HTTP 401", status: probe.StatusWarn},
 	{name: "CMS off", check: "cms", says: "CMS not configured", status: probe.StatusSkip},
+	{name: "CMS accepting another signing variant", cms: simCMS("cms-sk"),
+		sim:   cecsim.Config{CMS: cecsim.CMS{SignedHeaders: []string{"content-length", "content-type", "host"}, Timestamp: cecsim.C2Millis}},
+		check: "cms", says: "the configured signature was refused (HTTP 401); signing content-length;content-type;host with milliseconds timestamps is accepted",
+		status: probe.StatusFix, exit: 2, exercise: swept,
+		suggest: []probe.Suggestion{{Key: "cms.signed_headers", Value: []string{"content-length", "content-type", "host"}}, {Key: "cms.timestamp", Value: "milliseconds"}}},
+	{name: "agents of another VDN", sim: cecsim.Config{AgentsPerVDN: 4}, tenant: twoVDNs,
+		check: "calls: other VDN", says: "agent 1005 (monitor 1005's) asked through monitor 1001: code 000-002", status: probe.StatusOK,
+		exercise: func(t *testing.T, sim *cecsim.Sim, ev *events, tenant string) { callCycle(t, sim, ev, tenant, 1006) }},
 	{name: "token shorter than asked", sim: cecsim.Config{TokenMaxLifetime: 2 * time.Minute},
 		check: "token", says: "granted 2m0s of 10m0s asked", status: probe.StatusWarn,
 		suggest: []probe.Suggestion{{Key: "token_lifetime", Value: "2m0s"}}},
@@ -104,9 +123,10 @@ func TestProbeNamesEachGapVariantAndItsSuggestionWorks(t *testing.T) {
 			}
 			tc := tenantFor(tenant, sim)
 			if v.cms != nil {
-				c := *v.cms
-				c.URL = sim.URL()
-				tc.CMS = &c
+				tc = withCMS(tc, v.cms, sim.URL())
+			}
+			if v.tenant != nil {
+				v.tenant(&tc)
 			}
 			_, report := runProbe(t, tc, probe.Options{GUIDWatch: 400 * time.Millisecond})
 			got := row(t, report, v.check)
@@ -123,6 +143,7 @@ func TestProbeNamesEachGapVariantAndItsSuggestionWorks(t *testing.T) {
 			if in := row(t, report, "calls: in a call"); in.Status != probe.StatusOK {
 				t.Errorf("in-call row: %+v", in)
 			}
+			assertReadOnly(t, sim, tc.Monitors[0].AgentID, nil)
 			if t.Failed() {
 				t.Logf("report: %+v", report.Checks)
 				return
@@ -160,6 +181,28 @@ func revokeTokens(t *testing.T, sim *cecsim.Sim, ev *events, tenant string) {
 	})
 }
 
+// twoVDNs gives agents 1001-1004 (VDN 1) and 1005-1008 (VDN 2) a monitor
+// each.
+func twoVDNs(tc *configs.Tenant) {
+	tc.Monitors = []configs.Monitor{{AgentID: 1001, Password: "agent-pass", WorkNos: "1001-1004"},
+		{AgentID: 1005, Password: "agent-pass", WorkNos: "1005-1008"}}
+}
+
+// swept checks that the bridge sweeps CMS: only a sweep publishes a call
+// with its status on calls_v2.
+func swept(t *testing.T, sim *cecsim.Sim, ev *events, tenant string) {
+	t.Helper()
+	id, err := sim.StartCall(1004)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, 15*time.Second, "the call with its status on calls_v2", func() bool {
+		return has(ev, schemas.AgentCallsV2Subject(tenant, 1004), func(v schemas.AgentCallsV2) bool {
+			return len(v.Calls) == 1 && v.Calls[0].ID == id
+		})
+	})
+}
+
 // suspendPhone checks that a registration change arrives, whatever the
 // shape of the registration servers.
 func suspendPhone(t *testing.T, sim *cecsim.Sim, ev *events, tenant string) {
@@ -193,16 +236,14 @@ func TestProbeComparesCMSWithTheGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := tenantFor("cmsgw", sim)
-	c := *simCMS("cms-sk")
-	c.URL = sim.URL()
-	tc.CMS = &c
+	tc := withCMS(tenantFor("cmsgw", sim), simCMS("cms-sk"), sim.URL())
 	_, report := runProbe(t, tc, probe.Options{GUIDWatch: 100 * time.Millisecond})
 	got := row(t, report, "cms: agrees with gateway")
 	if got.Status != probe.StatusOK {
 		t.Fatalf("cms vs gateway: %+v", got)
 	}
 	contains(t, "cms: agrees with gateway", got.Answered, "agent 1002: CMS and the gateway name the same call IDs")
+	assertReadOnly(t, sim, 1001, nil)
 	if st := row(t, report, "cms: states"); st.Status != probe.StatusOK {
 		t.Fatalf("states: %+v", st)
 	}

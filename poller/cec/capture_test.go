@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -14,6 +15,9 @@ import (
 type capturedExchange struct {
 	Endpoint string `json:"endpoint"`
 	Outcome  string `json:"outcome"`
+	Request  struct {
+		Body json.RawMessage `json:"body"`
+	} `json:"request"`
 	Response *struct {
 		Status  int               `json:"status"`
 		Headers map[string]string `json:"headers"`
@@ -48,7 +52,11 @@ func TestDecodersAgreeWithEveryCapturedAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := c.NewSession(SessionConfig{AgentID: 1001})
-	checked := 0
+	m, err := c.NewCMS(CMSConfig{URL: "http://cms.invalid", AK: "ak", SK: "sk", CCID: 1, VDNs: []VDN{{ID: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := map[string]int{}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -58,21 +66,63 @@ func TestDecodersAgreeWithEveryCapturedAnswer(t *testing.T) {
 		if err := json.Unmarshal(data, &x); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
-		if x.Response == nil || x.Outcome == "" {
-			continue // no answer arrived, or the client never judged it
+		if x.Response == nil {
+			continue // no answer arrived
+		}
+		if x.Endpoint == "" || x.Outcome == "" {
+			t.Errorf("%s: an answer without the endpoint (%q) or what the client made of it (%q)", f, x.Endpoint, x.Outcome)
+			continue
 		}
 		hdr := http.Header{}
 		for k, v := range x.Response.Headers {
 			hdr.Set(k, v)
 		}
 		resp := &response{status: x.Response.Status, header: hdr, body: x.body()}
-		got := outcome(judge(c, s, x.Endpoint, resp))
+		var got string
+		if _, isCMS := cmsPaths[x.Endpoint]; isCMS {
+			got = outcome(judgeCMS(t, m, x.Endpoint, x.Request.Body, resp))
+		} else {
+			got = outcome(judge(c, s, x.Endpoint, resp))
+		}
 		if got != x.Outcome {
 			t.Errorf("%s (%s): the client now makes %q of the answer, it made %q when captured", f, x.Endpoint, got, x.Outcome)
 		}
-		checked++
+		checked[x.Endpoint]++
 	}
-	t.Logf("%d captured answers decoded", checked)
+	t.Logf("captured answers decoded: %v", checked)
+	for _, ep := range []string{"tokenByAkSk", "queryAgentInfo", "queryPhone", "allcallinfoEx", "agentevent", EndpointQueryAgentCalls, EndpointAgentStates} {
+		if checked[ep] == 0 {
+			t.Errorf("no %s answer in the captures: the committed capture should hold one", ep)
+		}
+	}
+}
+
+// judgeCMS runs the client's handling of one CMS answer, for the agents
+// its captured request asked about.
+func judgeCMS(t *testing.T, m *CMS, endpoint string, request json.RawMessage, resp *response) error {
+	t.Helper()
+	var req struct {
+		VDN      int   `json:"vdn"`
+		AgentIDs []int `json:"agentIds"`
+	}
+	if err := json.Unmarshal(request, &req); err != nil {
+		t.Fatalf("%s: captured request: %v", endpoint, err)
+	}
+	ch := Chunk{VDN: req.VDN, Agents: slices.Sorted(slices.Values(req.AgentIDs))}
+	switch endpoint {
+	case EndpointQueryAgentCalls:
+		var out *CallsAnswer
+		return m.result(endpoint, resp, cmsDecoder(&out, func(b []byte) (*CallsAnswer, bool) { return fastAgentCalls(b, ch) },
+			func(p json.RawMessage) (*CallsAnswer, error) { return decodeAgentCalls(p, ch) }))
+	case EndpointAgentStates:
+		var out *StatesAnswer
+		return m.result(endpoint, resp, cmsDecoder(&out, func(b []byte) (*StatesAnswer, bool) { return fastAgentStates(b, ch) },
+			func(p json.RawMessage) (*StatesAnswer, error) { return decodeAgentStates(p, ch) }))
+	default:
+		var out *VDNStates
+		return m.result(endpoint, resp, cmsDecoder(&out, nil,
+			func(p json.RawMessage) (*VDNStates, error) { return decodeTotalAgentState(p, req.VDN) }))
+	}
 }
 
 // judge runs the client's handling of one answer from endpoint.

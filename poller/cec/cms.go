@@ -273,26 +273,32 @@ type stamper interface {
 func cmsQuery[A stamper](ctx context.Context, m *CMS, ep string, body any,
 	fast func([]byte) (A, bool), decode func(json.RawMessage) (A, error)) (A, error) {
 	var out A
-	sent, received, err := m.call(ctx, ep, body, func(b []byte) error {
-		if fast != nil {
-			var ok bool
-			if out, ok = fast(b); ok {
-				return nil
-			}
-		}
-		p, derr := decodeCMS(b)
-		if derr != nil {
-			return derr
-		}
-		out, derr = decode(p)
-		return derr
-	})
+	sent, received, err := m.call(ctx, ep, body, cmsDecoder(&out, fast, decode))
 	if err != nil {
 		var zero A
 		return zero, err
 	}
 	out.stamp(sent, received)
 	return out, nil
+}
+
+// cmsDecoder reads a success answer's body into out: by fast, if given
+// and able, else by decode on the envelope's payload.
+func cmsDecoder[A any](out *A, fast func([]byte) (A, bool), decode func(json.RawMessage) (A, error)) func([]byte) error {
+	return func(b []byte) error {
+		if fast != nil {
+			var ok bool
+			if *out, ok = fast(b); ok {
+				return nil
+			}
+		}
+		p, err := decodeCMS(b)
+		if err != nil {
+			return err
+		}
+		*out, err = decode(p)
+		return err
+	}
 }
 
 func (m *CMS) checkChunk(ep string, ch Chunk, limit int) error {
@@ -340,6 +346,7 @@ func (m *CMS) call(ctx context.Context, ep string, body any, decode func([]byte)
 		err = m.result(ep, resp, decode)
 	}
 	m.c.observe(ep, err, d)
+	m.c.observeRefusal(ep, err)
 	m.c.logResult(ctx, ep, status, d, err)
 	return sent, received, err
 }

@@ -17,7 +17,8 @@
 //
 // An [Observer] that is also a [FactObserver] hears the facts the bridge's
 // configuration rests on (tokens granted, return codes the client has no
-// meaning for). Tools that must see the vendor's answers unsmoothed
+// meaning for); one that is a [RefusalObserver] hears each time CC-CMS
+// refuses the client (its signature, or the client itself). Tools that must see the vendor's answers unsmoothed
 // (cecbridge probe) use the one-shot operations: [Client.FetchToken],
 // [Client.TryToken], [Session.SignInOnce], [Session.PollOnce] and
 // [Session.SignOut].

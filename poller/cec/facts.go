@@ -21,6 +21,24 @@ type FactObserver interface {
 	ObserveToken(TokenGrant)
 }
 
+// RefusalObserver is another optional extension of [Observer]: a
+// Config.Observer that implements it is told each time CC-CMS refuses the
+// client for a reason no retry mends. err matches ErrSignatureRefused when
+// CMS refused the C2 signature (AK/SK, clock or signing variant), else
+// ErrUnauthorized (this host is not on the IP whitelist, or the AK may not
+// use the interface). The same rules apply as for FactObserver; a
+// successful CMS answer is an ObserveRequest with outcome "ok".
+type RefusalObserver interface {
+	ObserveRefusal(endpoint string, err error)
+}
+
+// observeRefusal tells the RefusalObserver of a CMS refusal.
+func (c *Client) observeRefusal(endpoint string, err error) {
+	if f, ok := c.cfg.Observer.(RefusalObserver); ok && errors.Is(err, ErrUnauthorized) {
+		f.ObserveRefusal(endpoint, err)
+	}
+}
+
 // TokenGrant describes a tokenByAkSk answer, without the token.
 type TokenGrant struct {
 	Requested time.Duration // X-Token-Expire sent

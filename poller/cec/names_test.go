@@ -49,3 +49,28 @@ func TestCMSNamesAreTheEventSchemasNames(t *testing.T) {
 		}
 	}
 }
+
+// EndpointOf names every path the client asks, as the client names it to
+// its Observer, under whatever prefix the tenant's URLs carry.
+func TestEndpointOfNamesEveryPath(t *testing.T) {
+	for _, tt := range []struct{ method, path, want string }{
+		{"POST", "/apigovernance/api/oauth/tokenByAkSk", "tokenByAkSk"},
+		{"GET", "/apiaccess/CC-Management/v1/queryAgentInfo", "queryAgentInfo"},
+		{"POST", "/apiaccess/CC-Management/v2/mobileAgent/queryPhone", "queryPhone"},
+		{"POST", "/apiaccess/rest/CC-Management/v1/queryAgentInfoByAccount", "queryAgentInfoByAccount"},
+		{"PUT", "/agentgateway/resource/onlineagent/1001", "login"},
+		{"PUT", "/agentgateway/resource/onlineagent/1001/loginex", "loginex"},
+		{"DELETE", "/agentgateway/resource/onlineagent/1001/logout", "logout"},
+		{"GET", "/agentgateway/resource/agentevent/1001", "agentevent"},
+		{"GET", "/agentgateway/resource/calldata/1001/allcallinfoEx/1002", "allcallinfoEx"},
+		{"POST", "/rest/cmsapp/v1/openapi/agentgroup/queryagentcalls", cec.EndpointQueryAgentCalls},
+		{"POST", "/cms/rest/cmsapp/v1/openapi/agentgroup/agentstatusinfobyagentids", cec.EndpointAgentStates},
+		{"POST", "/rest/cmsapp/v1/openapi/vdn/totalagentstate", cec.EndpointTotalAgentStates},
+		{"POST", "/rest/cmsapp/v1/openapi/vdn/somethingelse", ""},
+		{"GET", "/somewhere/else", ""},
+	} {
+		if got := cec.EndpointOf(tt.method, tt.path); got != tt.want {
+			t.Errorf("EndpointOf(%s %s) = %q, want %q", tt.method, tt.path, got, tt.want)
+		}
+	}
+}

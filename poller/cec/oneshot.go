@@ -192,6 +192,14 @@ func EndpointOf(method, path string) string {
 	case strings.HasSuffix(path, pathAgentAccount):
 		return "queryAgentInfoByAccount"
 	}
+	if _, rest, ok := strings.Cut(path, cmsBasePath); ok && method == http.MethodPost {
+		for ep, p := range cmsPaths {
+			if rest == p {
+				return ep
+			}
+		}
+		return ""
+	}
 	_, rest, ok := strings.Cut(path, gwBase+"/")
 	if !ok {
 		return ""

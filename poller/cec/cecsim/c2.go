@@ -22,6 +22,7 @@ var (
 	errC2AK        = errors.New("unknown AK")
 	errC2Skew      = errors.New("timestamp outside the allowed clock skew")
 	errC2Signature = errors.New("signature mismatch")
+	errC2Variant   = errors.New("signed headers or timestamp precision other than the tenant's")
 )
 
 // verifyC2 checks a request's "auth-v2/AK/ts/signed/signature" header
@@ -41,12 +42,25 @@ func (s *Sim) verifyC2(r *http.Request, body []byte, now time.Time) error {
 			return errC2Malformed
 		}
 	}
+	precision := C2Seconds // time.Parse takes a fraction the layout lacks: look
+	if strings.Contains(ts, ".") {
+		precision = C2Millis
+	}
 	if skew := now.Sub(at); skew > s.cfg.CMS.ClockSkew || -skew > s.cfg.CMS.ClockSkew {
 		return errC2Skew
 	}
 	names := strings.Split(signed, ";")
 	if !sort.StringsAreSorted(names) || !containsString(names, "host") {
 		return errC2Malformed
+	}
+	if want := s.cfg.CMS.SignedHeaders; len(want) > 0 && signed != strings.Join(sorted(want), ";") {
+		return errC2Variant
+	}
+	if want := s.cfg.CMS.Timestamp; want != "" && precision != want {
+		return errC2Variant
+	}
+	if s.cfg.CMS.RefuseSignatures {
+		return errC2Signature
 	}
 	var canon strings.Builder
 	canon.WriteString(r.Method + "\n" + r.URL.EscapedPath() + "\n")
@@ -76,6 +90,12 @@ func (s *Sim) verifyC2(r *http.Request, body []byte, now time.Time) error {
 		return errC2Signature
 	}
 	return nil
+}
+
+func sorted(names []string) []string {
+	out := append([]string(nil), names...)
+	sort.Strings(out)
+	return out
 }
 
 func hexMAC(key []byte, msg string) string {

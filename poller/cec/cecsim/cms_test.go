@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -280,5 +282,60 @@ func TestCMSFollowsTheRoster(t *testing.T) {
 	if len(d) != 2 || d[0].AgentID != 2000 || d[0].CurrentState != 0 || d[0].LogonTime != 4294967295000 ||
 		d[1].AgentID != 1002 || d[1].CurrentState != 1 {
 		t.Fatalf("answer %s", r.body)
+	}
+}
+
+// signedWith sends a totalagentstate request signed over headers with
+// timestamps of precision p, and returns the HTTP status.
+func signedWith(t *testing.T, sim *cecsim.Sim, headers []string, p cec.TimestampPrecision) int {
+	t.Helper()
+	raw := []byte(`{"ccId":1,"vdn":1}`)
+	signer, err := cec.NewC2Signer("cms-ak", "cms-sk", headers, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(sim.URL() + "/rest/cmsapp/v1/openapi/vdn/totalagentstate")
+	auth := signer.Sign("POST", u.EscapedPath(), "", map[string]string{
+		"host": u.Host, "content-type": "application/json", "content-length": strconv.Itoa(len(raw)),
+	}, raw, time.Now())
+	return do(t, "POST", u.String(), map[string]string{"Authorization": auth, "Content-Type": "application/json"}, string(raw)).status
+}
+
+// With a signing variant set, CMS accepts that variant only; with
+// RefuseSignatures it accepts none; by default any variant that signs host.
+func TestCMSSigningVariantSwitches(t *testing.T) {
+	all := []string{"content-length", "content-type", "host"}
+	type variant struct {
+		headers []string
+		p       cec.TimestampPrecision
+	}
+	variants := []variant{{[]string{"host"}, cec.TimestampSeconds}, {[]string{"host"}, cec.TimestampMillis},
+		{all, cec.TimestampSeconds}, {all, cec.TimestampMillis}}
+	for _, tt := range []struct {
+		name     string
+		cms      cecsim.CMS
+		accepted []bool // per variant
+	}{
+		{"any variant", cecsim.CMS{}, []bool{true, true, true, true}},
+		{"every header, milliseconds", cecsim.CMS{SignedHeaders: all, Timestamp: cecsim.C2Millis}, []bool{false, false, false, true}},
+		{"host, any precision", cecsim.CMS{SignedHeaders: []string{"host"}}, []bool{true, true, false, false}},
+		{"refuse every signature", cecsim.CMS{RefuseSignatures: true}, []bool{false, false, false, false}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sim := start(t, cecsim.Config{Agents: 4, CMS: tt.cms})
+			for i, v := range variants {
+				want := 200
+				if !tt.accepted[i] {
+					want = 401
+				}
+				if got := signedWith(t, sim, v.headers, v.p); got != want {
+					t.Errorf("%v signed, precision %v: HTTP %d, want %d", v.headers, v.p, got, want)
+				}
+			}
+		})
+	}
+	if _, err := cecsim.New(cecsim.Config{CMS: cecsim.CMS{Timestamp: "minutes", SignedHeaders: []string{"content-type"}}}); err == nil ||
+		!strings.Contains(err.Error(), "CMS.Timestamp") || !strings.Contains(err.Error(), "CMS.SignedHeaders") {
+		t.Errorf("bad variant accepted: %v", err)
 	}
 }

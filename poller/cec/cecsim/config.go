@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 )
@@ -70,6 +71,7 @@ type Config struct {
 
 	ExpiredTokenStatus int    // HTTP status for a bad Bearer token (default 401)
 	ExpiredTokenBody   string // body for a bad Bearer token (default {"error":"token expired"})
+	ExpiredTokenNoBody bool   // a bad Bearer token gets no body at all (ExpiredTokenBody is ignored)
 
 	LooseTypes  bool // randomly send numbers as strings and vice versa where the vendor is loose
 	FlatRegServ bool // queryPhone: regIPAddress/regPort directly under result, as in the seed example
@@ -259,7 +261,26 @@ type CMS struct {
 	// AnswerUnasked adds to every per-agent answer an entry for an agent
 	// that was not asked about, as the vendor's own sample does.
 	AnswerUnasked bool
+
+	// SignedHeaders and Timestamp, when set, are the only C2 signing
+	// variant CMS accepts (public sources disagree on it): a signature
+	// over another set of headers, or dated with the other precision, is
+	// refused like a wrong one. SignedHeaders are lower-case names, host
+	// among them; Timestamp is "seconds" or "milliseconds". Unset, any
+	// variant that signs host is accepted.
+	SignedHeaders []string
+	Timestamp     string
+	// RefuseSignatures refuses every signature, as CMS does for a client
+	// whose AK/SK or clock is wrong: a replayed capture of such a tenant
+	// refuses whatever keys the simulator was given.
+	RefuseSignatures bool
 }
+
+// The C2 timestamp precisions of CMS.Timestamp.
+const (
+	C2Seconds = "seconds"
+	C2Millis  = "milliseconds"
+)
 
 func (c CMS) withDefaults() CMS {
 	if c.AK == "" {
@@ -286,5 +307,11 @@ func (c CMS) validate(bad func(field, why string)) {
 	}
 	if strings.Contains(c.AK, "/") {
 		bad("CMS.AK", "must not contain '/'")
+	}
+	if c.Timestamp != "" && c.Timestamp != C2Seconds && c.Timestamp != C2Millis {
+		bad("CMS.Timestamp", "must be seconds or milliseconds")
+	}
+	if len(c.SignedHeaders) > 0 && !slices.Contains(c.SignedHeaders, "host") {
+		bad("CMS.SignedHeaders", "must include host")
 	}
 }

@@ -6,8 +6,9 @@
 // happy path: tokens that expire, GUIDs that rotate, sessions reaped after a
 // silent NoPollTimeout, string/number looseness, the return-code catalogue,
 // and the documentation's gaps as switches (NoCallMode, EmptyPollMode,
-// ExpiredTokenStatus/Body, FlatRegServ, NoLoginEx). [Replay] takes them, and
-// the shape of the world, from a capture of a real tenant.
+// ExpiredTokenStatus/Body/NoBody, FlatRegServ, NoLoginEx, the CMS signing
+// variant). [Replay] takes them, and the shape of the world, from a
+// capture of a real tenant.
 //
 // Use it like net/http/httptest:
 //
@@ -68,7 +69,8 @@
 // The right-hand names are the endpoint names of [Fault] and [Sim.Counters].
 // API Fabric calls need "Authorization: Bearer <AccessToken>"; a missing,
 // unknown, expired or revoked token gets ExpiredTokenStatus with
-// ExpiredTokenBody. Gateway calls answer HTTP 200 with {message, retcode,
+// ExpiredTokenBody (typed JSON or text by what it is), or with no body at
+// all under ExpiredTokenNoBody. Gateway calls answer HTTP 200 with {message, retcode,
 // result|event}; the GUID travels in the Guid request header, bare or as
 // "JSESSIONID=<guid>". No session (or a reaped one) gives 100-006; a wrong,
 // superseded-and-lapsed or invalidated GUID gives 000-003. In dynamic mode a
@@ -76,13 +78,19 @@
 // Set-GUID on an agentevent answer; the previous one keeps working for
 // GUIDTimeout after that, and polls that still use it are sent Set-GUID
 // again. Logout of an agent whose roster self holds calls gets 100-010.
+// [Sim.SignIns] counts each agent's API sign-ins and [Sim.LiveSessions]
+// lists the sessions signed in now: with the forcelogin counter, what a
+// read-only client left behind.
 //
 // # CC-CMS
 //
 // CMS calls need a C2 signature (reference/cec-cms.md): "Authorization:
 // auth-v2/AK/timestamp/signed-headers/signature" with Config.CMS.AK and SK,
 // a timestamp to the second or the millisecond within Config.CMS.ClockSkew
-// of the simulator's clock, and "host" among the signed headers. A missing,
+// of the simulator's clock, and "host" among the signed headers. With
+// Config.CMS.SignedHeaders or Timestamp set, only that variant is accepted
+// (sources disagree on which one CMS wants); Config.CMS.RefuseSignatures
+// refuses them all, as for a wrong AK/SK. A missing,
 // malformed or wrong signature, an unknown AK or a skewed clock gets HTTP
 // 401, whose body echoes the refused Authorization as some gateways do
 // (a client must not copy it into errors or logs). Then, in this order:

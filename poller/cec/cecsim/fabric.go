@@ -86,9 +86,17 @@ func (s *Sim) authorized(w http.ResponseWriter, r *http.Request) bool {
 			return true
 		}
 	}
-	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	body := s.cfg.ExpiredTokenBody
+	switch {
+	case s.cfg.ExpiredTokenNoBody:
+		body = ""
+	case json.Valid([]byte(body)):
+		w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	default:
+		w.Header().Set("Content-Type", "text/plain;charset=UTF-8")
+	}
 	w.WriteHeader(s.cfg.ExpiredTokenStatus)
-	_, _ = io.WriteString(w, s.cfg.ExpiredTokenBody)
+	_, _ = io.WriteString(w, body)
 	return false
 }
 

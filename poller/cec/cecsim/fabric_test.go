@@ -244,3 +244,24 @@ func TestLooseTypes(t *testing.T) {
 		t.Errorf("loose types: %d string and %d number workNos, want both", strs, nums)
 	}
 }
+
+// A refused token's answer is typed by its body: JSON, text, or none at all.
+func TestRefusedTokenBodyShapes(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		cfg      cecsim.Config
+		body, ct string
+	}{
+		{"default JSON", cecsim.Config{}, `{"error":"token expired"}`, "application/json;charset=UTF-8"},
+		{"text", cecsim.Config{ExpiredTokenBody: "Unauthorized"}, "Unauthorized", "text/plain;charset=UTF-8"},
+		{"none", cecsim.Config{ExpiredTokenBody: "ignored", ExpiredTokenNoBody: true}, "", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sim := start(t, tt.cfg)
+			r := do(t, "GET", sim.URL()+"/apiaccess/CC-Management/v1/queryAgentInfo", bearer("made-up"), nil)
+			if r.status != 401 || string(r.body) != tt.body || r.header.Get("Content-Type") != tt.ct {
+				t.Errorf("HTTP %d, Content-Type %q, body %q; want 401, %q, %q", r.status, r.header.Get("Content-Type"), r.body, tt.ct, tt.body)
+			}
+		})
+	}
+}

@@ -46,6 +46,7 @@ const maxQueuedEvents = 1000
 type session struct {
 	agentID   int32
 	signedIn  bool
+	signIns   int // successful sign-ins (login, loginex, forcelogin), for tests
 	state     int // agentState after sign-in (3 busy, 4 idle, 5 wrap-up)
 	guid      string
 	prevGUID  string

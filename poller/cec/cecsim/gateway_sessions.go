@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -76,6 +77,7 @@ func (s *Sim) handleLogin(force bool) http.HandlerFunc {
 			ss.signOut() // forcelogin (or a lapsed session): the old GUID dies here
 		}
 		ss.signedIn = true
+		ss.signIns++
 		ss.state = status
 		ss.guid = newGUID()
 		ss.prevGUID = ""
@@ -206,6 +208,38 @@ func (s *Sim) SessionSignedIn(agentID int) bool {
 	defer s.mu.RUnlock()
 	ss := s.sessions[int32(agentID)]
 	return ss != nil && ss.signedIn && !s.expired(ss, time.Now())
+}
+
+// SignIns returns, for every agent that signed in over the gateway API
+// since the simulator started, how many times it did (login, loginex and
+// forcelogin alike). With [Sim.LiveSessions] and the forcelogin counter it
+// shows what a read-only client such as cecbridge probe left behind.
+func (s *Sim) SignIns() map[int]int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := map[int]int{}
+	for id, ss := range s.sessions {
+		if ss.signIns > 0 {
+			out[int(id)] = ss.signIns
+		}
+	}
+	return out
+}
+
+// LiveSessions returns the agents whose API session is signed in now, in
+// ascending order.
+func (s *Sim) LiveSessions() []int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	now := time.Now()
+	var out []int
+	for id, ss := range s.sessions {
+		if ss.signedIn && !s.expired(ss, now) {
+			out = append(out, int(id))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (s *Sim) reapInterval() time.Duration {

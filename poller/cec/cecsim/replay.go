@@ -36,8 +36,22 @@ type Replay struct {
 	EmptyPoll  string `json:"empty_poll,omitempty"`   // "absent", "null" or "{}"
 
 	ExpiredTokenStatus int    `json:"expired_token_status,omitempty"`
-	ExpiredTokenBody   string `json:"expired_token_body,omitempty"` // example body, verbatim
+	ExpiredTokenBody   string `json:"expired_token_body,omitempty"` // example body, verbatim; none with the status alone
 	FlatRegServ        bool   `json:"flat_reg_serv,omitempty"`
+
+	CMS *ReplayCMS `json:"cms,omitempty"` // nil when the capture did not ask CMS
+}
+
+// ReplayCMS is how the tenant's CC-CMS answered.
+type ReplayCMS struct {
+	// Refused: CMS refused every signature the client tried (wrong AK/SK
+	// or clock). Otherwise SignedHeaders and Timestamp are the variant it
+	// accepted, and the only one the replay accepts.
+	Refused       bool     `json:"refused,omitempty"`
+	SignedHeaders []string `json:"signed_headers,omitempty"`
+	Timestamp     string   `json:"timestamp,omitempty"`
+	NotLicensed   bool     `json:"not_licensed,omitempty"`   // every call answered 0100003
+	AnswerUnasked bool     `json:"answer_unasked,omitempty"` // answers named agents nobody asked about
 }
 
 // ErrBadReplay wraps every problem with a Replay.
@@ -127,8 +141,19 @@ func (r Replay) Apply(cfg Config) (Config, error) {
 	if r.ExpiredTokenStatus != 0 {
 		cfg.ExpiredTokenStatus = r.ExpiredTokenStatus
 		cfg.ExpiredTokenBody = r.ExpiredTokenBody
+		cfg.ExpiredTokenNoBody = r.ExpiredTokenBody == ""
 	}
 	cfg.FlatRegServ = r.FlatRegServ
+	if c := r.CMS; c != nil {
+		switch c.Timestamp {
+		case "", C2Seconds, C2Millis:
+		default:
+			return cfg, bad("cms.timestamp", c.Timestamp)
+		}
+		cfg.CMS.RefuseSignatures = c.Refused
+		cfg.CMS.SignedHeaders, cfg.CMS.Timestamp = c.SignedHeaders, c.Timestamp
+		cfg.CMS.NotLicensed, cfg.CMS.AnswerUnasked = c.NotLicensed, c.AnswerUnasked
+	}
 	return cfg, nil
 }
 

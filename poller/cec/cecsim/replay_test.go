@@ -41,7 +41,26 @@ func TestReplayAppliesWhatItKnows(t *testing.T) {
 	if err := sim.PlaceCalls(r.Calls); err != nil || len(sim.AgentCalls(2003)) != 2 {
 		t.Fatalf("calls: %v %v", err, sim.AgentCalls(2003))
 	}
-	for _, bad := range []cecsim.Replay{{AuthMode: "sometimes"}, {NoCall: "code"}, {EmptyPoll: "[]"}, {LongPollHold: "soon"}} {
+	if cfg.ExpiredTokenNoBody || cfg.CMS.RefuseSignatures || cfg.CMS.NotLicensed || cfg.CMS.SignedHeaders != nil {
+		t.Fatalf("a replay without a cms block or with a token body changed %+v", cfg)
+	}
+
+	// A refused token answered with no body; CMS accepting one variant only.
+	cms := cecsim.Replay{ExpiredTokenStatus: 401, CMS: &cecsim.ReplayCMS{
+		SignedHeaders: []string{"content-type", "host"}, Timestamp: cecsim.C2Millis, NotLicensed: true, AnswerUnasked: true}}
+	if cfg, err = cms.Apply(cecsim.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.ExpiredTokenNoBody || cfg.CMS.Timestamp != cecsim.C2Millis || len(cfg.CMS.SignedHeaders) != 2 ||
+		!cfg.CMS.NotLicensed || !cfg.CMS.AnswerUnasked || cfg.CMS.RefuseSignatures {
+		t.Fatalf("config %+v", cfg)
+	}
+	refused := cecsim.Replay{CMS: &cecsim.ReplayCMS{Refused: true}}
+	if cfg, err = refused.Apply(cecsim.Config{}); err != nil || !cfg.CMS.RefuseSignatures {
+		t.Fatalf("refused: %v %+v", err, cfg.CMS)
+	}
+	for _, bad := range []cecsim.Replay{{AuthMode: "sometimes"}, {NoCall: "code"}, {EmptyPoll: "[]"}, {LongPollHold: "soon"},
+		{CMS: &cecsim.ReplayCMS{Timestamp: "minutes"}}} {
 		if _, err := bad.Apply(cecsim.Config{}); !errors.Is(err, cecsim.ErrBadReplay) {
 			t.Errorf("%+v: %v", bad, err)
 		}
