@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -108,6 +109,17 @@ func (tr *truth) phoneAt(num string, at time.Time) int {
 	return st
 }
 
+// phoneNums is every phone number the simulator ever had.
+func (tr *truth) phoneNums() []string {
+	nums := slices.Collect(maps.Keys(tr.phones))
+	for _, c := range tr.changes {
+		if c.PhoneNum != "" && !slices.Contains(nums, c.PhoneNum) {
+			nums = append(nums, c.PhoneNum)
+		}
+	}
+	return nums
+}
+
 func lookupAsOf(t *testing.T, nc *nats.Conn, endpoint string, req, resp any) {
 	t.Helper()
 	schematest.LookupOK(t, nc, tenant, endpoint, req, resp, 10*time.Second)
@@ -177,6 +189,19 @@ func TestAsOfMatchesTheSimulatorAtRandomInstants(t *testing.T) {
 		}
 		var phones schemas.PhonesListResponse
 		lookupAsOf(t, e.nc, schemas.LookupPhonesList, schemas.PhonesListRequest{AsOf: asOf}, &phones)
+		// Every phone that existed then, settled, is listed; none other.
+		if phones.NextCursor != "" {
+			t.Fatalf("phones as of %s: more than one page", asOf)
+		}
+		listedPhones := map[string]bool{}
+		for _, p := range phones.Phones {
+			listedPhones[p.PhoneNum] = true
+		}
+		for _, num := range tr.phoneNums() {
+			if tr.stable("phone "+num, at, settle) && listedPhones[num] != (tr.phoneAt(num, at) >= 0) {
+				t.Errorf("phone %s as of %s: listed %v, in the simulator %v", num, asOf, listedPhones[num], tr.phoneAt(num, at) >= 0)
+			}
+		}
 		for _, p := range phones.Phones {
 			if !tr.stable("phone "+p.PhoneNum, at, settle) {
 				continue
