@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -17,6 +18,8 @@ import (
 	"github.com/cecbridge/cecbridge/internal/testwait"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 	"github.com/cecbridge/cecbridge/schemas"
+	"github.com/cecbridge/cecbridge/schemas/schematest"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // readLines reads the complete lines of the log (a cut last line, as a
@@ -143,5 +146,43 @@ func TestAuditLogIsWholeAcrossRestarts(t *testing.T) {
 	}
 	if out := logs.String(); strings.Contains(out, "history broken") || strings.Contains(out, "level=ERROR") {
 		t.Fatalf("the consumer complained:\n%s", out)
+	}
+}
+
+// A subject whose history skips a seq is logged as broken, and its events
+// are kept all the same: the audit log records what the stream holds.
+func TestBrokenHistoryIsReported(t *testing.T) {
+	srv := natstest.RunServer(t)
+	js := natstest.JetStream(t, srv.Connect(t))
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "CEC_EVENTS", Subjects: []string{"cec.evt.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []uint64{1, 2, 4} { // seq 3 never stored
+		r := schematest.CallsRecord("acme", 1001, seq, fmt.Sprintf("c-%d", seq))
+		if _, err := js.Publish(t.Context(), r.Subject, r.Body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "audit.ndjson")
+	var logs testbuf.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, config{Server: srv.URL(), Stream: "CEC_EVENTS", Durable: "audit-broken", Filter: "cec.evt.>", Log: path},
+			slog.New(slog.NewTextHandler(&logs, nil)))
+	}()
+	testwait.For(t, 20*time.Second, "the three events logged", func() bool { return len(readLines(t, path)) == 3 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var broken []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "history broken") {
+			broken = append(broken, l)
+		}
+	}
+	if len(broken) != 1 || !strings.Contains(broken[0], "seq=4") || !strings.Contains(broken[0], "after_seq=2") {
+		t.Fatalf("want one broken-history warning at seq 4 after 2, got %q", broken)
 	}
 }
