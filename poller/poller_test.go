@@ -200,6 +200,8 @@ type pollerOpts struct {
 	lag     time.Duration // poller.Config.CMSLag
 	confirm bool
 	idle    time.Duration // per-agent idle interval (default 200 ms)
+	// requestTimeout is the client's and the poller's (default 2 s).
+	requestTimeout time.Duration
 }
 
 func startPollerWith(t *testing.T, sim *cecsim.Sim, restore []schemas.Record, o pollerOpts) *fixture {
@@ -207,7 +209,8 @@ func startPollerWith(t *testing.T, sim *cecsim.Sim, restore []schemas.Record, o 
 	if o.url == "" {
 		o.url = sim.URL()
 	}
-	client, err := cec.New(cec.Config{FabricURL: o.url, GatewayURL: o.url, AppKey: "app-key", AppSecret: "app-secret", RequestTimeout: 2 * time.Second})
+	timeout := cmp.Or(o.requestTimeout, 2*time.Second)
+	client, err := cec.New(cec.Config{FabricURL: o.url, GatewayURL: o.url, AppKey: "app-key", AppSecret: "app-secret", RequestTimeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +235,7 @@ func startPollerWith(t *testing.T, sim *cecsim.Sim, restore []schemas.Record, o 
 		PhonesInterval:    100 * time.Millisecond,
 		HeartbeatInterval: 200 * time.Millisecond,
 		VisibilityFlush:   50 * time.Millisecond,
-		RequestTimeout:    2 * time.Second,
+		RequestTimeout:    timeout,
 		Concurrency:       8,
 	}
 	if o.idle > 0 {
