@@ -537,9 +537,10 @@ func startSim(ctx context.Context, o Options, log *slog.Logger) (*cecsim.Sim, er
 	return sim, nil
 }
 
-// queryRequests sums the query endpoints (what the budget limits).
+// queryRequests sums the query endpoints (what the budget limits; CMS
+// requests share it).
 func queryRequests(c map[string]int64) int64 {
-	return c["allcallinfoEx"] + c["queryAgentInfo"] + c["queryPhone"] + c["queryAgentInfoByAccount"]
+	return c["allcallinfoEx"] + c["queryAgentInfo"] + c["queryPhone"] + c["queryAgentInfoByAccount"] + cmsRequests(c)
 }
 
 // waitQuiet waits until no new event arrived for quiet, or max.

@@ -79,6 +79,18 @@ func decodeEvent(subject string, body []byte, stored time.Time) (observed, bool,
 		if c.After != nil {
 			o.After = []string{c.After.SIPAccount + "|" + c.After.AccountCode}
 		}
+	case schemas.TypeAgentState:
+		var c schemas.Change[schemas.AgentState]
+		if err := json.Unmarshal(ev.Data, &c); err != nil {
+			return o, false, fmt.Errorf("decode agent state on %s: %w", subject, err)
+		}
+		fill(c.Op, c.Seq, c.PrevID, c.Key, c.Detected)
+		if c.Before != nil {
+			o.Before = []string{strconv.Itoa(c.Before.StateCode)}
+		}
+		if c.After != nil {
+			o.After = []string{strconv.Itoa(c.After.StateCode)}
+		}
 	case schemas.TypePhoneState:
 		var c schemas.Change[schemas.PhoneState]
 		if err := json.Unmarshal(ev.Data, &c); err != nil {
@@ -104,7 +116,15 @@ const (
 	groupCallsIdle   = "calls_idle"
 	groupSoftphone   = "softphone"
 	groupPhone       = "phone_status"
+	// groupAgentState is scored only when scoreInput.StateInterval is set:
+	// agent.state comes from the CMS sweep alone.
+	groupAgentState = "agent_state"
 )
+
+// lastingFixed is the lifetime from which a change counts in the recall
+// that does not depend on a group's interval (RecallLasting2s): the figure
+// that compares per-agent polling with the sweep.
+const lastingFixed = 2 * time.Second
 
 var groups = []string{groupCallsActive, groupCallsIdle, groupSoftphone, groupPhone}
 
@@ -120,6 +140,9 @@ type scoreInput struct {
 	SignedIn               map[int]bool // agents signed in when the truth starts
 
 	CallsInterval, IdleInterval, ActiveWindow, RosterInterval, PhonesInterval time.Duration
+	// StateInterval, when set, scores agent.state events against the state
+	// every agent had by the truth (the sweep's interval).
+	StateInterval time.Duration
 
 	// The chaos drill's additions; the plain bench leaves them empty.
 	//
@@ -208,19 +231,24 @@ type Latency struct {
 
 // GroupScore is the detection quality for one group of changes.
 type GroupScore struct {
-	Changes      int      `json:"changes"` // eligible truth changes
-	Seen         int      `json:"seen"`
-	MissedShort  int      `json:"missed_shorter_than_interval"`
-	MissedOther  int      `json:"missed_other"`
-	Long         int      `json:"lasting_2_intervals"`
-	LongSeen     int      `json:"lasting_2_intervals_seen"`
-	Recall       float64  `json:"recall"`
-	RecallLong   float64  `json:"recall_lasting_2_intervals"`
-	Latency      Latency  `json:"latency_by_poll"`
-	LatencyE2E   Latency  `json:"latency_to_stream"`
-	SignedInLat  Latency  `json:"latency_signed_in"`
-	Interval     string   `json:"interval"`
-	MissedSample []string `json:"missed_sample,omitempty"`
+	Changes     int     `json:"changes"` // eligible truth changes
+	Seen        int     `json:"seen"`
+	MissedShort int     `json:"missed_shorter_than_interval"`
+	MissedOther int     `json:"missed_other"`
+	Long        int     `json:"lasting_2_intervals"`
+	LongSeen    int     `json:"lasting_2_intervals_seen"`
+	Recall      float64 `json:"recall"`
+	RecallLong  float64 `json:"recall_lasting_2_intervals"`
+	// Lasting2s counts the changes whose new state held for lastingFixed
+	// or longer, whatever the group's interval.
+	Lasting2s       int      `json:"lasting_2s"`
+	Lasting2sSeen   int      `json:"lasting_2s_seen"`
+	RecallLasting2s float64  `json:"recall_lasting_2s"`
+	Latency         Latency  `json:"latency_by_poll"`
+	LatencyE2E      Latency  `json:"latency_to_stream"`
+	SignedInLat     Latency  `json:"latency_signed_in"`
+	Interval        string   `json:"interval"`
+	MissedSample    []string `json:"missed_sample,omitempty"`
 
 	// With excused spans (the chaos drill): changes that lasted two
 	// intervals only counting excused time, and those missed for it; the
@@ -327,7 +355,25 @@ func score(in scoreInput) Score {
 		}
 		return inCall || (!last.IsZero() && at.Sub(last) < in.ActiveWindow)
 	}
+	addFact := func(f *tfact) {
+		f.signedIn = signed[f.c.WorkNo]
+		if l := byEntity[f.entity]; len(l) > 0 && f.group != groupCallsActive && f.group != groupCallsIdle {
+			prev := l[len(l)-1]
+			prev.lifetime = f.c.At.Sub(prev.c.At)
+			f.prev = prev
+		}
+		byEntity[f.entity] = append(byEntity[f.entity], f)
+		facts = append(facts, f)
+	}
+	var states *stateTruth
+	if in.StateInterval > 0 {
+		states = newStateTruth(in.SignedIn)
+	}
 	for _, c := range truth {
+		if sc, ok := states.apply(c); ok {
+			addFact(&tfact{c: sc, entity: stateEntity(c.WorkNo), value: sc.After, group: groupAgentState,
+				lifetime: time.Duration(math.MaxInt64), start: c.At})
+		}
 		f := &tfact{c: c, lifetime: time.Duration(math.MaxInt64), start: c.At}
 		switch c.Kind {
 		case cecsim.KindSignedIn:
@@ -365,14 +411,7 @@ func score(in scoreInput) Score {
 		default:
 			continue
 		}
-		f.signedIn = signed[c.WorkNo]
-		if l := byEntity[f.entity]; len(l) > 0 && f.group != groupCallsActive && f.group != groupCallsIdle {
-			prev := l[len(l)-1]
-			prev.lifetime = c.At.Sub(prev.c.At)
-			f.prev = prev
-		}
-		byEntity[f.entity] = append(byEntity[f.entity], f)
-		facts = append(facts, f)
+		addFact(f)
 	}
 
 	var s Score
@@ -409,7 +448,7 @@ func score(in scoreInput) Score {
 			// Roster or phone-list membership, not a state change of its
 			// own: it must be backed by a roster truth change.
 			rk := entity
-			if e.Type == schemas.TypeAgentSoftphone {
+			if e.Type == schemas.TypeAgentSoftphone || e.Type == schemas.TypeAgentState {
 				rk = "a" + strconv.Itoa(e.WorkNo)
 			}
 			if roster[rk] == 0 {
@@ -467,12 +506,17 @@ func score(in scoreInput) Score {
 	interval := map[string]time.Duration{
 		groupCallsActive: in.CallsInterval, groupCallsIdle: in.IdleInterval,
 		groupSoftphone: in.RosterInterval, groupPhone: in.PhonesInterval,
+		groupAgentState: in.StateInterval,
 	}
 	lat := map[string][]time.Duration{}
 	e2e := map[string][]time.Duration{}
 	signedLat := map[string][]time.Duration{}
 	var callLat, callE2E, callSigned []time.Duration
-	for _, g := range groups {
+	scored := groups
+	if states != nil {
+		scored = append(slices.Clone(groups), groupAgentState)
+	}
+	for _, g := range scored {
 		s.Groups[g] = &GroupScore{Interval: interval[g].String()}
 	}
 	for _, f := range facts {
@@ -515,6 +559,10 @@ func score(in scoreInput) Score {
 		if long {
 			g.Long++
 		}
+		lasting := f.lifetime >= lastingFixed && !revert && !excused
+		if lasting {
+			g.Lasting2s++
+		}
 		if inOutage {
 			g.OutageLong++
 		}
@@ -522,6 +570,9 @@ func score(in scoreInput) Score {
 			g.Seen++
 			if long {
 				g.LongSeen++
+			}
+			if lasting {
+				g.Lasting2sSeen++
 			}
 			if inOutage {
 				g.OutageLongSeen++
@@ -560,10 +611,11 @@ func score(in scoreInput) Score {
 			}
 		}
 	}
-	for _, name := range groups {
+	for _, name := range scored {
 		g := s.Groups[name]
 		g.Recall = ratio(float64(g.Seen), float64(g.Changes))
 		g.RecallLong = ratio(float64(g.LongSeen), float64(g.Long))
+		g.RecallLasting2s = ratio(float64(g.Lasting2sSeen), float64(g.Lasting2s))
 		g.Latency = summarise(lat[name])
 		g.LatencyE2E = summarise(e2e[name])
 		g.SignedInLat = summarise(signedLat[name])
@@ -573,6 +625,7 @@ func score(in scoreInput) Score {
 		Changes: a.Changes + i.Changes, Seen: a.Seen + i.Seen,
 		MissedShort: a.MissedShort + i.MissedShort, MissedOther: a.MissedOther + i.MissedOther,
 		Long: a.Long + i.Long, LongSeen: a.LongSeen + i.LongSeen,
+		Lasting2s: a.Lasting2s + i.Lasting2s, Lasting2sSeen: a.Lasting2sSeen + i.Lasting2sSeen,
 		LongExcused: a.LongExcused + i.LongExcused, MissedExcused: a.MissedExcused + i.MissedExcused,
 		OutageLong: a.OutageLong + i.OutageLong, OutageLongSeen: a.OutageLongSeen + i.OutageLongSeen,
 		Latency: summarise(callLat), LatencyE2E: summarise(callE2E), SignedInLat: summarise(callSigned),
@@ -580,6 +633,7 @@ func score(in scoreInput) Score {
 	}
 	s.Calls.Recall = ratio(float64(s.Calls.Seen), float64(s.Calls.Changes))
 	s.Calls.RecallLong = ratio(float64(s.Calls.LongSeen), float64(s.Calls.Long))
+	s.Calls.RecallLasting2s = ratio(float64(s.Calls.Lasting2sSeen), float64(s.Calls.Lasting2s))
 	return s
 }
 
@@ -593,6 +647,8 @@ func factEntity(e observed) string {
 		return "s" + strconv.Itoa(e.WorkNo)
 	case schemas.TypePhoneState:
 		return "p" + e.Phone
+	case schemas.TypeAgentState:
+		return stateEntity(e.WorkNo)
 	}
 	return ""
 }
