@@ -202,6 +202,7 @@ type pollerOpts struct {
 	idle    time.Duration // per-agent idle interval (default 200 ms)
 	// requestTimeout is the client's and the poller's (default 2 s).
 	requestTimeout time.Duration
+	refuse         bool // the sink refuses every event from the start
 }
 
 func startPollerWith(t *testing.T, sim *cecsim.Sim, restore []schemas.Record, o pollerOpts) *fixture {
@@ -216,6 +217,7 @@ func startPollerWith(t *testing.T, sim *cecsim.Sim, restore []schemas.Record, o 
 	}
 	sess := client.NewSession(cec.SessionConfig{AgentID: 1001, Password: "agent-pass"})
 	sink := newRecorder(t)
+	sink.refuse = o.refuse
 	for _, rec := range restore {
 		sink.store(rec)
 	}
@@ -481,6 +483,27 @@ func TestRefusedEventIsDetectedAgain(t *testing.T) {
 	if got := f.callsOf(1002)[1]; !slices.Equal(got, []string{id}) {
 		t.Fatalf("after refusal got %v, want [%s]", got, id)
 	}
+}
+
+// A phone whose snapshot the sink refused in the first walk is still a
+// snapshot when a later walk gets it accepted: it was there all along, no
+// phone was added.
+func TestPhoneSnapshotRefusedInTheFirstWalkStaysASnapshot(t *testing.T) {
+	sim := startSim(t, cecsim.Config{Agents: 3, LongPollHold: 100 * time.Millisecond})
+	f := startPollerWith(t, sim, nil, pollerOpts{refuse: true})
+	// The second walk begins once the first has been applied.
+	eventually(t, "a phone walk refused", func() bool { return f.sim.Counters()["queryPhone"] >= 2 })
+	f.sink.setRefuse(false)
+	num := f.sim.Phones()[0].PhoneNum
+	eventually(t, "the phone's first event", func() bool { return len(f.sink.on(schemas.PhoneStateSubject(tenantName, num))) == 1 })
+	var ch schemas.Change[schemas.PhoneState]
+	if err := json.Unmarshal(f.sink.on(schemas.PhoneStateSubject(tenantName, num))[0].Data, &ch); err != nil {
+		t.Fatal(err)
+	}
+	if ch.Op != schemas.OpSnapshot || ch.Seq != 1 {
+		t.Fatalf("first phone event %s seq %d, want snapshot seq 1", ch.Op, ch.Seq)
+	}
+	validateAll(t, f.sink.records())
 }
 
 // After a restart the state comes from the stream: unchanged entities emit
