@@ -106,15 +106,24 @@ type SweepRun struct {
 	// CallRequestsPerChange is (allcallinfoEx + queryagentcalls) per call
 	// change seen; RequestsPerChange every upstream request per change
 	// seen (calls, softphones, phones and agent states).
-	CallRequestsPerChange float64        `json:"call_requests_per_call_change"`
-	RequestsPerChange     float64        `json:"upstream_requests_per_detected_change"`
-	Events                int            `json:"events"`
-	Swept                 int            `json:"agents_swept_at_end"` // from the bridge's metrics; -1 without CMS
-	CPUSec                float64        `json:"cpu_seconds"`
-	VisibilityLost        map[string]int `json:"visibility_lost"`
-	Score                 Score          `json:"detection"`
-	Outages               []OutageWindow `json:"outages,omitempty"`
-	Faults                []string       `json:"faults_applied,omitempty"`
+	CallRequestsPerChange float64 `json:"call_requests_per_call_change"`
+	RequestsPerChange     float64 `json:"upstream_requests_per_detected_change"`
+	Events                int     `json:"events"`
+	Swept                 int     `json:"agents_swept_at_end"` // from the bridge's metrics; -1 without CMS
+	// Refused counts the events the publisher refused (its buffer full);
+	// the poller detects those changes again.
+	Refused int     `json:"events_refused"`
+	CPUSec  float64 `json:"cpu_seconds"`
+	// Sweeps counts the sweeps (from the queryagentcalls requests), with
+	// the time between the starts of two in a row and how long one took
+	// from its first request to its last answer.
+	Sweeps         int            `json:"sweeps"`
+	SweepPeriod    Latency        `json:"sweep_period"`
+	SweepLength    Latency        `json:"sweep_duration"`
+	VisibilityLost map[string]int `json:"visibility_lost"`
+	Score          Score          `json:"detection"`
+	Outages        []OutageWindow `json:"outages,omitempty"`
+	Faults         []string       `json:"faults_applied,omitempty"`
 }
 
 // runSweep runs the scenario's modes one after the other.

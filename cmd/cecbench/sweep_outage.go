@@ -112,18 +112,6 @@ func driveOutages(ctx context.Context, o Options, so SweepOptions, sim *cecsim.S
 	return out
 }
 
-// pause waits for d; false if ctx ended first.
-func pause(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // outageFigures measures each window of a run that began at start from
 // the request records and the metrics samples.
 func outageFigures(start time.Time, windows []outageWindowTimes, rec *requestLog, sampler *sweepSampler, interval time.Duration) []OutageWindow {
@@ -207,20 +195,52 @@ func outageFigures(start time.Time, windows []outageWindowTimes, rec *requestLog
 	return out
 }
 
-// sweepRounds counts the sweeps whose queryagentcalls requests began in
-// [from, to): a sweep sends its chunks together, so requests further
-// apart than half an interval belong to different sweeps.
-func sweepRounds(sweeps []span, from, to time.Time, interval time.Duration) int {
+// sweepRounds counts the sweeps that began in [from, to).
+func sweepRounds(requests []span, from, to time.Time, interval time.Duration) int {
 	n := 0
-	var last time.Time
-	for _, s := range sweeps {
-		if s.From.Before(from) || !s.From.Before(to) {
-			continue
-		}
-		if n == 0 || s.From.Sub(last) > interval/2 {
+	for _, s := range sweepSpans(requests, interval) {
+		if !s.From.Before(from) && s.From.Before(to) {
 			n++
 		}
-		last = s.From
 	}
 	return n
+}
+
+// sweepSpans groups queryagentcalls requests (in the order they began)
+// into sweeps, each from its first request to its last answer. A sweep
+// sends its next chunk as soon as one is answered; the next sweep waits
+// an interval (or a backoff) after the last answer: a request that begins
+// a tenth of an interval after every earlier one was answered begins a
+// sweep.
+func sweepSpans(requests []span, interval time.Duration) []span {
+	var out []span
+	for _, r := range requests {
+		if n := len(out); n > 0 && r.From.Sub(out[n-1].To) < interval/10 {
+			out[n-1].To = later(out[n-1].To, r.To)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// sweepTiming summarises the sweeps of a run: how many, the time between
+// the starts of two in a row, and how long each took.
+func sweepTiming(requests []span, interval time.Duration) (n int, period, length Latency) {
+	sweeps := sweepSpans(requests, interval)
+	var gaps, lengths []time.Duration
+	for i, s := range sweeps {
+		lengths = append(lengths, s.To.Sub(s.From))
+		if i > 0 {
+			gaps = append(gaps, s.From.Sub(sweeps[i-1].From))
+		}
+	}
+	return len(sweeps), summarise(gaps), summarise(lengths)
 }

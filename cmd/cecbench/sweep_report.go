@@ -92,17 +92,22 @@ func printSweep(w io.Writer, r *SweepResult) {
 
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "COST\tquery req/s mean/peak\tallcallinfoEx/s\tCMS req/s\tbudget share\tcall req per call change\treq per change\tevents\tfalse\tdup\tswept at end\tCPU s\t")
+	fmt.Fprintln(tw, "COST\tquery req/s mean/peak\tallcallinfoEx/s\tCMS req/s\tbudget share\tcall req per call change\treq per change\tevents (refused)\tfalse\tdup\tswept at end\tCPU s\t")
 	for _, run := range r.Runs {
 		swept := "-"
 		if run.Swept >= 0 {
 			swept = fmt.Sprint(run.Swept)
 		}
-		fmt.Fprintf(tw, "%s\t%.0f/%.0f\t%.0f\t%.1f\t%.2f%%\t%.2f\t%.2f\t%d\t%d\t%d\t%s\t%.1f\t\n", run.Mode, run.QueryPerSec, run.PeakQueryPerSec,
-			run.PollsPerSec, run.CMSPerSec, 100*run.BudgetShare, run.CallRequestsPerChange, run.RequestsPerChange, run.Events,
+		fmt.Fprintf(tw, "%s\t%.0f/%.0f\t%.0f\t%.1f\t%.2f%%\t%.2f\t%.2f\t%d (%d)\t%d\t%d\t%s\t%.1f\t\n", run.Mode, run.QueryPerSec, run.PeakQueryPerSec,
+			run.PollsPerSec, run.CMSPerSec, 100*run.BudgetShare, run.CallRequestsPerChange, run.RequestsPerChange, run.Events, run.Refused,
 			run.Score.False, run.Score.Duplicates, swept, run.CPUSec)
 	}
 	_ = tw.Flush()
+	for _, run := range r.Runs {
+		if run.Sweeps > 0 {
+			fmt.Fprintf(w, "  %s: %d sweeps, one every p50/p95/p99/max %s ms, each taking %s ms\n", run.Mode, run.Sweeps, ms(run.SweepPeriod), ms(run.SweepLength))
+		}
+	}
 	for _, run := range r.Runs {
 		for _, f := range run.Score.FalseSample {
 			fmt.Fprintf(w, "  %s false: %s\n", run.Mode, f)

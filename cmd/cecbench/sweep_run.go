@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/cecbridge/cecbridge/configs"
-	"github.com/cecbridge/cecbridge/internal/app"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 )
 
@@ -88,18 +87,18 @@ func sweepRun(ctx context.Context, o Options, so SweepOptions, mode string, prog
 	defer rec.close()
 
 	cfg := bridgeConfig(o, rec.url, ns.url())
-	var metricsURL string
+	port, err := freePort()
+	if err != nil {
+		return run, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cfg.HTTP.Listen = addr
+	metricsURL := "http://" + addr + "/metrics"
 	if run.CMS {
 		t := &cfg.Tenants[0]
 		t.Intervals.Sweep = so.Interval
 		t.CMS = &configs.CMS{URL: rec.url, AK: "cms-ak", SK: "cms-sk", CCID: 1, VDNs: []configs.CMSVDN{{VDN: 1}},
 			Concurrency: so.Concurrency, Lag: bridgeLag, Confirm: mode == modeLagConfirm}
-		addr, err := freeAddr()
-		if err != nil {
-			return run, err
-		}
-		cfg.HTTP.Listen = addr
-		metricsURL = "http://" + addr + "/metrics"
 		cfg = configs.WithDefaults(cfg)
 	}
 	bnc, onc, ojs, err := connect(cfg.NATS, log)
@@ -134,27 +133,21 @@ func sweepRun(ctx context.Context, o Options, so SweepOptions, mode string, prog
 
 	fmt.Fprintf(progress, "%s: %s; %d agents, budget %s, %s\n", mode, run.Description, o.Agents, budgetString(o.Budget), duration)
 	c0, cpu0, start := sim.Counters(), cpuSeconds(), time.Now()
-	bctx, stopBridge := context.WithCancel(ctx)
-	defer stopBridge()
-	bridgeDone := make(chan error, 1)
-	go func() { bridgeDone <- app.Serve(bctx, cfg, bnc, log) }()
-	var elog eventLog
-	fctx, stopFollow := context.WithCancel(ctx)
-	defer stopFollow()
-	followDone := make(chan error, 1)
-	go func() { followDone <- follow(fctx, ojs, cfg.Streams.Events, benchTenant, elog.add) }()
+	br := serveBridge(ctx, cfg, bnc, ojs, log)
+	defer br.cancel()
 
-	var sampler *sweepSampler
-	var wg sync.WaitGroup
-	if metricsURL != "" {
-		sampler = newSweepSampler(metricsURL, benchTenant)
-		wg.Go(func() { sampler.run(bctx) })
+	every := time.Second
+	if mode == modeOutage {
+		every = min(250*time.Millisecond, so.Interval) // when the bridge showed what
 	}
+	sampler := newSweepSampler(metricsURL, benchTenant, every)
+	var wg sync.WaitGroup
+	wg.Go(func() { sampler.run(br.ctx) })
 	var windows []outageWindowTimes
 	var faultMu sync.Mutex
 	if mode == modeOutage {
 		wg.Go(func() {
-			w := driveOutages(bctx, o, so, sim, sampler, len(sim.Agents()), start, func(s string) {
+			w := driveOutages(br.ctx, o, so, sim, sampler, len(sim.Agents()), start, func(s string) {
 				faultMu.Lock()
 				run.Faults = append(run.Faults, fmt.Sprintf("%5.1fs %s", time.Since(start).Seconds(), s))
 				faultMu.Unlock()
@@ -174,11 +167,10 @@ loop:
 	for {
 		select {
 		case <-ctx.Done():
-			stopBridge()
-			<-bridgeDone
+			_ = br.stop(log) // logged; interrupted is the error
 			wg.Wait()
 			return run, ctx.Err()
-		case err := <-bridgeDone:
+		case err := <-br.done:
 			bridgeErr = fmt.Errorf("bridge stopped early: %w", err)
 			break loop
 		case now := <-tick.C:
@@ -188,7 +180,7 @@ loop:
 			peak = max(peak, q)
 			fmt.Fprintf(progress, "%s[%s %4.0fs/%.0fs] polls/s %6.0f  cms/s %4.0f  events %8d  swept %s   ", lineStart(progress), mode,
 				now.Sub(start).Seconds(), duration.Seconds(), float64(cur["allcallinfoEx"]-prev["allcallinfoEx"])/dt,
-				float64(cmsRequests(cur)-cmsRequests(prev))/dt, elog.count(), sampler.sweptString())
+				float64(cmsRequests(cur)-cmsRequests(prev))/dt, br.elog.count(), sampler.sweptString())
 			prev, prevT = cur, now
 			if !now.Before(end) {
 				break loop
@@ -200,29 +192,24 @@ loop:
 	el := time.Since(start).Seconds()
 	c1, cpu1 := sim.Counters(), cpuSeconds()
 	stopProf()
-	if sampler != nil {
-		run.Swept = sampler.latest().swept
-	}
-	stopBridge()
+	last := sampler.latest()
+	run.Swept, run.Refused = last.swept, last.refused
 	if bridgeErr == nil {
-		if err := <-bridgeDone; err != nil {
-			log.Warn("bridge stopped with an error", "err", err)
-		}
+		_ = br.stop(log) // logged; the run is scored all the same
 	}
+	br.stopServe() // the sampler and the outage driver end with the bridge's context
 	wg.Wait()
-	waitQuiet(ctx, &elog, 500*time.Millisecond, 5*time.Second)
-	stopFollow()
-	if err := <-followDone; err != nil {
+	if err := br.finish(ctx); err != nil {
 		return run, err
 	}
 	if bridgeErr != nil {
 		return run, bridgeErr
 	}
 
-	events, _, _ := elog.snapshot()
-	elog.mu.Lock()
-	run.VisibilityLost = elog.lost
-	elog.mu.Unlock()
+	events, _, _ := br.elog.snapshot()
+	br.elog.mu.Lock()
+	run.VisibilityLost = br.elog.lost
+	br.elog.mu.Unlock()
 	callsIv, idleIv, stateIv := o.Interval, o.Idle, time.Duration(0)
 	if run.CMS {
 		// What the bridge is meant to achieve: every agent looked at every
@@ -260,24 +247,12 @@ loop:
 	}
 	run.CallRequestsPerChange = div(float64(u["allcallinfoEx"]+u["queryagentcalls"]), float64(s.Calls.Seen))
 	run.RequestsPerChange = div(float64(upstream), float64(seen))
+	_, requests := rec.records()
+	run.Sweeps, run.SweepPeriod, run.SweepLength = sweepTiming(requests, so.Interval)
 	faultMu.Lock()
 	run.Outages = outageFigures(start, windows, rec, sampler, so.Interval)
 	faultMu.Unlock()
 	return run, nil
-}
-
-// freeAddr is a loopback address with a port free a moment ago, for the
-// bridge's metrics listener.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("free port: %w", err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		return "", fmt.Errorf("free port: %w", err)
-	}
-	return addr, nil
 }
 
 // startProfile writes a CPU profile of one run to file.mode ("" writes

@@ -1,10 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -110,10 +106,14 @@ func TestSweepRounds(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		from, to, want int
-	}{{0, 500, 1}, {1, 1500, 2}, {0, 3000, 3}, {2500, 3000, 0}} {
+	}{{0, 500, 1}, {1, 1500, 1}, {500, 2500, 2}, {0, 3000, 3}, {2500, 3000, 0}} {
 		if got := sweepRounds(sweeps, at(tc.from), at(tc.to), time.Second); got != tc.want {
 			t.Errorf("sweeps in [%d, %d) ms: %d, want %d", tc.from, tc.to, got, tc.want)
 		}
+	}
+	n, period, length := sweepTiming(sweeps, time.Second)
+	if n != 3 || period.N != 2 || period.Max != 1000 || length.Max != 25 || length.P50 != 22 {
+		t.Errorf("timing: %d sweeps, period %+v, length %+v; want 3, every 1000 ms, taking 20-25 ms", n, period, length)
 	}
 }
 
@@ -125,23 +125,12 @@ func TestSweepScenarioShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end run")
 	}
-	jsonFile := filepath.Join(t.TempDir(), "sweep.json")
-	var out, errs bytes.Buffer
-	if err := run(t.Context(), []string{"--scenario", "sweep-short", "--json", jsonFile}, &out, &errs); err != nil {
-		t.Fatalf("run: %v\n%s", err, errs.String())
-	}
-	for _, want := range []string{"DETECTION", "COST", "SWEEP vs PER-AGENT", "OUTAGES", "TARGET"} {
-		if !strings.Contains(out.String(), want) {
-			t.Fatalf("no %s table:\n%s", want, out.String())
-		}
-	}
-	b, err := os.ReadFile(jsonFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var r SweepResult
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatalf("json: %v", err)
+	out := runScenario(t, []string{"--scenario", "sweep-short"}, &r)
+	for _, want := range []string{"DETECTION", "COST", "SWEEP vs PER-AGENT", "OUTAGES", "TARGET"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("no %s table:\n%s", want, out)
+		}
 	}
 	var modes []string
 	for _, run := range r.Runs {
@@ -151,7 +140,7 @@ func TestSweepScenarioShort(t *testing.T) {
 			t.Errorf("%s: no call changes scored: %+v", run.Mode, s.Calls)
 		}
 		if s.False != 0 || s.Duplicates != 0 {
-			t.Errorf("%s: false %d %v, duplicates %d %v\n%s", run.Mode, s.False, s.FalseSample, s.Duplicates, s.DupSample, out.String())
+			t.Errorf("%s: false %d %v, duplicates %d %v\n%s", run.Mode, s.False, s.FalseSample, s.Duplicates, s.DupSample, out)
 		}
 		g, hasStates := s.Groups[groupAgentState]
 		if run.CMS != hasStates || run.CMS != (run.CMSPerSec > 0) || run.CMS != (run.Swept > 0) {
@@ -169,7 +158,7 @@ func TestSweepScenarioShort(t *testing.T) {
 	}
 	outage := r.run(modeOutage)
 	if len(outage.Outages) != 2 {
-		t.Fatalf("outage windows %+v, want the licence one and the failure one\n%s", outage.Outages, out.String())
+		t.Fatalf("outage windows %+v, want the licence one and the failure one\n%s", outage.Outages, out)
 	}
 	for i, want := range []string{poller.SweepUnavailable, poller.SweepPartial} {
 		w := outage.Outages[i]

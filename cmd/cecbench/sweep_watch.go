@@ -88,26 +88,30 @@ func sortBy[T any](s []T, at func(T) time.Time) {
 
 // sweepSample is the sweep as the bridge's metrics showed it at one moment.
 type sweepSample struct {
-	at    time.Time
-	swept int    // cecbridge_sweep_agents
-	state string // the cecbridge_sweep_state that is 1 ("" if none yet)
+	at      time.Time
+	swept   int    // cecbridge_sweep_agents (-1 without CMS)
+	state   string // the cecbridge_sweep_state that is 1 ("" if none yet)
+	refused int    // cecbridge_publish_refused_events_total
 }
 
-// sweepSampler scrapes the bridge's /metrics every 100 ms.
+// sweepSampler scrapes the bridge's /metrics every so often. A scrape
+// costs the bridge a pass over every agent under the tenant's lock, so
+// the runs that need no fine timing scrape once a second.
 type sweepSampler struct {
 	url, tenant string
+	every       time.Duration
 	client      *http.Client
 
 	mu      sync.Mutex
 	samples []sweepSample
 }
 
-func newSweepSampler(url, tenant string) *sweepSampler {
-	return &sweepSampler{url: url, tenant: tenant, client: &http.Client{Timeout: time.Second}}
+func newSweepSampler(url, tenant string, every time.Duration) *sweepSampler {
+	return &sweepSampler{url: url, tenant: tenant, every: every, client: &http.Client{Timeout: time.Second}}
 }
 
 func (s *sweepSampler) run(ctx context.Context) {
-	t := time.NewTicker(100 * time.Millisecond)
+	t := time.NewTicker(s.every)
 	defer t.Stop()
 	for {
 		select {
@@ -138,6 +142,11 @@ func (s *sweepSampler) scrape(ctx context.Context) (sweepSample, error) {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "cecbridge_publish_refused_events_total "); ok {
+			if n, err := strconv.ParseFloat(v, 64); err == nil {
+				sm.refused = int(n)
+			}
+		}
 		if !strings.Contains(line, tenant) {
 			continue
 		}
