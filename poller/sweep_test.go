@@ -31,17 +31,28 @@ func sweepFixture(t *testing.T, n int, simCfg cecsim.Config, o pollerOpts) *fixt
 	return startPollerWith(t, sim, nil, o)
 }
 
-func callsV2(t *testing.T, r *recorder, workNo int) []schemas.Change[schemas.AgentCallsV2] {
+// changesOn decodes the events recorded on subject.
+func changesOn[T any](t *testing.T, r *recorder, subject string) []schemas.Change[T] {
 	t.Helper()
-	var out []schemas.Change[schemas.AgentCallsV2]
-	for _, ev := range r.on(schemas.AgentCallsV2Subject(tenantName, workNo)) {
-		var ch schemas.Change[schemas.AgentCallsV2]
+	var out []schemas.Change[T]
+	for _, ev := range r.on(subject) {
+		var ch schemas.Change[T]
 		if err := json.Unmarshal(ev.Data, &ch); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, ch)
 	}
 	return out
+}
+
+func callsV2(t *testing.T, r *recorder, workNo int) []schemas.Change[schemas.AgentCallsV2] {
+	t.Helper()
+	return changesOn[schemas.AgentCallsV2](t, r, schemas.AgentCallsV2Subject(tenantName, workNo))
+}
+
+func agentStates(t *testing.T, r *recorder, workNo int) []schemas.Change[schemas.AgentState] {
+	t.Helper()
+	return changesOn[schemas.AgentState](t, r, schemas.AgentStateSubject(tenantName, workNo))
 }
 
 func allSwept(f *fixture, n int) func() bool {
@@ -218,17 +229,7 @@ func TestLaggingCMSReportsEachChangeOnce(t *testing.T) {
 // when an agent answers a call.
 func TestAgentStatesArePublished(t *testing.T) {
 	f := sweepFixture(t, 5, cecsim.Config{}, pollerOpts{})
-	states := func(w int) []schemas.Change[schemas.AgentState] {
-		var out []schemas.Change[schemas.AgentState]
-		for _, ev := range f.sink.on(schemas.AgentStateSubject(tenantName, w)) {
-			var ch schemas.Change[schemas.AgentState]
-			if err := json.Unmarshal(ev.Data, &ch); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, ch)
-		}
-		return out
-	}
+	states := func(w int) []schemas.Change[schemas.AgentState] { return agentStates(t, f.sink, w) }
 	eventually(t, "a state snapshot of every agent", func() bool {
 		for _, w := range f.sim.Agents() {
 			if len(states(w)) == 0 {
@@ -329,17 +330,7 @@ func TestLateStatesAnswerIsNoStateChange(t *testing.T) {
 	srv := httptest.NewServer(front)
 	t.Cleanup(srv.Close)
 	f := startPollerWith(t, sim, nil, pollerOpts{url: srv.URL, sweep: true, idle: time.Hour, requestTimeout: 5 * time.Second})
-	states := func(w int) []schemas.Change[schemas.AgentState] {
-		var out []schemas.Change[schemas.AgentState]
-		for _, ev := range f.sink.on(schemas.AgentStateSubject(tenantName, w)) {
-			var ch schemas.Change[schemas.AgentState]
-			if err := json.Unmarshal(ev.Data, &ch); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, ch)
-		}
-		return out
-	}
+	states := func(w int) []schemas.Change[schemas.AgentState] { return agentStates(t, f.sink, w) }
 	eventually(t, "a state snapshot of agent 1002", func() bool { return len(states(1002)) == 1 })
 	answers := func() int64 { return f.sim.Counters()["agentstatusinfobyagentids"] }
 
