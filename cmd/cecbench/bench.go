@@ -145,36 +145,23 @@ func runBench(ctx context.Context, o Options, progress io.Writer, log *slog.Logg
 	if every <= 0 {
 		every = time.Second
 	}
-	tick := time.NewTicker(every)
 	prev, prevT := c0, start
-	var bridgeErr error
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			_ = br.stop(log) // logged; interrupted is the error
-			return nil, ctx.Err()
-		case err := <-br.done:
-			bridgeErr = fmt.Errorf("bridge stopped early: %w", err)
-			break loop
-		case now := <-tick.C:
-			cur := sim.Counters()
-			dt := now.Sub(prevT).Seconds()
-			rate := float64(cur["allcallinfoEx"]-prev["allcallinfoEx"]) / dt
-			up := float64(queryRequests(cur)-queryRequests(prev)) / dt
-			if rate > peak {
-				peak, peakAt = rate, now.Sub(start).Seconds()
-			}
-			peakUp = max(peakUp, up)
-			prev, prevT = cur, now
-			fmt.Fprintf(progress, "%s[bridge %4.0fs/%.0fs] polls/s %7.0f  queries/s %7.0f  events %8d   ",
-				lineStart(progress), now.Sub(start).Seconds(), o.Duration.Seconds(), rate, up, br.elog.count())
-			if !now.Before(end) {
-				break loop
-			}
+	bridgeErr := br.watch(ctx, log, every, end, func(now time.Time) {
+		cur := sim.Counters()
+		dt := now.Sub(prevT).Seconds()
+		rate := float64(cur["allcallinfoEx"]-prev["allcallinfoEx"]) / dt
+		up := float64(queryRequests(cur)-queryRequests(prev)) / dt
+		if rate > peak {
+			peak, peakAt = rate, now.Sub(start).Seconds()
 		}
+		peakUp = max(peakUp, up)
+		prev, prevT = cur, now
+		fmt.Fprintf(progress, "%s[bridge %4.0fs/%.0fs] polls/s %7.0f  queries/s %7.0f  events %8d   ",
+			lineStart(progress), now.Sub(start).Seconds(), o.Duration.Seconds(), rate, up, br.elog.count())
+	})
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
 	}
-	tick.Stop()
 	fmt.Fprintln(progress)
 	if bridgeErr != nil {
 		br.stopFollow()

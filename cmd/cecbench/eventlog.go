@@ -120,7 +120,9 @@ func waitQuiet(ctx context.Context, l *eventLog, quiet, max time.Duration) {
 type servedBridge struct {
 	ctx        context.Context // the bridge's: done once it is stopped
 	stopServe  context.CancelFunc
-	done       chan error // what app.Serve returned
+	done       chan error // what app.Serve returned, once
+	exited     bool       // done was read; err is what it said
+	err        error
 	elog       eventLog
 	stopFollow context.CancelFunc
 	followDone chan error
@@ -137,14 +139,40 @@ func serveBridge(ctx context.Context, cfg configs.Bridge, bnc *nats.Conn, ojs je
 }
 
 // stop stops the bridge and waits for it; an error it returns is also
-// logged.
+// logged. It returns at once if the bridge had already stopped.
 func (b *servedBridge) stop(log *slog.Logger) error {
 	b.stopServe()
-	err := <-b.done
-	if err != nil {
-		log.Warn("bridge stopped with an error", "err", err)
+	if b.exited {
+		return b.err
 	}
-	return err
+	b.exited, b.err = true, <-b.done
+	if b.err != nil {
+		log.Warn("bridge stopped with an error", "err", b.err)
+	}
+	return b.err
+}
+
+// watch calls tick every period until end. It returns early with an
+// error when the bridge stops by itself, or when ctx ends (having stopped
+// the bridge).
+func (b *servedBridge) watch(ctx context.Context, log *slog.Logger, every time.Duration, end time.Time, tick func(now time.Time)) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			_ = b.stop(log) // logged; interrupted is the error
+			return ctx.Err()
+		case err := <-b.done:
+			b.exited, b.err = true, err
+			return fmt.Errorf("bridge stopped early: %w", err)
+		case now := <-t.C:
+			tick(now)
+			if !now.Before(end) {
+				return nil
+			}
+		}
+	}
 }
 
 // cancel stops serving and reading without waiting (for a defer).

@@ -160,44 +160,28 @@ func sweepRun(ctx context.Context, o Options, so SweepOptions, mode string, prog
 	}
 
 	end := start.Add(duration)
-	tick := time.NewTicker(time.Second)
 	prev, prevT, peak := c0, start, 0.0
-	var bridgeErr error
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			_ = br.stop(log) // logged; interrupted is the error
-			wg.Wait()
-			return run, ctx.Err()
-		case err := <-br.done:
-			bridgeErr = fmt.Errorf("bridge stopped early: %w", err)
-			break loop
-		case now := <-tick.C:
-			cur := sim.Counters()
-			dt := now.Sub(prevT).Seconds()
-			q := float64(queryRequests(cur)-queryRequests(prev)) / dt
-			peak = max(peak, q)
-			fmt.Fprintf(progress, "%s[%s %4.0fs/%.0fs] polls/s %6.0f  cms/s %4.0f  events %8d  swept %s   ", lineStart(progress), mode,
-				now.Sub(start).Seconds(), duration.Seconds(), float64(cur["allcallinfoEx"]-prev["allcallinfoEx"])/dt,
-				float64(cmsRequests(cur)-cmsRequests(prev))/dt, br.elog.count(), sampler.sweptString())
-			prev, prevT = cur, now
-			if !now.Before(end) {
-				break loop
-			}
-		}
+	bridgeErr := br.watch(ctx, log, time.Second, end, func(now time.Time) {
+		cur := sim.Counters()
+		dt := now.Sub(prevT).Seconds()
+		q := float64(queryRequests(cur)-queryRequests(prev)) / dt
+		peak = max(peak, q)
+		fmt.Fprintf(progress, "%s[%s %4.0fs/%.0fs] polls/s %6.0f  cms/s %4.0f  events %8d  swept %s   ", lineStart(progress), mode,
+			now.Sub(start).Seconds(), duration.Seconds(), float64(cur["allcallinfoEx"]-prev["allcallinfoEx"])/dt,
+			float64(cmsRequests(cur)-cmsRequests(prev))/dt, br.elog.count(), sampler.sweptString())
+		prev, prevT = cur, now
+	})
+	if ctx.Err() != nil {
+		wg.Wait()
+		return run, ctx.Err()
 	}
-	tick.Stop()
 	fmt.Fprintln(progress)
 	el := time.Since(start).Seconds()
 	c1, cpu1 := sim.Counters(), cpuSeconds()
 	stopProf()
 	last := sampler.latest()
 	run.Swept, run.Refused = last.swept, last.refused
-	if bridgeErr == nil {
-		_ = br.stop(log) // logged; the run is scored all the same
-	}
-	br.stopServe() // the sampler and the outage driver end with the bridge's context
+	_ = br.stop(log) // logged; the run is scored all the same (the sampler and the outage driver end with it)
 	wg.Wait()
 	if err := br.finish(ctx); err != nil {
 		return run, err
