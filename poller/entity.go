@@ -66,6 +66,10 @@ type agent struct {
 type phone struct {
 	state   aspect[schemas.PhoneState]
 	missing uint8 // complete walks in a row without the number
+	// fromFirstWalk marks numbers of the bridge's first complete phone
+	// walk since start: their first event is a snapshot, also when a
+	// later walk emits it (the sink refused the first).
+	fromFirstWalk bool
 }
 
 // encoder builds records for one tenant.

@@ -195,6 +195,9 @@ type pollerOpts struct {
 	lag     time.Duration // poller.Config.CMSLag
 	confirm bool
 	idle    time.Duration // per-agent idle interval (default 200 ms)
+	// requestTimeout is the client's and the poller's (default 2 s).
+	requestTimeout time.Duration
+	refuse         bool // the sink refuses every event from the start
 }
 
 func startPollerWith(t *testing.T, sim *cecsim.Sim, restore []schemas.Record, o pollerOpts) *fixture {
@@ -202,12 +205,14 @@ func startPollerWith(t *testing.T, sim *cecsim.Sim, restore []schemas.Record, o 
 	if o.url == "" {
 		o.url = sim.URL()
 	}
-	client, err := cec.New(cec.Config{FabricURL: o.url, GatewayURL: o.url, AppKey: "app-key", AppSecret: "app-secret", RequestTimeout: 2 * time.Second})
+	timeout := cmp.Or(o.requestTimeout, 2*time.Second)
+	client, err := cec.New(cec.Config{FabricURL: o.url, GatewayURL: o.url, AppKey: "app-key", AppSecret: "app-secret", RequestTimeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	sess := client.NewSession(cec.SessionConfig{AgentID: 1001, Password: "agent-pass"})
 	sink := newRecorder(t)
+	sink.refuse = o.refuse
 	for _, rec := range restore {
 		sink.store(rec)
 	}
@@ -227,7 +232,7 @@ func startPollerWith(t *testing.T, sim *cecsim.Sim, restore []schemas.Record, o 
 		PhonesInterval:    100 * time.Millisecond,
 		HeartbeatInterval: 200 * time.Millisecond,
 		VisibilityFlush:   50 * time.Millisecond,
-		RequestTimeout:    2 * time.Second,
+		RequestTimeout:    timeout,
 		Concurrency:       8,
 	}
 	if o.idle > 0 {

@@ -210,6 +210,27 @@ func TestRefusedEventIsDetectedAgain(t *testing.T) {
 	}
 }
 
+// A phone whose snapshot the sink refused in the first walk is still a
+// snapshot when a later walk gets it accepted: it was there all along, no
+// phone was added.
+func TestPhoneSnapshotRefusedInTheFirstWalkStaysASnapshot(t *testing.T) {
+	sim := cecsimtest.Start(t, cecsim.Config{Agents: 3, LongPollHold: 100 * time.Millisecond})
+	f := startPollerWith(t, sim, nil, pollerOpts{refuse: true})
+	// The second walk begins once the first has been applied.
+	testwait.Until(t, "a phone walk refused", func() bool { return f.sim.Counters()["queryPhone"] >= 2 })
+	f.sink.setRefuse(false)
+	num := f.sim.Phones()[0].PhoneNum
+	testwait.Until(t, "the phone's first event", func() bool { return len(f.sink.on(schemas.PhoneStateSubject(tenantName, num))) == 1 })
+	var ch schemas.Change[schemas.PhoneState]
+	if err := json.Unmarshal(f.sink.on(schemas.PhoneStateSubject(tenantName, num))[0].Data, &ch); err != nil {
+		t.Fatal(err)
+	}
+	if ch.Op != schemas.OpSnapshot || ch.Seq != 1 {
+		t.Fatalf("first phone event %s seq %d, want snapshot seq 1", ch.Op, ch.Seq)
+	}
+	validateAll(t, f.sink.records())
+}
+
 // After a restart the state comes from the stream: unchanged entities emit
 // nothing, changed ones continue their sequences.
 func TestRestoreEmitsOnlyRealChanges(t *testing.T) {

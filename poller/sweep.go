@@ -275,13 +275,13 @@ func (t *Tenant) emitCallsV2(a *agent, source string, at time.Time) {
 }
 
 // applyStatesAnswer takes one chunk's agent states. A state is published
-// when its code changes, or when its start moved by more than a sweep
-// interval (the agent left the state and came back between two looks);
-// the second of rounding in the time in state is not a change. Callers
-// hold t.mu.
+// when its code changes, or when it provably began after the published
+// one did (the agent left the state and came back between two looks, see
+// reentered); neither the second of rounding in the time in state nor a
+// slow answer is a change. Callers hold t.mu.
 func (t *Tenant) applyStatesAnswer(ans *cec.StatesAnswer) {
 	obs := ans.Received.Add(-t.cfg.CMSLag)
-	tolerance := t.cfg.SweepInterval + time.Second
+	sent := ans.Sent.Add(-t.cfg.CMSLag)
 	for _, as := range ans.Agents {
 		a := t.agents[as.WorkNo]
 		if a == nil || !a.inRoster {
@@ -301,7 +301,7 @@ func (t *Tenant) applyStatesAnswer(ans *cec.StatesAnswer) {
 			st.SignedInAt = &at
 		}
 		f := a.sweepFacts()
-		if f.state.present && f.state.state.StateCode == st.StateCode && absDuration(f.state.state.Since.Sub(st.Since)) <= tolerance {
+		if f.state.present && f.state.state.StateCode == st.StateCode && !reentered(f.state.state.Since, sent, as.InState) {
 			f.state.seen = obs
 			continue
 		}
@@ -311,11 +311,16 @@ func (t *Tenant) applyStatesAnswer(ans *cec.StatesAnswer) {
 	}
 }
 
-func absDuration(d time.Duration) time.Duration {
-	if d < 0 {
-		return -d
-	}
-	return d
+// reentered tells whether a state CMS reports again (in state for inState,
+// asked at sent) began after the published one, which started at
+// published. CMS counts the time in state in whole seconds at some moment
+// between the request leaving and its answer arriving, so the state began
+// after sent-inState-1s whatever the answer's delay; the published start,
+// cut to the second from a like answer, lies less than a second before
+// the true one. Only a start after published+1s is a new stint.
+func reentered(published, sent time.Time, inState time.Duration) bool {
+	earliest := sent.Add(-inState - time.Second)
+	return !earliest.Before(published.Add(time.Second))
 }
 
 // sweepFacts returns the agent's sweep facts, creating them.

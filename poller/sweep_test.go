@@ -2,7 +2,12 @@ package poller_test
 
 import (
 	"encoding/json"
+	"maps"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,17 +33,28 @@ func sweepFixture(t *testing.T, n int, simCfg cecsim.Config, o pollerOpts) *fixt
 	return startPollerWith(t, sim, nil, o)
 }
 
-func callsV2(t *testing.T, r *recorder, workNo int) []schemas.Change[schemas.AgentCallsV2] {
+// changesOn decodes the events recorded on subject.
+func changesOn[T any](t *testing.T, r *recorder, subject string) []schemas.Change[T] {
 	t.Helper()
-	var out []schemas.Change[schemas.AgentCallsV2]
-	for _, ev := range r.on(schemas.AgentCallsV2Subject(tenantName, workNo)) {
-		var ch schemas.Change[schemas.AgentCallsV2]
+	var out []schemas.Change[T]
+	for _, ev := range r.on(subject) {
+		var ch schemas.Change[T]
 		if err := json.Unmarshal(ev.Data, &ch); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, ch)
 	}
 	return out
+}
+
+func callsV2(t *testing.T, r *recorder, workNo int) []schemas.Change[schemas.AgentCallsV2] {
+	t.Helper()
+	return changesOn[schemas.AgentCallsV2](t, r, schemas.AgentCallsV2Subject(tenantName, workNo))
+}
+
+func agentStates(t *testing.T, r *recorder, workNo int) []schemas.Change[schemas.AgentState] {
+	t.Helper()
+	return changesOn[schemas.AgentState](t, r, schemas.AgentStateSubject(tenantName, workNo))
 }
 
 func allSwept(f *fixture, n int) func() bool {
@@ -215,17 +231,7 @@ func TestLaggingCMSReportsEachChangeOnce(t *testing.T) {
 // when an agent answers a call.
 func TestAgentStatesArePublished(t *testing.T) {
 	f := sweepFixture(t, 5, cecsim.Config{}, pollerOpts{})
-	states := func(w int) []schemas.Change[schemas.AgentState] {
-		var out []schemas.Change[schemas.AgentState]
-		for _, ev := range f.sink.on(schemas.AgentStateSubject(tenantName, w)) {
-			var ch schemas.Change[schemas.AgentState]
-			if err := json.Unmarshal(ev.Data, &ch); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, ch)
-		}
-		return out
-	}
+	states := func(w int) []schemas.Change[schemas.AgentState] { return agentStates(t, f.sink, w) }
 	testwait.Until(t, "a state snapshot of every agent", func() bool {
 		for _, w := range f.sim.Agents() {
 			if len(states(w)) == 0 {
@@ -286,4 +292,73 @@ func TestLaggingSweepDoesNotRevertWhatAPollSaw(t *testing.T) {
 	if got := f.callsOf(1005); len(got) != 7 {
 		t.Fatalf("calls of 1005 = %v: want the snapshot and three calls, each start and end once", got)
 	}
+}
+
+// slowStatesFront serves the simulator, holding agentstatusinfobyagentids
+// answers for delay after CMS has computed them: the answer arrives late,
+// with a time in state that was true when it left.
+type slowStatesFront struct {
+	sim   http.Handler
+	delay atomic.Int64 // time.Duration
+}
+
+func (s *slowStatesFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	d := time.Duration(s.delay.Load())
+	if d == 0 || !strings.HasSuffix(r.URL.Path, "/agentstatusinfobyagentids") {
+		s.sim.ServeHTTP(w, r)
+		return
+	}
+	rec := httptest.NewRecorder()
+	s.sim.ServeHTTP(rec, r)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.Context().Done():
+		return
+	case <-t.C:
+	}
+	maps.Copy(w.Header(), rec.Header())
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
+}
+
+// An answer that arrives late is not a state change: the time in state it
+// carries was measured when CMS answered, so the start of the state it
+// implies only looks later. A state left and re-entered between two
+// sweeps is still one.
+func TestLateStatesAnswerIsNoStateChange(t *testing.T) {
+	sim := cecsimtest.Start(t, cecsim.Config{Agents: 4, LongPollHold: 100 * time.Millisecond})
+	front := &slowStatesFront{sim: sim.Handler()}
+	srv := httptest.NewServer(front)
+	t.Cleanup(srv.Close)
+	f := startPollerWith(t, sim, nil, pollerOpts{url: srv.URL, sweep: true, idle: time.Hour, requestTimeout: 5 * time.Second})
+	states := func(w int) []schemas.Change[schemas.AgentState] { return agentStates(t, f.sink, w) }
+	testwait.Until(t, "a state snapshot of agent 1002", func() bool { return len(states(1002)) == 1 })
+	answers := func() int64 { return f.sim.Counters()["agentstatusinfobyagentids"] }
+
+	front.delay.Store(int64(2500 * time.Millisecond))
+	n := answers()
+	testwait.Until(t, "a late answer taken", func() bool { return answers() >= n+2 })
+	front.delay.Store(0)
+	n = answers()
+	testwait.Until(t, "a prompt answer taken", func() bool { return answers() >= n+2 })
+	if got := states(1002); len(got) != 1 {
+		t.Fatalf("agent 1002 states %+v: a late answer moved the state's start", got)
+	}
+
+	// Out of idle and back between two sweeps: idle again, since now.
+	first := states(1002)[0]
+	id, err := f.sim.StartCall(1002)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sim.EndCall(1002, id); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Until(t, "agent 1002 idle since a later moment", func() bool {
+		s := states(1002)
+		last := s[len(s)-1]
+		return len(s) > 1 && last.After.State == "idle" && last.After.Since.After(first.After.Since)
+	})
+	validateAll(t, f.sink.records())
 }

@@ -158,12 +158,12 @@ func (t *Tenant) pollPhones(ctx context.Context) error {
 		st := schemas.PhoneState{Status: schemas.PhoneStatus(p.Status), StatusCode: p.Status, ConfigID: p.ID}
 		ph := t.phones[p.PhoneNum]
 		if ph == nil {
-			ph = &phone{}
+			ph = &phone{fromFirstWalk: first}
 			t.phones[p.PhoneNum] = ph
 		}
 		ph.missing = 0
 		if !ph.state.present || ph.state.state != st {
-			t.emitPhone(p.PhoneNum, ph, &st, now, first)
+			t.emitPhone(p.PhoneNum, ph, &st, now, ph.fromFirstWalk)
 		} else {
 			ph.state.seen = now
 		}
@@ -173,6 +173,7 @@ func (t *Tenant) pollPhones(ctx context.Context) error {
 			continue
 		}
 		if ph.missing++; ph.missing >= missingToDelete {
+			ph.fromFirstWalk = false // listed again later, it is a new phone
 			t.emitPhone(num, ph, nil, now, false)
 		}
 	}

@@ -69,10 +69,10 @@ type Call struct {
 //
 // CMS reports time in state, which grows with every look; the event carries
 // Since instead, when the state began: the observation time minus the time
-// in state, to the second. A publisher treats a new StateCode, or a Since
-// that moved by more than the sweep interval (the state was left and
+// in state, to the second. A publisher treats a new StateCode, or a state
+// that provably began after the published Since (it was left and
 // re-entered between two looks), as a change; Since moving by a second of
-// rounding is not one.
+// rounding, or by a slow answer, is not one.
 type AgentState struct {
 	State      string     `json:"state"`
 	StateCode  int        `json:"state_code"`

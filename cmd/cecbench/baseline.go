@@ -181,8 +181,8 @@ func benchPublish(ctx context.Context, nc *nats.Conn, cfg publisher.Config, runI
 			}
 			if !errors.Is(err, publisher.ErrBufferFull) {
 				stop()
-				<-done
-				return res, fmt.Errorf("publish bench: emit: %w", err)
+				err = fmt.Errorf("publish bench: emit: %w", err)
+				return res, errors.Join(err, <-done)
 			}
 			time.Sleep(time.Millisecond) // back-pressure, as the poller would see it
 		}
@@ -193,7 +193,7 @@ func benchPublish(ctx context.Context, nc *nats.Conn, cfg publisher.Config, runI
 	el := time.Since(start).Seconds()
 	st := pub.Stats()
 	stop()
-	<-done
+	ferr = errors.Join(ferr, <-done)
 	if ferr != nil {
 		res.PublisherErr = ferr.Error()
 	}

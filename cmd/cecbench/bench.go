@@ -4,215 +4,20 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/cecbridge/cecbridge/configs"
-	"github.com/cecbridge/cecbridge/internal/app"
 	"github.com/cecbridge/cecbridge/poller/cec/cecsim"
 	"github.com/cecbridge/cecbridge/publisher"
 	"github.com/cecbridge/cecbridge/schemas"
 )
-
-// Options is one benchmark run's settings (the flags).
-type Options struct {
-	Scenario          string        `json:"scenario"`
-	Seed              int64         `json:"seed"`
-	Agents            int           `json:"agents"`
-	SignedIn          float64       `json:"signed_in_share"`
-	CallsPerHour      float64       `json:"calls_per_agent_hour"`
-	MeanCall          time.Duration `json:"mean_call_duration"`
-	SoftphonePerHour  float64       `json:"softphone_changes_per_hour"`
-	PhoneFlapsPerHour float64       `json:"phone_flaps_per_hour"`
-	Duration          time.Duration `json:"bridge_phase"`
-	Tail              time.Duration `json:"tail_excluded"`
-	Interval          time.Duration `json:"calls_interval"`
-	Idle              time.Duration `json:"idle_interval"`
-	ActiveWindow      time.Duration `json:"active_window"`
-	Roster            time.Duration `json:"roster_interval"`
-	Phones            time.Duration `json:"phones_interval"`
-	Budget            float64       `json:"budget"`
-	Concurrency       int           `json:"concurrency"`
-	Faults            bool          `json:"faults"`
-	NATS              string        `json:"nats_url,omitempty"`
-	BasePoll          time.Duration `json:"bare_poll_duration"`
-	LookupDur         time.Duration `json:"lookup_duration"`
-	LookupConc        int           `json:"lookup_concurrency"`
-	PubRecords        int           `json:"publish_records"`
-	CPUProfile        string        `json:"cpu_profile,omitempty"`
-	ProgressEvery     time.Duration `json:"-"`
-}
-
-// Machine describes where a run happened.
-type Machine struct {
-	CPUs       int    `json:"cpus"`
-	GOMAXPROCS int    `json:"gomaxprocs"`
-	GoVersion  string `json:"go_version"`
-	OS         string `json:"os"`
-	Arch       string `json:"arch"`
-	Host       string `json:"host"`
-}
-
-// BridgePhase is what the bridge did while the workload ran.
-type BridgePhase struct {
-	Seconds         float64          `json:"seconds"`
-	Polls           int64            `json:"allcallinfoex_requests"`
-	PollsPerSec     float64          `json:"polls_per_sec"`
-	PeakPollsPerSec float64          `json:"peak_polls_per_sec"` // best 1 s sample
-	PeakSecond      float64          `json:"peak_second"`
-	Upstream        int64            `json:"upstream_requests"` // every simulator endpoint
-	UpstreamByName  map[string]int64 `json:"upstream_by_endpoint"`
-	MaxReqPerSec    float64          `json:"max_upstream_per_sec"` // best 1 s sample, query endpoints
-	Events          int              `json:"events"`
-	EventsPerSec    float64          `json:"events_per_sec"`
-	MeanEventBytes  int              `json:"mean_event_bytes"`
-	CPUSec          float64          `json:"cpu_seconds"`
-	CPUPer1k        float64          `json:"cpu_seconds_per_1k_requests"`
-	Tracked         int              `json:"agents_tracked"` // from the last heartbeat
-	SignedIn        int              `json:"sim_signed_in_at_end"`
-	ActiveEstimate  int              `json:"active_estimate"` // agents in or recently in a call at the end (truth)
-	HeapPerAgent    float64          `json:"heap_bytes_per_tracked_agent"`
-	RSSPerAgent     float64          `json:"rss_bytes_per_tracked_agent"`
-	MemBefore       memSample        `json:"mem_before"`
-	MemAfter        memSample        `json:"mem_after"`
-	MemStopped      memSample        `json:"mem_stopped"`
-	// ProcessHeapPerAgent is the whole process's heap growth over the
-	// bridge phase per agent: it also holds the simulator's growing truth,
-	// this harness's event log and the NATS server's caches.
-	ProcessHeapPerAgent float64        `json:"process_heap_growth_bytes_per_tracked_agent"`
-	ReqPerChange        float64        `json:"upstream_requests_per_detected_change"`
-	Faults              []string       `json:"faults_applied,omitempty"`
-	VisibilityLost      map[string]int `json:"visibility_lost"` // entities reported not visible, per scope
-}
-
-// Targets records each scenario target and whether it was met.
-type Target struct {
-	Name  string  `json:"name"`
-	Scope string  `json:"scope"` // "target" of this scenario, or "info"
-	Want  string  `json:"want"`
-	Got   float64 `json:"got"`
-	Met   bool    `json:"met"`
-}
-
-// Result is every figure of a run.
-type Result struct {
-	Started  time.Time          `json:"started"`
-	Options  Options            `json:"options"`
-	Machine  Machine            `json:"machine"`
-	BarePoll PollResult         `json:"bare_poll"`
-	Capacity CapacityResult     `json:"capacity"`
-	Bridge   BridgePhase        `json:"bridge"`
-	Score    Score              `json:"detection"`
-	Ratios   map[string]float64 `json:"ratios"`
-	Lookups  LookupResult       `json:"lookups"`
-	Publish  PublishResult      `json:"publish"`
-	Targets  []Target           `json:"targets"`
-	Notes    []string           `json:"notes"`
-	WallSec  float64            `json:"wall_seconds"`
-}
-
-const (
-	benchTenant   = "bench"
-	bridgeMonitor = 0 // offsets from the first work number
-	bareMonitor   = 1
-	firstWorkNo   = 1001
-)
-
-// eventLog collects the bridge's events from the stream.
-type eventLog struct {
-	mu      sync.Mutex
-	events  []observed
-	bad     int
-	tracked int
-	bytes   int
-	lost    map[string]int // visibility-lost events per scope
-}
-
-func (l *eventLog) add(m jetstream.Msg) {
-	var stored time.Time
-	if md, err := m.Metadata(); err == nil {
-		stored = md.Timestamp
-	}
-	o, ok, err := decodeEvent(m.Subject(), m.Data(), stored)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch {
-	case err != nil:
-		l.bad++
-	case ok:
-		l.events = append(l.events, o)
-		l.bytes += o.Size
-	default:
-		ps, err := schemas.ParseSubject(m.Subject())
-		switch {
-		case err != nil:
-		case ps.Aspect == schemas.BridgeHeartbeat:
-			if hb, err := decodeHeartbeat(m.Data()); err == nil {
-				l.tracked = hb.AgentsTracked
-			}
-		case ps.Aspect == schemas.BridgeVisibility:
-			if v, err := decodeVisibility(m.Data()); err == nil && v.State == schemas.VisibilityLost {
-				if l.lost == nil {
-					l.lost = map[string]int{}
-				}
-				l.lost[v.Scope] += max(v.Count, 1)
-			}
-		}
-	}
-}
-
-func (l *eventLog) snapshot() ([]observed, int, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]observed(nil), l.events...), l.tracked, l.bytes
-}
-
-func (l *eventLog) count() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.events)
-}
-
-// follow hands the tenant's events from the events stream to handle, with
-// an ordered consumer (it survives server restarts), until ctx ends.
-func follow(ctx context.Context, js jetstream.JetStream, stream, tenant string, handle func(jetstream.Msg), opts ...jetstream.PullConsumeOpt) error {
-	var s jetstream.Stream
-	for {
-		var err error
-		if s, err = js.Stream(ctx, stream); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("events stream %s: %w", stream, err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{schemas.TenantEvents(tenant)},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("ordered consumer: %w", err)
-	}
-	cc, err := c.Consume(handle, opts...)
-	if err != nil {
-		return fmt.Errorf("consume: %w", err)
-	}
-	<-ctx.Done()
-	cc.Stop()
-	return nil
-}
 
 func runID() string {
 	b := make([]byte, 4)
@@ -237,7 +42,7 @@ func runBench(ctx context.Context, o Options, progress io.Writer, log *slog.Logg
 		if err != nil {
 			return nil, fmt.Errorf("store dir: %w", err)
 		}
-		defer os.RemoveAll(dir)
+		defer func() { _ = os.RemoveAll(dir) }() // a temporary store: nothing to keep
 		if ns, err = startEmbedded(dir); err != nil {
 			return nil, err
 		}
@@ -250,7 +55,7 @@ func runBench(ctx context.Context, o Options, progress io.Writer, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	defer sim.Close()
+	defer func() { _ = sim.Close() }()
 	agents := sim.Agents()
 
 	// Bare poll baseline, monitoring agent of its own.
@@ -298,10 +103,15 @@ func runBench(ctx context.Context, o Options, progress io.Writer, log *slog.Logg
 			return nil, fmt.Errorf("cpu profile: %w", err)
 		}
 		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
+			_ = f.Close() // nothing was written
 			return nil, fmt.Errorf("cpu profile: %w", err)
 		}
-		stopProf = func() { pprof.StopCPUProfile(); f.Close() }
+		stopProf = func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				log.Warn("cpu profile not written", "err", err)
+			}
+		}
 		defer func() {
 			if stopProf != nil {
 				stopProf()
@@ -315,20 +125,13 @@ func runBench(ctx context.Context, o Options, progress io.Writer, log *slog.Logg
 	c0 := sim.Counters()
 	cpu0 := cpuSeconds()
 	start := time.Now()
-	bctx, stopBridge := context.WithCancel(ctx)
-	defer stopBridge()
-	bridgeDone := make(chan error, 1)
-	go func() { bridgeDone <- app.Serve(bctx, cfg, bnc, log) }()
-	var elog eventLog
-	fctx, stopFollow := context.WithCancel(ctx)
-	defer stopFollow()
-	followDone := make(chan error, 1)
-	go func() { followDone <- follow(fctx, ojs, cfg.Streams.Events, benchTenant, elog.add) }()
+	br := serveBridge(ctx, cfg, bnc, ojs, log)
+	defer br.cancel()
 
 	var faults []string
 	var faultMu sync.Mutex
 	if o.Faults {
-		go runFaults(bctx, o, sim, ns, start, func(s string) {
+		go runFaults(br.ctx, o, sim, ns, start, func(s string) {
 			faultMu.Lock()
 			faults = append(faults, fmt.Sprintf("%5.1fs %s", time.Since(start).Seconds(), s))
 			faultMu.Unlock()
@@ -342,42 +145,27 @@ func runBench(ctx context.Context, o Options, progress io.Writer, log *slog.Logg
 	if every <= 0 {
 		every = time.Second
 	}
-	tick := time.NewTicker(every)
 	prev, prevT := c0, start
-	var bridgeErr error
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			stopBridge()
-			<-bridgeDone
-			return nil, ctx.Err()
-		case err := <-bridgeDone:
-			bridgeErr = fmt.Errorf("bridge stopped early: %w", err)
-			break loop
-		case now := <-tick.C:
-			cur := sim.Counters()
-			dt := now.Sub(prevT).Seconds()
-			rate := float64(cur["allcallinfoEx"]-prev["allcallinfoEx"]) / dt
-			up := float64(queryRequests(cur)-queryRequests(prev)) / dt
-			if rate > peak {
-				peak, peakAt = rate, now.Sub(start).Seconds()
-			}
-			peakUp = max(peakUp, up)
-			prev, prevT = cur, now
-			fmt.Fprintf(progress, "%s[bridge %4.0fs/%.0fs] polls/s %7.0f  queries/s %7.0f  events %8d   ",
-				lineStart(progress), now.Sub(start).Seconds(), o.Duration.Seconds(), rate, up, elog.count())
-			if !now.Before(end) {
-				break loop
-			}
+	bridgeErr := br.watch(ctx, log, every, end, func(now time.Time) {
+		cur := sim.Counters()
+		dt := now.Sub(prevT).Seconds()
+		rate := float64(cur["allcallinfoEx"]-prev["allcallinfoEx"]) / dt
+		up := float64(queryRequests(cur)-queryRequests(prev)) / dt
+		if rate > peak {
+			peak, peakAt = rate, now.Sub(start).Seconds()
 		}
+		peakUp = max(peakUp, up)
+		prev, prevT = cur, now
+		fmt.Fprintf(progress, "%s[bridge %4.0fs/%.0fs] polls/s %7.0f  queries/s %7.0f  events %8d   ",
+			lineStart(progress), now.Sub(start).Seconds(), o.Duration.Seconds(), rate, up, br.elog.count())
+	})
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
 	}
-	tick.Stop()
 	fmt.Fprintln(progress)
 	if bridgeErr != nil {
-		stopFollow()
-		<-followDone
-		return nil, bridgeErr
+		br.stopFollow()
+		return nil, errors.Join(bridgeErr, <-br.followDone)
 	}
 	el := time.Since(start).Seconds()
 	c1 := sim.Counters()
@@ -397,25 +185,21 @@ loop:
 	}
 	res.Lookups = lk
 
-	stopBridge()
-	if err := <-bridgeDone; err != nil {
-		log.Warn("bridge stopped with an error", "err", err)
+	if err := br.stop(log); err != nil {
 		res.Notes = append(res.Notes, "bridge stop: "+err.Error())
 	}
 	// Read what the bridge flushed on the way out, then stop reading.
-	waitQuiet(ctx, &elog, 500*time.Millisecond, 5*time.Second)
-	stopFollow()
-	if err := <-followDone; err != nil {
+	if err := br.finish(ctx); err != nil {
 		return nil, err
 	}
-	events, tracked, evBytes := elog.snapshot()
+	events, tracked, evBytes := br.elog.snapshot()
 	// The bridge's own heap is what it held while running and let go when
 	// it stopped: the truth, this harness's event log and the server's
 	// caches are in both samples.
 	memStopped := sampleMem()
-	elog.mu.Lock()
-	res.Bridge.VisibilityLost = elog.lost
-	elog.mu.Unlock()
+	br.elog.mu.Lock()
+	res.Bridge.VisibilityLost = br.elog.lost
+	br.elog.mu.Unlock()
 
 	// Score.
 	truth := sim.Truth(truthStart)
@@ -504,56 +288,10 @@ loop:
 	return res, nil
 }
 
-// connect opens the bridge's connection (as `cecbridge run` opens it) and
-// the harness's own, with a JetStream context on the latter. The caller
-// closes both.
-func connect(c configs.NATS, log *slog.Logger) (bnc, onc *nats.Conn, ojs jetstream.JetStream, err error) {
-	if bnc, err = app.ConnectNATS(c, log); err != nil {
-		return nil, nil, nil, fmt.Errorf("bridge nats: %w", err)
-	}
-	onc, err = nats.Connect(strings.Join(c.URLs, ","), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.Name("cecbench"))
-	if err != nil {
-		bnc.Close()
-		return nil, nil, nil, fmt.Errorf("bench nats: %w", err)
-	}
-	if ojs, err = jetstream.New(onc); err != nil {
-		bnc.Close()
-		onc.Close()
-		return nil, nil, nil, fmt.Errorf("jetstream: %w", err)
-	}
-	return bnc, onc, ojs, nil
-}
-
-// startSim starts the simulator with the run's seeded workload; Close
-// stops it.
-func startSim(ctx context.Context, o Options, log *slog.Logger) (*cecsim.Sim, error) {
-	sim, err := cecsim.New(simConfig(o, log))
-	if err != nil {
-		return nil, fmt.Errorf("simulator: %w", err)
-	}
-	if err := sim.Start(context.WithoutCancel(ctx)); err != nil {
-		return nil, err
-	}
-	return sim, nil
-}
-
-// queryRequests sums the query endpoints (what the budget limits).
+// queryRequests sums the query endpoints (what the budget limits; CMS
+// requests share it).
 func queryRequests(c map[string]int64) int64 {
-	return c["allcallinfoEx"] + c["queryAgentInfo"] + c["queryPhone"] + c["queryAgentInfoByAccount"]
-}
-
-// waitQuiet waits until no new event arrived for quiet, or max.
-func waitQuiet(ctx context.Context, l *eventLog, quiet, max time.Duration) {
-	deadline := time.Now().Add(max)
-	last, lastChange := l.count(), time.Now()
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(50 * time.Millisecond)
-		if n := l.count(); n != last {
-			last, lastChange = n, time.Now()
-		} else if time.Since(lastChange) >= quiet {
-			return
-		}
-	}
+	return c["allcallinfoEx"] + c["queryAgentInfo"] + c["queryPhone"] + c["queryAgentInfoByAccount"] + cmsRequests(c)
 }
 
 // activeAt estimates how many agents the poller counts as active at t: in
@@ -609,98 +347,11 @@ func sampleBody(events []observed) []byte {
 	return b
 }
 
-// simConfig is the simulator of a run: the seeded workload of the options.
-func simConfig(o Options, log *slog.Logger) cecsim.Config {
-	return cecsim.Config{
-		Seed: o.Seed, Agents: o.Agents, FirstWorkNo: firstWorkNo,
-		Workload: cecsim.Workload{
-			Enabled: true, SignedInShare: o.SignedIn,
-			CallsPerAgentHour: o.CallsPerHour, MeanCallDuration: o.MeanCall,
-			SoftphoneChangesPerHour: o.SoftphonePerHour, PhoneFlapsPerHour: o.PhoneFlapsPerHour,
-		},
-		Logger: log,
-	}
-}
-
-// bridgeConfig is the bridge configuration of a run, shaped like dev mode's.
-func bridgeConfig(o Options, simURL, natsURL string) configs.Bridge {
-	cfg := configs.Bridge{
-		NATS: configs.NATS{URLs: []string{natsURL}, ReconnectWait: 100 * time.Millisecond, Name: "cecbench-bridge"},
-		Log:  configs.Log{Level: "warn", Format: "text"},
-		Tenants: []configs.Tenant{{
-			Name: benchTenant, FabricURL: simURL, GatewayURL: simURL,
-			AppKey: "app-key", AppSecret: "app-secret",
-			Monitors:    []configs.Monitor{{AgentID: firstWorkNo + bridgeMonitor, Password: "agent-pass"}},
-			Budget:      o.Budget,
-			Concurrency: o.Concurrency,
-			Intervals: configs.Intervals{
-				Calls: o.Interval, Idle: o.Idle, ActiveWindow: o.ActiveWindow,
-				Roster: o.Roster, Phones: o.Phones, Heartbeat: 2 * time.Second,
-			},
-		}},
-	}
-	return configs.WithDefaults(cfg)
-}
-
 func budgetString(b float64) string {
 	if b <= 0 {
 		return "unlimited"
 	}
 	return fmt.Sprintf("%.0f req/s", b)
-}
-
-// atFraction waits until frac of a phase of length d that began at start
-// has passed; false if ctx ended first.
-func atFraction(ctx context.Context, start time.Time, d time.Duration, frac float64) bool {
-	t := time.NewTimer(time.Until(start.Add(time.Duration(frac * float64(d)))))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// runFaults mixes the simulator's faults (and a NATS restart) into the
-// bridge phase at fixed fractions of it.
-func runFaults(ctx context.Context, o Options, sim *cecsim.Sim, ns *embedded, start time.Time, note func(string)) {
-	at := func(frac float64) bool { return atFraction(ctx, start, o.Duration, frac) }
-	if !at(0.15) {
-		return
-	}
-	sim.Inject(cecsim.Fault{Endpoint: "allcallinfoEx", Kind: cecsim.FaultHTTPStatus, Status: 502, Probability: 0.02})
-	sim.Inject(cecsim.Fault{Endpoint: "allcallinfoEx", Kind: cecsim.FaultGarbled, Probability: 0.01})
-	sim.Inject(cecsim.Fault{Endpoint: "queryAgentInfo", Kind: cecsim.FaultGarbled, Count: 1})
-	sim.Inject(cecsim.Fault{Endpoint: "queryPhone", Kind: cecsim.FaultHTTPStatus, Status: 503, Count: 2})
-	note("allcallinfoEx: 2% 502, 1% garbled; queryAgentInfo garbled once; queryPhone 503 twice")
-	if !at(0.3) {
-		return
-	}
-	sim.KickOut(firstWorkNo + bridgeMonitor)
-	note("monitoring agent kicked out")
-	if !at(0.45) {
-		return
-	}
-	sim.RevokeTokens()
-	note("API Fabric tokens revoked")
-	if !at(0.6) {
-		return
-	}
-	if ns != nil {
-		if err := ns.restart(); err != nil {
-			note("NATS restart failed: " + err.Error())
-		} else {
-			note("NATS server restarted (same port and store)")
-		}
-	} else {
-		note("NATS restart skipped (external server)")
-	}
-	if !at(0.75) {
-		return
-	}
-	sim.ClearFaults()
-	note("faults cleared")
 }
 
 // lineStart rewrites the progress line on a terminal and starts a new one

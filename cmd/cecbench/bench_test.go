@@ -139,39 +139,26 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end run")
 	}
-	dir := t.TempDir()
-	jsonFile := filepath.Join(dir, "out.json")
-	var out, errs bytes.Buffer
-	args := []string{
+	var r Result
+	out := runScenario(t, []string{
 		"--agents", "60", "--signed-in", "0.9", "--calls-per-hour", "600", "--mean-call", "4s",
 		"--duration", "7s", "--tail", "2500ms", "--interval", "500ms", "--idle", "2s",
 		"--roster", "1s", "--phones", "1s", "--softphone-per-hour", "3600", "--phone-flaps-per-hour", "3600",
 		"--concurrency", "8", "--bare-poll", "500ms", "--lookup-duration", "300ms", "--lookup-concurrency", "4",
-		"--pub-records", "500", "--json", jsonFile,
-	}
-	if err := run(t.Context(), args, &out, &errs); err != nil {
-		t.Fatalf("run: %v\n%s", err, errs.String())
-	}
-	if !strings.Contains(out.String(), "DETECTION") || !strings.Contains(out.String(), "THROUGHPUT") {
-		t.Fatalf("no table printed:\n%s", out.String())
-	}
-	b, err := os.ReadFile(jsonFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r Result
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatalf("json: %v", err)
+		"--pub-records", "500",
+	}, &r)
+	if !strings.Contains(out, "DETECTION") || !strings.Contains(out, "THROUGHPUT") {
+		t.Fatalf("no table printed:\n%s", out)
 	}
 	s := r.Score
 	if s.False != 0 || s.Duplicates != 0 {
-		t.Errorf("false %d, duplicates %d, want 0 (%v %v)\n%s", s.False, s.Duplicates, s.FalseSample, s.DupSample, out.String())
+		t.Errorf("false %d, duplicates %d, want 0 (%v %v)\n%s", s.False, s.Duplicates, s.FalseSample, s.DupSample, out)
 	}
 	if s.Calls.Changes == 0 || s.Calls.Seen == 0 {
-		t.Errorf("no call changes scored: %+v\n%s", s.Calls, out.String())
+		t.Errorf("no call changes scored: %+v\n%s", s.Calls, out)
 	}
 	if s.Calls.MissedOther != 0 {
-		t.Errorf("missed %d call changes that lasted an interval: %v\n%s", s.Calls.MissedOther, s.Groups, out.String())
+		t.Errorf("missed %d call changes that lasted an interval: %v\n%s", s.Calls.MissedOther, s.Groups, out)
 	}
 	if r.BarePoll.PerSec <= 0 || r.BarePoll.Errors != 0 {
 		t.Errorf("bare poll %+v", r.BarePoll)
@@ -189,6 +176,25 @@ func TestEndToEnd(t *testing.T) {
 	if r.Machine.CPUs == 0 || r.Options.Agents != 60 {
 		t.Errorf("machine/options not recorded: %+v %+v", r.Machine, r.Options)
 	}
+}
+
+// runScenario runs cecbench with args and --json, decodes the JSON into v
+// and returns the tables it printed.
+func runScenario(t *testing.T, args []string, v any) string {
+	t.Helper()
+	jsonFile := filepath.Join(t.TempDir(), "out.json")
+	var out, progress bytes.Buffer
+	if err := run(t.Context(), append(args, "--json", jsonFile), &out, &progress); err != nil {
+		t.Fatalf("run: %v\n%s", err, progress.String())
+	}
+	b, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("json: %v", err)
+	}
+	return out.String()
 }
 
 func TestMain(m *testing.M) {
@@ -230,24 +236,12 @@ func TestClusterScenario(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end run on a three-node cluster")
 	}
-	jsonFile := filepath.Join(t.TempDir(), "cluster.json")
-	var out, errs bytes.Buffer
-	args := []string{
+	var r ClusterResult
+	out := runScenario(t, []string{
 		"--scenario", "cluster", "--agents", "40", "--signed-in", "0.9", "--calls-per-hour", "600", "--mean-call", "4s",
 		"--duration", "5s", "--tail", "2s", "--interval", "500ms", "--idle", "1s", "--roster", "1s", "--phones", "1s",
-		"--concurrency", "8", "--json", jsonFile,
-	}
-	if err := run(t.Context(), args, &out, &errs); err != nil {
-		t.Fatalf("run: %v\n%s", err, errs.String())
-	}
-	b, err := os.ReadFile(jsonFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r ClusterResult
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatalf("json: %v", err)
-	}
+		"--concurrency", "8",
+	}, &r)
 	if r.Single.Nodes != 1 || r.Cluster.Nodes != 3 || r.Cluster.Replicas != 3 {
 		t.Fatalf("runs %+v / %+v", r.Single, r.Cluster)
 	}
@@ -257,10 +251,10 @@ func TestClusterScenario(t *testing.T) {
 	for _, run := range []ClusterRun{r.Single, r.Cluster} {
 		h := run.History
 		if h.Events == 0 || !h.Clean() || run.Lost != 0 || run.Score.False != 0 {
-			t.Errorf("%d node(s): history %+v, lost %d %v, false %d\n%s", run.Nodes, h, run.Lost, run.LostSample, run.Score.False, out.String())
+			t.Errorf("%d node(s): history %+v, lost %d %v, false %d\n%s", run.Nodes, h, run.Lost, run.LostSample, run.Score.False, out)
 		}
 	}
-	if !strings.Contains(out.String(), "3-node cluster (R3)") {
-		t.Errorf("no table printed:\n%s", out.String())
+	if !strings.Contains(out, "3-node cluster (R3)") {
+		t.Errorf("no table printed:\n%s", out)
 	}
 }

@@ -55,7 +55,9 @@ func capacityPoll(ctx context.Context, o Options, sim *cecsim.Sim, natsURL strin
 	go func() { done <- app.Serve(bctx, cfg, nc, log) }()
 	defer func() {
 		stop()
-		<-done
+		if err := <-done; err != nil {
+			log.Warn("capacity bridge stopped with an error", "err", err)
+		}
 	}()
 
 	// Warm-up: wait until the poll rate is steady (the first pass emits a

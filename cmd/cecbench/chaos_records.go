@@ -218,7 +218,7 @@ func scanLog(path string) (bridgeLog, error) {
 	if err != nil {
 		return l, fmt.Errorf("bridge log: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {

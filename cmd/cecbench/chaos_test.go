@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -318,21 +316,10 @@ func TestChaosDrillShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real processes")
 	}
-	jsonFile := filepath.Join(t.TempDir(), "chaos.json")
-	var out, progress bytes.Buffer
-	if err := run(t.Context(), []string{"--scenario", "chaos-short", "--json", jsonFile}, &out, &progress); err != nil {
-		t.Fatalf("drill: %v\n%s", err, progress.String())
-	}
-	b, err := os.ReadFile(jsonFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var r ChaosResult
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	out := runScenario(t, []string{"--scenario", "chaos-short"}, &r)
 	if len(r.Targets) < 10 {
-		t.Fatalf("%d targets scored, want every one:\n%s", len(r.Targets), out.String())
+		t.Fatalf("%d targets scored, want every one:\n%s", len(r.Targets), out)
 	}
 	for _, tg := range r.Targets {
 		if !tg.Met {
@@ -340,6 +327,6 @@ func TestChaosDrillShort(t *testing.T) {
 		}
 	}
 	if t.Failed() {
-		t.Logf("drill report:\n%s", out.String())
+		t.Logf("drill report:\n%s", out)
 	}
 }

@@ -149,7 +149,7 @@ func clusterRun(ctx context.Context, o Options, nodes int, progress io.Writer, l
 	if err != nil {
 		return run, fmt.Errorf("store dir: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }() // a temporary store; nothing to do if it stays
 	ns, err := startNATS(dir, nodes)
 	if err != nil {
 		return run, err
@@ -159,7 +159,7 @@ func clusterRun(ctx context.Context, o Options, nodes int, progress io.Writer, l
 	if err != nil {
 		return run, err
 	}
-	defer sim.Close()
+	defer func() { _ = sim.Close() }() // the run is over; its figures are taken
 	agents := sim.Agents()
 	signedIn := map[int]bool{}
 	for _, wn := range agents {

@@ -23,6 +23,23 @@
 // figure with the flags and the machine. Presets: --scenario default (2,000
 // agents, 40 s), 10k, 60k (budget 2,000 req/s) and faults; flags override.
 //
+// --scenario 10k-sweep and 60k-sweep (sweep.go, and sweep-short, the form
+// TestSweepScenarioShort runs) compare per-agent polling with the CC-CMS
+// sweep. In one invocation they run the same seeded workload once per
+// mode, each on a fresh simulator, NATS server and bridge: per-agent
+// polling (no cms block, the baseline), the sweep, a CMS whose data trails
+// the gateway by --cms-lag (the bridge not told, told with cms.lag, or
+// confirming with cms.confirm), and the sweep with CMS taken away twice
+// mid-run through the simulator's control API (licence withdrawn, then
+// HTTP 503) and given back. Each run is scored per group (calls on active
+// and idle agents, all calls, agent states) with a recall of changes
+// lasting two seconds whatever the polling interval, and costed: upstream
+// requests per change, and the sweep's CMS requests as a share of the
+// budget. The outage run times the takeover by per-agent polling from the
+// simulator's request records (a front that logs every allcallinfoEx and
+// queryagentcalls) and the sweep's return from the bridge's metrics.
+// --sweep-modes picks the runs.
+//
 // --scenario chaos (and chaos-short) is the chaos drill instead: two real
 // cecbridge processes with leases, a nats-server process (this binary
 // re-executed, CECBENCH_CHILD=nats) with a file store, and the simulator
@@ -43,4 +60,5 @@
 //	go run ./cmd/cecbench
 //	go run ./cmd/cecbench --scenario 10k --json 10k.json
 //	go run ./cmd/cecbench --scenario chaos --json chaos.json
+//	go run ./cmd/cecbench --scenario 60k-sweep --json 60k-sweep.json
 package main

@@ -44,13 +44,23 @@ var scenarios = map[string]map[string]string{
 	"chaos-short": chaosShortPreset,
 	// One server, then a three-node cluster with servers killed (cluster.go).
 	"cluster": {"agents": "1000", "duration": "30s", "idle": "5s"},
+	// Per-agent polling against the CMS sweep, with lag and outages
+	// (sweep.go). 10k-sweep's budget holds the 10k preset's per-agent
+	// schedule (2,857 req/s); sweep-short is the form the test runs.
+	"10k-sweep": {"agents": "10000", "interval": "1s", "budget": "3000", "duration": "60s"},
+	"60k-sweep": {"agents": "60000", "budget": "2000", "duration": "120s", "tail": "31s"},
+	"sweep-short": {
+		"agents": "300", "calls-per-hour": "600", "mean-call": "4s", "duration": "5s", "tail": "2s",
+		"interval": "500ms", "idle": "2s", "roster": "2s", "phones": "2s", "concurrency": "8", "budget": "500",
+		"sweep": "100ms", "cms-lag": "500ms", "cms-outage": "1s", "sweep-modes": "per-agent,sweep,lag-known,outage",
+	},
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("cecbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o Options
-	scenario := fs.String("scenario", "default", "preset: default, 10k, 60k, faults, cluster, chaos or chaos-short (flags override)")
+	scenario := fs.String("scenario", "default", "preset: default, 10k, 60k, faults, cluster, chaos, chaos-short, 10k-sweep, 60k-sweep or sweep-short (flags override)")
 	fs.Int64Var(&o.Seed, "seed", 1, "workload seed")
 	fs.IntVar(&o.Agents, "agents", 2000, "simulated agents")
 	fs.Float64Var(&o.SignedIn, "signed-in", 0.6, "share of agents signed in")
@@ -78,6 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	level := fs.String("log-level", "error", "bridge and simulator log level")
 	var co ChaosOptions
 	chaosFlags(fs, &co)
+	var so SweepOptions
+	sweepFlags(fs, &so)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -113,6 +125,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		printChaos(stdout, res)
+		return writeJSON(*jsonFile, res)
+	}
+	if isSweepScenario(o.Scenario) {
+		res, err := runSweep(ctx, o, so, stderr, log)
+		if err != nil {
+			return err
+		}
+		printSweep(stdout, res)
 		return writeJSON(*jsonFile, res)
 	}
 	if o.Scenario == "cluster" {

@@ -138,13 +138,13 @@ func (s *procSet) start(name, path string, args, env []string, logPath string) (
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
-		f.Close()
+		_ = f.Close() // the log of a process that never ran
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &proc{name: name, cmd: cmd, started: time.Now(), done: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
-		f.Close()
+		_ = f.Close() // what the process wrote is on disk; a failed close loses no more
 		close(p.done)
 	}()
 	s.mu.Lock()
@@ -185,7 +185,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("free port: %w", err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only its port was wanted
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -214,7 +214,7 @@ func (n *natsProc) start(ctx context.Context) error {
 	for {
 		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(n.port), 200*time.Millisecond)
 		if err == nil {
-			c.Close()
+			_ = c.Close() // a probe: the server accepts connections
 			return nil
 		}
 		if p.exited() {
