@@ -199,7 +199,7 @@ func targets(o Options, r *Result) []Target {
 		add("peak 1s query requests/s (budget+burst)", fmt.Sprintf("<= %.0f", o.Budget*1.1+1), r.Bridge.MaxReqPerSec, r.Bridge.MaxReqPerSec <= o.Budget*1.1+1, "60k")
 	}
 	add("polling capacity vs bare client", ">= 0.8", r.Ratios["polls_capacity_vs_bare"], r.Ratios["polls_capacity_vs_bare"] >= 0.8, "10k")
-	add("publisher events/s vs bare publish", ">= 0.7", r.Publish.Ratio, r.Publish.Ratio >= 0.7, "10k")
+	add("publisher events/s vs bare publish", ">= 0.85", r.Publish.Ratio, r.Publish.Ratio >= 0.85, "10k")
 	add("bridge heap bytes per tracked agent", "<= 4096", r.Bridge.HeapPerAgent, r.Bridge.HeapPerAgent <= 4096, "10k")
 	lk := r.Lookups
 	add("lookups/s vs micro echo", ">= 0.9", lk.RateRatio, lk.RateRatio >= 0.9, "default", "10k")
