@@ -128,6 +128,9 @@ func devConfig(simURL, natsURL string) configs.Bridge {
 				Calls: time.Second, Idle: 5 * time.Second, Roster: 10 * time.Second,
 				Phones: 10 * time.Second, Heartbeat: 10 * time.Second,
 			},
+			// The simulator's CC-CMS, so that dev shows the sweep: every
+			// agent every second, agent.calls_v2 and agent.state.
+			CMS: &configs.CMS{URL: simURL, AK: "cms-ak", SK: "cms-sk", CCID: 1, VDNs: []configs.CMSVDN{{VDN: 1}}},
 		}},
 	}
 	cfg = configs.WithDefaults(cfg)
