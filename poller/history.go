@@ -27,34 +27,43 @@ type History interface {
 }
 
 // Rebuilt says whether the term has taken over the stream's state and
-// polls; until then the tenant's token and sessions are not asked for.
+// polls; until then nothing is polled (the sessions sign in meanwhile).
 func (t *Tenant) Rebuilt() bool { return t.rebuilt.Load() }
 
 // rebuildPatiently rebuilds until it succeeds or ctx ends. A stream that
 // cannot be read (NATS away, a leader election) is waited for inside the
 // term: giving the term up would release a lease that is still ours and
 // cost a campaign once NATS is back.
-func (t *Tenant) rebuildPatiently(ctx context.Context) error {
+func (t *Tenant) rebuildPatiently(ctx context.Context) {
 	bo := backoff.NewExponentialBackOff(backoff.WithInitialInterval(100*time.Millisecond),
 		backoff.WithMaxInterval(5*time.Second), backoff.WithMaxElapsedTime(0))
 	for {
-		err := t.rebuild(ctx)
+		// Each attempt has a deadline of its own: a read that hangs (a
+		// stream between leaders) is retried, and said so, like one that
+		// fails.
+		actx, cancel := context.WithTimeout(ctx, rebuildAttempt)
+		err := t.rebuild(actx)
+		cancel()
 		if err == nil {
 			t.rebuilt.Store(true)
-			return nil
+			return
 		}
 		if ctx.Err() != nil {
-			return err
+			return // the term ended before it began: nothing failed
 		}
 		wait := bo.NextBackOff()
 		t.log.Warn("state not rebuilt from the stream yet; retrying", "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
-			return err
+			return
 		case <-time.After(wait):
 		}
 	}
 }
+
+// rebuildAttempt bounds one attempt to read the tenant's state: generous,
+// since a tenant of 60,000 agents has some 300,000 subjects to read.
+const rebuildAttempt = 2 * time.Minute
 
 // rebuild takes over the state the stream holds for the tenant, so that
 // the term emits only real changes.

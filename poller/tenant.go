@@ -80,13 +80,14 @@ func New(cfg Config) (*Tenant, error) {
 	}, nil
 }
 
-// Run rebuilds the tenant's state from its history, then polls until ctx
+// Run rebuilds the tenant's state from its history (retrying, for as long
+// as ctx lasts, while the history cannot be read), then polls until ctx
 // ends, and returns nil then; the sink may still hold accepted events,
-// which its owner flushes. It returns an error only when the state cannot
-// be rebuilt (the term cannot start).
+// which its owner flushes.
 func (t *Tenant) Run(ctx context.Context) error {
-	if err := t.rebuildPatiently(ctx); err != nil {
-		return err
+	t.rebuildPatiently(ctx)
+	if ctx.Err() != nil {
+		return nil
 	}
 	t.mu.Lock()
 	t.started = time.Now()

@@ -80,11 +80,11 @@ func (w *Writer) Load(ctx context.Context, filter string) (map[string]schemas.St
 	if err = p.read(ctx, p.cfg.EventsStream, cc, catchUp); err != nil {
 		return nil, err
 	}
-	for seen < mark {
+	for tries := 0; seen < mark; tries++ {
 		// A follower answered and had not caught up with the leader: read
 		// on from where it stopped, once it has had a moment.
-		if err := pause(ctx, followerRetry); err != nil {
-			return nil, fmt.Errorf("publisher: load %s: up to %d, read %d: %w", p.cfg.EventsStream, mark, seen, err)
+		if err := followerWait(ctx, tries, mark, seen); err != nil {
+			return nil, fmt.Errorf("publisher: load %s: %w", p.cfg.EventsStream, err)
 		}
 		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seen+1
 		if err = p.read(ctx, p.cfg.EventsStream, cc, catchUp); err != nil {
@@ -96,14 +96,29 @@ func (w *Writer) Load(ctx context.Context, filter string) (map[string]schemas.St
 		loadCaughtUp()
 	}
 	// Which subjects does the events stream still hold at all?
-	held := make(map[string]bool, len(out))
-	err = p.read(ctx, p.cfg.EventsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{filter},
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
-		HeadersOnly:    true,
-	}, func(m jetstream.Msg) { held[m.Subject()] = true })
-	if err != nil {
-		return nil, err
+	// (A follower behind the leader would miss subjects it does not have
+	// yet: read until the last message read is the leader's mark.)
+	var held map[string]bool
+	for tries, heldUpTo := 0, uint64(0); held == nil || heldUpTo < mark; tries++ {
+		if held != nil {
+			if err := followerWait(ctx, tries-1, mark, heldUpTo); err != nil {
+				return nil, fmt.Errorf("publisher: load %s: %w", p.cfg.EventsStream, err)
+			}
+		}
+		held = make(map[string]bool, len(out))
+		err = p.read(ctx, p.cfg.EventsStream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{filter},
+			DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+			HeadersOnly:    true,
+		}, func(m jetstream.Msg) {
+			held[m.Subject()] = true
+			if md, err := m.Metadata(); err == nil {
+				heldUpTo = max(heldUpTo, md.Sequence.Stream)
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	prime := make(map[string]uint64, len(out))
 	var upTo uint64
@@ -118,6 +133,7 @@ func (w *Writer) Load(ctx context.Context, filter string) (map[string]schemas.St
 	}
 	upTo = max(upTo, maxOrigin)
 	w.loadedUpTo.Store(max(w.loadedUpTo.Load(), upTo))
+	w.loaded.Store(true)
 	p.mu.Lock()
 	for k, v := range prime {
 		w.primes[k] = v
@@ -140,7 +156,7 @@ func (w *Writer) Stray(ctx context.Context, filter string) ([]string, error) {
 	if err != nil || mark <= after {
 		return nil, err // nothing written since Load, by anyone
 	}
-	for {
+	for tries := 0; ; tries++ {
 		var stray []string
 		var seen uint64
 		err := p.read(ctx, p.cfg.EventsStream, jetstream.OrderedConsumerConfig{
@@ -161,15 +177,35 @@ func (w *Writer) Stray(ctx context.Context, filter string) ([]string, error) {
 			return stray, err
 		}
 		// A follower that lags answered: a late write may be beyond it.
-		if err := pause(ctx, followerRetry); err != nil {
-			return nil, fmt.Errorf("publisher: stray writes: up to %d, read %d: %w", mark, seen, err)
+		if err := followerWait(ctx, tries, mark, seen); err != nil {
+			return nil, fmt.Errorf("publisher: stray writes: %w", err)
 		}
 	}
 }
 
+// errFollowerBehind: a read went through a follower that stayed behind the
+// leader's mark. Retry the whole read: the message at the mark may also
+// have gone (deleted, aged out) since the mark was taken.
+var errFollowerBehind = errors.New("a follower stayed behind the stream leader")
+
 // followerRetry is how long Load and Stray give a lagging follower before
-// reading again.
-const followerRetry = 50 * time.Millisecond
+// reading again, and followerTries how often.
+const (
+	followerRetry = 50 * time.Millisecond
+	followerTries = 40
+)
+
+// followerWait waits before the next read of a follower that had read up
+// to seen of mark, or says it stayed behind too long.
+func followerWait(ctx context.Context, tries int, mark, seen uint64) error {
+	if tries >= followerTries {
+		return fmt.Errorf("read up to %d of %d: %w", seen, mark, errFollowerBehind)
+	}
+	if err := pause(ctx, followerRetry); err != nil {
+		return fmt.Errorf("read up to %d of %d: %w", seen, mark, err)
+	}
+	return nil
+}
 
 // leaderMark is the stream sequence of the last message under filter as
 // the events stream's leader has it; 0 when there is none.

@@ -154,6 +154,11 @@ func provisionStream(ctx context.Context, js jetstream.JetStream, spec streamSpe
 		return drift
 	}
 	live := s.CachedInfo().Config
+	if fieldPlace.show(want) == anyValue || fieldPlace.show(want) == fieldPlace.show(live) {
+		// Unconfigured, or the same but for the order of its tags: sent
+		// as the server has it, or the update would move the stream.
+		want.Placement = live.Placement
+	}
 	steps := []jetstream.StreamConfig{want}
 	if live.Replicas != want.Replicas && fieldPlace.show(live) != fieldPlace.show(want) && fieldPlace.show(want) != anyValue {
 		// JetStream scales and moves a stream in separate updates.
@@ -181,7 +186,9 @@ func updateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 		}
 		select {
 		case <-ctx.Done():
-			return err
+			// Not the refusal: a reconfiguration still running is no
+			// reason to give up for good; the next attempt goes on.
+			return fmt.Errorf("waiting for a reconfiguration of %s to finish: %w", cfg.Name, ctx.Err())
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
@@ -210,6 +217,8 @@ func isPermanentAPIError(err error) bool {
 		return false
 	}
 	switch apiErr.ErrorCode {
+	case errCodeReconfiguring, errCodeMoveInProgress:
+		return false // answered 400, but they pass
 	case jetstream.JSErrCodeJetStreamNotEnabledForAccount,
 		jetstream.JSErrCodeJetStreamNotEnabled,
 		errCodeNoAccount,
@@ -230,6 +239,7 @@ const (
 	errCodeReplicasNotSupported jetstream.ErrorCode = 10074 // replicas > 1 without a cluster
 	errCodeAPILevel             jetstream.ErrorCode = 10185 // the server's API level is too old
 	errCodeReconfiguring        jetstream.ErrorCode = 10226 // a scale or move of the stream is still in progress
+	errCodeMoveInProgress       jetstream.ErrorCode = 10124 // a move of the stream is still in progress
 )
 
 // deniedByPermissions tells a request that timed out because the server

@@ -213,6 +213,21 @@ func TestUnchallengedSeesAForeignWrite(t *testing.T) {
 	if err := w.Unchallenged(ctx, filter); err != nil {
 		t.Fatalf("empty stream: %v", err)
 	}
+	// Before its Load the writer holds nothing a foreign write could make
+	// stale: the Load will read it.
+	early := schematest.CallsRecord("acme", 103, 1, "c")
+	if _, err := js.Publish(ctx, early.Subject, early.Body, jetstream.WithMsgID(early.ID+".t0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Unchallenged(ctx, filter); err != nil {
+		t.Fatalf("a write before the writer's Load: %v", err)
+	}
+	if _, err := w.Load(ctx, filter); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Unchallenged(ctx, filter); err != nil {
+		t.Fatalf("a write the Load read: %v", err)
+	}
 	emit(t, w, schematest.CallsRecord("acme", 101, 1, "c"))
 	flush(t, w, 10*time.Second)
 	if err := w.Unchallenged(ctx, filter); err != nil {

@@ -51,6 +51,7 @@ type Writer struct {
 	fenced     chan struct{} // closed once nothing of the writer can be published
 	maxAck     atomic.Uint64 // highest stream sequence acknowledged for the writer
 	loadedUpTo atomic.Uint64 // highest stream sequence Load saw
+	loaded     atomic.Bool   // Load has completed once
 
 	// Owned by the publishing loop.
 	last       map[string]uint64 // expected last sequence per subject
@@ -217,7 +218,10 @@ func (w *Writer) Unchallenged(ctx context.Context, filter string) error {
 	if err != nil {
 		return err
 	}
-	if termOf(m.Header.Get(jetstream.MsgIDHeader)) == w.cfg.Term || m.Sequence <= w.maxAck.Load() {
+	// Before Load has completed the writer holds no state to be stale;
+	// after it, what Load read or the writer stored itself is known.
+	if !w.loaded.Load() || termOf(m.Header.Get(jetstream.MsgIDHeader)) == w.cfg.Term ||
+		m.Sequence <= max(w.maxAck.Load(), w.loadedUpTo.Load()) {
 		return nil
 	}
 	return fmt.Errorf("%w: %s at stream sequence %d", ErrForeignWrite, m.Subject, m.Sequence)

@@ -313,18 +313,20 @@ func checkTermsDoNotOverlap(t *testing.T, js jetstream.JetStream) {
 // what it holds: live instances, its share, its tenants.
 func checkAssignmentShown(t *testing.T, base string, live, share, held int) {
 	t.Helper()
-	var body struct {
+	type readyzBody struct {
 		Assignment struct {
 			Live  int      `json:"live_instances"`
 			Share int      `json:"share"`
 			Held  []string `json:"held"`
 		} `json:"assignment"`
 	}
+	var body readyzBody
 	var fams map[string]*dto.MetricFamily
 	// The instance's own view lags the bucket by a presence or lease
 	// round: wait for it to agree.
 	testwait.For(t, 10*time.Second, fmt.Sprintf("the assignment shown as %d live, share %d, %d held", live, share, held), func() bool {
 		_, raw := httpGet(t, base+"/readyz")
+		body = readyzBody{} // every answer read whole, nothing kept from the last
 		if err := json.Unmarshal(raw, &body); err != nil {
 			t.Fatalf("/readyz: %v: %s", err, raw)
 		}

@@ -51,11 +51,14 @@ func (b *Bridge) readiness(ctx context.Context) map[string]string {
 		if p == nil {
 			continue // a standby: another instance holds this tenant's lease
 		}
+		if t := tr.term.Load(); t != nil && !t.Valid() {
+			problems["tenant."+tr.name+".lease"] = "lease renewal unconfirmed: polling goes on, publishing waits"
+		}
 		if !p.Rebuilt() {
 			if b.nc.Status() == nats.CONNECTED { // otherwise "nats" says why
 				problems["tenant."+tr.name+".state"] = "rebuilding the tenant's state from the stream"
 			}
-			continue // no token or session is asked for before that
+			continue // polling, and the token it fetches, begin after that
 		}
 		if exp := tr.client.TokenExpiry(); exp.IsZero() || time.Now().After(exp) {
 			problems["tenant."+tr.name+".token"] = "no valid API Fabric token"
@@ -64,9 +67,6 @@ func (b *Bridge) readiness(ctx context.Context) map[string]string {
 			if !s.Ready() {
 				problems["tenant."+tr.name+".session"] = "monitoring session not signed in (" + s.State().String() + ")"
 			}
-		}
-		if t := tr.term.Load(); t != nil && !t.Valid() {
-			problems["tenant."+tr.name+".lease"] = "lease renewal unconfirmed: polling goes on, publishing waits"
 		}
 	}
 	return problems

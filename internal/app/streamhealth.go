@@ -94,7 +94,9 @@ func (b *Bridge) streamsHealth(ctx context.Context) []streamHealth {
 		}
 		health[i] = replicaHealth(n, s.CachedInfo())
 	}
-	b.streamCheck.health, b.streamCheck.until = health, time.Now().Add(every)
+	if ctx.Err() == nil { // a probe given up by its caller says nothing of the streams
+		b.streamCheck.health, b.streamCheck.until = health, time.Now().Add(every)
+	}
 	return slices.Clone(health)
 }
 

@@ -153,14 +153,29 @@ func (b *Bridge) checkStray(ctx context.Context, w *publisher.Writer, p *poller.
 		return
 	case <-time.After(b.elector.TTL() + time.Second):
 	}
-	sctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	stray, err := w.Stray(sctx, schemas.TenantEvents(tenant))
-	if err != nil {
-		if ctx.Err() == nil {
-			log.Warn("could not check for writes of an earlier term", "err", err)
+	// Stray compares with what Load read: not before the state is rebuilt,
+	// and again until the stream answers.
+	var stray []string
+	for tick := time.NewTicker(time.Second); ; {
+		if p.Rebuilt() {
+			sctx, cancel := context.WithTimeout(ctx, time.Minute)
+			var err error
+			stray, err = w.Stray(sctx, schemas.TenantEvents(tenant))
+			cancel()
+			if err == nil {
+				tick.Stop()
+				break
+			}
+			if ctx.Err() == nil {
+				log.Warn("could not check for writes of an earlier term yet; retrying", "err", err)
+			}
 		}
-		return
+		select {
+		case <-ctx.Done():
+			tick.Stop()
+			return
+		case <-tick.C:
+		}
 	}
 	if len(stray) > 0 {
 		log.Warn("an earlier term wrote after this one took over; re-reading its subjects", "subjects", len(stray))
