@@ -8,12 +8,35 @@ import (
 	"github.com/cenkalti/backoff/v4"
 )
 
+// pacing says where a loop's interval is measured from.
+type pacing int
+
+const (
+	// afterEnd waits the interval after a run ends: a walk of many pages
+	// never runs back to back, whatever it costs.
+	afterEnd pacing = iota
+	// fromStart starts runs an interval apart, so how long a run takes does
+	// not stretch the period. The sweep uses it: its period is the detection
+	// latency. A run that outlasts the interval is still followed by a pause
+	// of a quarter interval, so a slow CMS cannot take the whole budget.
+	fromStart
+)
+
+// wait is the pause before the next run, given the planned (jittered)
+// interval and how long the run took.
+func (p pacing) wait(planned, interval, ran time.Duration) time.Duration {
+	if p == fromStart {
+		return max(planned-ran, interval/4)
+	}
+	return planned
+}
+
 // every is the one loop shape of the bridge: run fn now, then every interval
-// (with jitter), each run under its own timeout; after a failure the next run
-// comes sooner or later by exponential backoff, capped at the interval, so a
-// recovering upstream is noticed quickly without being hammered. It returns
-// when ctx ends.
-func every(ctx context.Context, interval, timeout time.Duration, jitter float64, fn func(ctx context.Context) error) {
+// (with jitter, paced as pace says), each run under its own timeout; after a
+// failure the next run comes sooner or later by exponential backoff, capped at
+// the interval, so a recovering upstream is noticed quickly without being
+// hammered. It returns when ctx ends.
+func every(ctx context.Context, pace pacing, interval, timeout time.Duration, jitter float64, fn func(ctx context.Context) error) {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = min(250*time.Millisecond, interval)
 	bo.MaxInterval = interval
@@ -28,6 +51,7 @@ func every(ctx context.Context, interval, timeout time.Duration, jitter float64,
 			return
 		case <-timer.C:
 		}
+		started := time.Now()
 		runCtx, cancel := context.WithTimeout(ctx, timeout)
 		err := fn(runCtx)
 		cancel()
@@ -36,6 +60,7 @@ func every(ctx context.Context, interval, timeout time.Duration, jitter float64,
 			next = bo.NextBackOff()
 		} else {
 			bo.Reset()
+			next = pace.wait(next, interval, time.Since(started))
 		}
 		timer.Reset(next)
 	}

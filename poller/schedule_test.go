@@ -52,3 +52,23 @@ func TestSchedulerRemove(t *testing.T) {
 		}
 	}
 }
+
+func TestSweepPeriodDoesNotStretchWithTheSweep(t *testing.T) {
+	second := time.Second
+	cases := []struct {
+		name      string
+		pace      pacing
+		ran, want time.Duration
+	}{
+		{"walks wait a whole interval after a short run", afterEnd, 200 * time.Millisecond, second},
+		{"walks wait a whole interval after a long run", afterEnd, 3 * second, second},
+		{"a sweep starts an interval after the last one started", fromStart, 230 * time.Millisecond, 770 * time.Millisecond},
+		{"a sweep longer than its interval leaves a quarter interval", fromStart, 3 * second, 250 * time.Millisecond},
+		{"a sweep that took nearly the interval leaves a quarter interval", fromStart, 900 * time.Millisecond, 250 * time.Millisecond},
+	}
+	for _, c := range cases {
+		if got := c.pace.wait(second, second, c.ran); got != c.want {
+			t.Errorf("%s: waits %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -116,11 +116,11 @@ func (t *Tenant) Run(ctx context.Context) error {
 		// A walk of many pages shares the request budget with the call-ID
 		// polls, so it gets several intervals, not one request's timeout.
 		timeout := max(t.cfg.RequestTimeout, 3*l.interval)
-		wg.Go(func() { every(ctx, l.interval, timeout, t.cfg.Jitter, l.fn) })
+		wg.Go(func() { every(ctx, afterEnd, l.interval, timeout, t.cfg.Jitter, l.fn) })
 	}
 	if t.cfg.CMS != nil {
 		sweepTimeout := max(t.cfg.RequestTimeout, 3*t.cfg.SweepInterval)
-		wg.Go(func() { every(ctx, t.cfg.SweepInterval, sweepTimeout, t.cfg.Jitter, t.sweep) })
+		wg.Go(func() { every(ctx, fromStart, t.cfg.SweepInterval, sweepTimeout, t.cfg.Jitter, t.sweep) })
 	}
 	wg.Go(func() { t.resyncLoop(ctx) })
 	t.dispatch(ctx, work)
