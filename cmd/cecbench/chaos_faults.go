@@ -157,17 +157,21 @@ func (d *drill) pause(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// natsOutage stops the NATS server for the outage and starts it again on
-// the same port and store. Inside it, the holder's disk fills for a while,
-// and later the holder is killed.
+// natsOutage takes the NATS server away for the outage and starts it again
+// on the same port and store. The plain outage is a clean stop (an
+// operator's restart); the one with a kill is a crash (SIGKILL), and inside
+// it the holder's disk fills for a while, and later the holder is killed.
 func (d *drill) natsOutage(ctx context.Context, withKill bool) error {
 	out := d.co.Outage
 	if withKill {
 		out = d.co.KillOutage
+		d.nats.crash()
+		d.step("nats-kill", nil, 0, "NATS server killed (SIGKILL) for %s", out)
+	} else {
+		d.nats.stop()
+		d.step("nats-stop", nil, 0, "NATS server stopped for %s", out)
 	}
-	d.nats.stop()
 	from := time.Now()
-	d.step("nats-stop", nil, 0, "NATS server stopped for %s", out)
 	killAt := time.Duration(0)
 	if withKill {
 		killAt = d.between(out*6/10, out*8/10)

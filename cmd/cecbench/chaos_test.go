@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -251,60 +252,81 @@ func TestMergeMaps(t *testing.T) {
 	}
 }
 
-// The drill's NATS server is a real process: stopped and started again on
-// the same port and store, it still holds what was stored before.
+// The drill's NATS server is a real process: stopped, or killed as in a
+// crash, and started again on the same port and store, it still holds every
+// message it acknowledged.
 func TestNATSProcessRestartsOnItsStore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a process")
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	procs := &procSet{}
-	t.Cleanup(procs.killAll)
-	n := &natsProc{procs: procs, exe: exe, port: port, store: filepath.Join(dir, "store"), logPath: filepath.Join(dir, "nats.log")}
-	if err := n.start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(n.url(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}, Storage: jetstream.FileStorage}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.Publish(t.Context(), "s.1", []byte("kept")); err != nil {
-		t.Fatal(err)
-	}
-	n.stop()
-	if !n.p.exited() {
-		t.Fatal("nats process still running after stop")
-	}
-	if err := n.start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	var msg *jetstream.RawStreamMsg
-	err = waitUntil(t.Context(), 20*time.Second, "the message back", func() bool {
-		s, err := js.Stream(t.Context(), "S")
-		if err != nil {
-			return false
-		}
-		msg, err = s.GetMsg(t.Context(), 1)
-		return err == nil
-	})
-	if err != nil || string(msg.Data) != "kept" {
-		t.Fatalf("after the restart: %v %v", msg, err)
+	for _, how := range []string{"stop", "crash"} {
+		t.Run(how, func(t *testing.T) {
+			exe, err := os.Executable()
+			if err != nil {
+				t.Fatal(err)
+			}
+			port, err := freePort()
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			procs := &procSet{}
+			t.Cleanup(procs.killAll)
+			n := &natsProc{procs: procs, exe: exe, port: port, store: filepath.Join(dir, "store"), logPath: filepath.Join(dir, "nats.log")}
+			if err := n.start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			nc, err := nats.Connect(n.url(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			js, err := jetstream.New(nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}, Storage: jetstream.FileStorage}); err != nil {
+				t.Fatal(err)
+			}
+			const acked = 500
+			for i := range acked {
+				if _, err := js.PublishAsync("s."+strconv.Itoa(i), []byte("kept")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-t.Context().Done():
+				t.Fatal("acks not in")
+			}
+			if how == "crash" {
+				n.crash()
+			} else {
+				n.stop()
+			}
+			if !n.p.exited() {
+				t.Fatalf("nats process still running after %s", how)
+			}
+			if err := n.start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			var msgs uint64
+			err = waitUntil(t.Context(), 20*time.Second, "the messages back", func() bool {
+				s, err := js.Stream(t.Context(), "S")
+				if err != nil {
+					return false
+				}
+				info, err := s.Info(t.Context())
+				if err != nil {
+					return false
+				}
+				msgs = info.State.Msgs
+				return msgs == acked
+			})
+			if err != nil {
+				t.Fatalf("after the %s: %d of %d acknowledged messages: %v", how, msgs, acked, err)
+			}
+		})
 	}
 }
 

@@ -238,6 +238,14 @@ func (n *natsProc) stop() {
 	}
 }
 
+// crash ends the server with SIGKILL, as a crash would: whatever it acked
+// must be in its store when it starts again.
+func (n *natsProc) crash() {
+	if n.p != nil {
+		n.p.kill()
+	}
+}
+
 // buildBridge compiles cmd/cecbridge into dir (without -race: the bridge
 // processes are what the drill measures, not what it checks).
 func buildBridge(ctx context.Context, dir string) (string, error) {
