@@ -38,5 +38,5 @@
 // [Probe.WriteCapture] writes the exchanges, the report and a
 // [cecsim.Replay] that lets the simulator serve the tenant's behaviour,
 // CC-CMS included (the signing variant it accepted, or that it refused
-// every one, or is not licensed).
+// every one, or refused this host with HTTP 403, or is not licensed).
 package probe
