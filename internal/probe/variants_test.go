@@ -2,6 +2,7 @@ package probe_test
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -155,9 +156,14 @@ func TestProbeNamesEachGapVariantAndItsSuggestionWorks(t *testing.T) {
 				return
 			}
 
-			tc, err := probe.Apply(tc, report.Suggest)
+			applied, err := probe.Apply(tc, report.Suggest)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The bridge runs with the YAML the table printed, pasted in.
+			tc = pasteSuggestedConfig(t, tc, report)
+			if !reflect.DeepEqual(tc, applied) {
+				t.Fatalf("the printed YAML pasted gives\n%+v\nthe suggestions applied\n%+v", tc, applied)
 			}
 			nc := srv.Connect(t)
 			ev := collect(t, nc, tenant)
