@@ -54,6 +54,7 @@ func runWith(ctx context.Context, args []string, stdout io.Writer, ready func(*c
 	cmsLag := fs.Duration("cms-lag", 0, "how far CMS data trails the gateway view")
 	cmsSkew := fs.Duration("cms-clock-skew", 5*time.Minute, "accepted C2 timestamp skew either way")
 	cmsOff := fs.Bool("cms-unlicensed", false, "every CMS call answers 0100003 (switch at runtime: POST /cecsim/cms)")
+	cmsNoClient := fs.Bool("cms-refuse-client", false, "every CMS call answers HTTP 403, as for a host outside the IP whitelist (switch at runtime: POST /cecsim/cms)")
 	cmsNoTotal := fs.Bool("cms-no-totalagentstate", false, "totalagentstate answers 404, as on CTI 3.6")
 	cmsHeaders := fs.String("cms-signed-headers", "", `the only C2 signed-header set accepted, e.g. "content-length;content-type;host" (default: any that signs host)`)
 	cmsStamp := fs.String("cms-timestamp", "", "the only C2 timestamp precision accepted: seconds or milliseconds (default: either)")
@@ -74,7 +75,7 @@ func runWith(ctx context.Context, args []string, stdout io.Writer, ready func(*c
 		LooseTypes: *loose, Logger: log,
 		CMS: cecsim.CMS{
 			AK: *cmsAK, SK: *cmsSK, CCID: *cmsCC, Lag: *cmsLag, ClockSkew: *cmsSkew,
-			NotLicensed: *cmsOff, NoTotalAgentState: *cmsNoTotal, Timestamp: *cmsStamp,
+			NotLicensed: *cmsOff, RefuseClient: *cmsNoClient, NoTotalAgentState: *cmsNoTotal, Timestamp: *cmsStamp,
 		},
 		Workload: cecsim.Workload{
 			Enabled:                 !*noWorkload,

@@ -19,7 +19,7 @@ func TestRunServesAndStops(t *testing.T) {
 	ready := make(chan *cecsim.Sim, 1)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- runWith(ctx, []string{"-addr", "127.0.0.1:0", "-agents", "20", "-auth", "static", "-cms-lag", "2s", "-cms-unlicensed"}, &out,
+		errc <- runWith(ctx, []string{"-addr", "127.0.0.1:0", "-agents", "20", "-auth", "static", "-cms-lag", "2s", "-cms-unlicensed", "-cms-refuse-client"}, &out,
 			func(s *cecsim.Sim) { ready <- s })
 	}()
 	var sim *cecsim.Sim
@@ -39,8 +39,8 @@ func TestRunServesAndStops(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("token: %d", resp.StatusCode)
 	}
-	if sim.CMSLag() != 2*time.Second || sim.CMSLicensed() {
-		t.Errorf("CMS flags not applied: lag %s, licensed %v", sim.CMSLag(), sim.CMSLicensed())
+	if sim.CMSLag() != 2*time.Second || sim.CMSLicensed() || !sim.CMSClientRefused() {
+		t.Errorf("CMS flags not applied: lag %s, licensed %v, client refused %v", sim.CMSLag(), sim.CMSLicensed(), sim.CMSClientRefused())
 	}
 	for _, want := range []string{sim.URL(), "app_key=app-key", "cms_ak=cms-ak", "/cecsim/"} {
 		if !strings.Contains(out.String(), want) {

@@ -142,6 +142,7 @@ func TestCaptureReplaysToTheSameReport(t *testing.T) {
 		{name: "CMS on", sk: "cms-sk", cmsIs: "queryagentcalls answered for 12 of 12 agents asked (1 in a call"},
 		{name: "CMS naming agents nobody asked about", sk: "cms-sk", cms: cecsim.CMS{AnswerUnasked: true}, cmsIs: "1 answers about agents not asked"},
 		{name: "CMS not licensed", sk: "cms-sk", cms: cecsim.CMS{NotLicensed: true}, cmsIs: "code 0100003"},
+		{name: "CMS refusing this client (HTTP 403)", sk: "cms-sk", cms: cecsim.CMS{RefuseClient: true}, cmsIs: "HTTP 403, CMS refused this client"},
 		{name: "CMS with a wrong secret key", sk: "not-the-key", replaySK: "cms-sk", cmsIs: "CMS refused every signature variant (HTTP 401)"},
 		{name: "CMS accepting another signing variant", sk: "cms-sk", cms: cecsim.CMS{SignedHeaders: every, Timestamp: cecsim.C2Millis},
 			cmsIs: "signing content-length;content-type;host with milliseconds timestamps is accepted"},

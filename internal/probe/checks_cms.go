@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -60,6 +61,11 @@ func checkCMS(ctx context.Context, p *Probe) []Row {
 		if errors.Is(err, cec.ErrSignatureRefused) {
 			continue // try the next variant
 		}
+		if refusesClient(err) {
+			// Refused before the signature was looked at: no variant known.
+			p.replay.CMS = &cecsim.ReplayCMS{RefusedClient: true}
+			return []Row{p.cmsRefused(err)}
+		}
 		// Past the signature check: the replay accepts this variant only.
 		p.replay.CMS = &cecsim.ReplayCMS{SignedHeaders: v.headers, Timestamp: v.timestamp}
 		if err != nil {
@@ -104,12 +110,22 @@ func (p *Probe) cmsRefused(err error) Row {
 	switch {
 	case errors.Is(err, cec.ErrNotSupported):
 		row.Bridge += " (CMS is not licensed for the tenant, or its CTI is older than V3R8: ask the vendor's operations)"
+	case refusesClient(err):
+		row.Bridge += " (CMS refuses this host: ask the vendor's operations to put its address on the tenant's IP whitelist)"
 	case errors.Is(err, cec.ErrUnauthorized):
-		row.Bridge += " (this host is not on the tenant's IP whitelist, or the AK may not use the monitoring interfaces: ask the vendor's operations)"
+		row.Bridge += " (the AK may not use the monitoring interfaces: ask the vendor's operations to grant it)"
 	default:
 		row.Bridge = "retries; agents a sweep cannot cover are polled one by one"
 	}
 	return row
+}
+
+// refusesClient reports whether CMS refused the client itself (HTTP 403),
+// as it does a host outside the tenant's IP whitelist, rather than its
+// signature (401) or the AK's permission (code 0101003).
+func refusesClient(err error) bool {
+	var e *cec.Error
+	return errors.As(err, &e) && e.HTTPStatus == http.StatusForbidden && errors.Is(err, cec.ErrUnauthorized)
 }
 
 func (p *Probe) cmsAnswered(a *cec.CallsAnswer, asked int) Row {

@@ -22,7 +22,9 @@
 // suggested changes, 1 cannot work. Without a token the API Fabric queries
 // are not asked (the client would retry each for half a minute). [Apply]
 // sets every key the probe suggests: no_call_codes, token_lifetime,
-// cms.signed_headers, cms.timestamp and cms.confirm.
+// cms.signed_headers, cms.timestamp and cms.confirm. [Report.WriteTable]
+// prints them as the nested YAML of the tenant's entry, to be pasted into
+// the configuration.
 //
 // # Capture
 //
@@ -38,5 +40,5 @@
 // [Probe.WriteCapture] writes the exchanges, the report and a
 // [cecsim.Replay] that lets the simulator serve the tenant's behaviour,
 // CC-CMS included (the signing variant it accepted, or that it refused
-// every one, or is not licensed).
+// every one, or refused this host with HTTP 403, or is not licensed).
 package probe

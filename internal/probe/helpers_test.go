@@ -1,6 +1,7 @@
 package probe_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/cecbridge/cecbridge/configs"
 	"github.com/cecbridge/cecbridge/internal/app"
@@ -213,4 +215,54 @@ func contains(t *testing.T, what, s, want string) {
 	if !strings.Contains(s, want) {
 		t.Errorf("%s: %q does not say %q", what, s, want)
 	}
+}
+
+// pasteSuggestedConfig does what an operator does with the report's table:
+// it takes the suggested configuration printed after it, parses it as
+// YAML and merges its entry for tc's tenant into tc, refusing any key a
+// tenant does not have. A report without suggestions must print none.
+func pasteSuggestedConfig(t *testing.T, tc configs.Tenant, r *probe.Report) configs.Tenant {
+	t.Helper()
+	var table strings.Builder
+	if err := r.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	at := strings.Index(table.String(), "# suggested configuration")
+	if len(r.Suggest) == 0 {
+		if at >= 0 {
+			t.Errorf("a suggested configuration printed without suggestions:\n%s", table.String())
+		}
+		return tc
+	}
+	if at < 0 {
+		t.Fatalf("no suggested configuration printed:\n%s", table.String())
+	}
+	snippet := table.String()[at:]
+	var pasted struct {
+		Tenants []yaml.Node `yaml:"tenants"`
+	}
+	if err := yaml.Unmarshal([]byte(snippet), &pasted); err != nil {
+		t.Fatalf("the suggested configuration is not YAML: %v\n%s", err, snippet)
+	}
+	if len(pasted.Tenants) != 1 {
+		t.Fatalf("the suggested configuration has %d tenants, want 1:\n%s", len(pasted.Tenants), snippet)
+	}
+	entry, err := yaml.Marshal(&pasted.Tenants[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.CMS != nil {
+		c := *tc.CMS // the caller's cms block stays as it was
+		tc.CMS = &c
+	}
+	name := tc.Name
+	dec := yaml.NewDecoder(bytes.NewReader(entry))
+	dec.KnownFields(true)
+	if err := dec.Decode(&tc); err != nil {
+		t.Fatalf("the suggested configuration does not fit a tenant: %v\n%s", err, snippet)
+	}
+	if tc.Name != name {
+		t.Errorf("the suggested configuration is for tenant %q, not %q", tc.Name, name)
+	}
+	return tc
 }

@@ -46,18 +46,80 @@ type Suggestion struct {
 	Value any    `json:"value"` // []string for no_call_codes, a duration string for token_lifetime
 }
 
-// YAML renders the suggestion as a line of the tenant's configuration.
-func (s Suggestion) YAML() string {
-	b, _ := yaml.Marshal(map[string]any{s.Key: s.Value})
-	line := strings.TrimSpace(string(b))
-	if codes, ok := s.Value.([]string); ok { // flow style reads better in a table
-		quoted := make([]string, len(codes))
-		for i, c := range codes {
-			quoted[i] = `"` + c + `"`
+// suggestionsYAML renders suggestions as the nested YAML of a tenant's
+// entry: a dotted key such as cms.timestamp becomes timestamp under cms,
+// and lists are written in flow style, which reads best in a table.
+func suggestionsYAML(suggestions []Suggestion) (*yaml.Node, error) {
+	tenant := &yaml.Node{Kind: yaml.MappingNode}
+	for _, s := range suggestions {
+		var value yaml.Node
+		if err := value.Encode(s.Value); err != nil {
+			return nil, fmt.Errorf("probe: suggestion %s: %w", s.Key, err)
 		}
-		line = s.Key + ": [" + strings.Join(quoted, ", ") + "]"
+		if value.Kind == yaml.SequenceNode {
+			value.Style = yaml.FlowStyle
+			for _, item := range value.Content {
+				item.Style = yaml.DoubleQuotedStyle
+			}
+		}
+		keys := strings.Split(s.Key, ".")
+		block := tenant
+		for _, k := range keys[:len(keys)-1] {
+			block = mappingUnder(block, k)
+		}
+		block.Content = append(block.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: keys[len(keys)-1]}, &value)
 	}
-	return line
+	return tenant, nil
+}
+
+// mappingUnder returns the mapping at key of m, adding it if m has none.
+func mappingUnder(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key && m.Content[i+1].Kind == yaml.MappingNode {
+			return m.Content[i+1]
+		}
+	}
+	sub := &yaml.Node{Kind: yaml.MappingNode}
+	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, sub)
+	return sub
+}
+
+// writeYAML writes n as YAML indented by two spaces, each line after
+// prefix.
+func writeYAML(w io.Writer, prefix string, n *yaml.Node) error {
+	var b strings.Builder
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(n); err != nil {
+		return fmt.Errorf("probe: suggested configuration: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("probe: suggested configuration: %w", err)
+	}
+	for line := range strings.Lines(b.String()) {
+		if _, err := io.WriteString(w, prefix+line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeSuggested writes the report's suggestions as a YAML document an
+// operator can paste: the tenant's entry under tenants, named so it can
+// be found in the file.
+func (r *Report) writeSuggested(w io.Writer) error {
+	entry, err := suggestionsYAML(r.Suggest)
+	if err != nil {
+		return err
+	}
+	entry.Content = append([]*yaml.Node{{Kind: yaml.ScalarNode, Value: "name"}, {Kind: yaml.ScalarNode, Value: r.Tenant}}, entry.Content...)
+	doc := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{
+		{Kind: yaml.ScalarNode, Value: "tenants"}, {Kind: yaml.SequenceNode, Content: []*yaml.Node{entry}},
+	}}
+	if _, err := fmt.Fprintf(w, "\n# suggested configuration for tenant %s: merge into its entry under tenants\n", r.Tenant); err != nil {
+		return err
+	}
+	return writeYAML(w, "", doc)
 }
 
 // Latency is what one endpoint took and how it answered during the probe.
@@ -223,8 +285,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", row.Check, row.Status, answered)
 		fmt.Fprintf(tw, "\t\tbridge: %s\n", row.Bridge)
-		for _, s := range row.Suggest {
-			fmt.Fprintf(tw, "\t\tset: %s\n", s.YAML())
+		if err := writeRowSuggestions(tw, row.Suggest); err != nil {
+			return err
 		}
 	}
 	fmt.Fprintln(tw)
@@ -236,11 +298,35 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1fms\t%.1fms\t%s\n", l.Endpoint, l.Requests, l.Throttled, l.P50, l.Max, strings.Join(outs, " "))
 	}
-	if len(r.Suggest) > 0 {
-		fmt.Fprintf(tw, "\nsuggested configuration for tenant %s:\n", r.Tenant)
-		for _, s := range r.Suggest {
-			fmt.Fprintf(tw, "    %s\n", s.YAML())
-		}
+	if err := tw.Flush(); err != nil {
+		return err
 	}
-	return tw.Flush()
+	if len(r.Suggest) == 0 {
+		return nil
+	}
+	return r.writeSuggested(w)
+}
+
+// writeRowSuggestions writes a row's suggestions in its last column: one
+// line after "set:" when that says it all, else the nested YAML below it.
+func writeRowSuggestions(tw io.Writer, suggestions []Suggestion) error {
+	if len(suggestions) == 0 {
+		return nil
+	}
+	entry, err := suggestionsYAML(suggestions)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	if err := writeYAML(&b, "", entry); err != nil {
+		return err
+	}
+	if text := strings.TrimSuffix(b.String(), "\n"); !strings.Contains(text, "\n") {
+		_, err := fmt.Fprintf(tw, "\t\tset: %s\n", text)
+		return err
+	}
+	if _, err := fmt.Fprintln(tw, "\t\tset:"); err != nil {
+		return err
+	}
+	return writeYAML(tw, "\t\t  ", entry)
 }

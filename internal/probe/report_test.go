@@ -2,6 +2,7 @@ package probe_test
 
 import (
 	"encoding/json"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -41,6 +42,11 @@ func TestApplyTakesEverySuggestedKey(t *testing.T) {
 		}
 		if base.CMS.Confirm || base.CMS.Timestamp != configs.CMSTimestampSeconds {
 			t.Errorf("%s: the caller's cms block changed: %+v", name, *base.CMS)
+		}
+		// The table prints them as YAML to paste into the tenant's entry.
+		pasted := pasteSuggestedConfig(t, base, &probe.Report{Tenant: "apply", Suggest: list})
+		if !reflect.DeepEqual(pasted, tc) {
+			t.Errorf("%s: the printed YAML pasted gives\n%+v (cms %+v)\nthe suggestions applied\n%+v (cms %+v)", name, pasted, *pasted.CMS, tc, *tc.CMS)
 		}
 	}
 	if _, err := probe.Apply(configsFor("apply", "http://127.0.0.1:1"), suggested[2:3]); err == nil {

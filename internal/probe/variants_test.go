@@ -2,6 +2,7 @@ package probe_test
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -22,9 +23,11 @@ type gapVariant struct {
 	faults []cecsim.Fault // injected before the probe
 	// check is the row that names the variant, and what it must say.
 	check, says string
-	status      probe.Status
-	suggest     []probe.Suggestion
-	exit        int
+	// does, if set, is what the row must say the bridge will do.
+	does    string
+	status  probe.Status
+	suggest []probe.Suggestion
+	exit    int
 	// after the call cycle, exercise what the variant is about (nil: none).
 	exercise func(t *testing.T, sim *cecsim.Sim, ev *events, tenant string)
 	// cms, if set, gives the tenant a cms block for the simulator.
@@ -86,6 +89,9 @@ var gapVariants = []gapVariant{
 		check: "cms", says: "queryagentcalls answered for 8 of 8 agents asked (1 in a call", status: probe.StatusOK},
 	{name: "CMS not licensed", cms: simCMS("cms-sk"), sim: cecsim.Config{CMS: cecsim.CMS{NotLicensed: true}},
 		check: "cms", says: "code 0100003", status: probe.StatusWarn},
+	{name: "CMS refusing this client (HTTP 403)", cms: simCMS("cms-sk"), sim: cecsim.Config{CMS: cecsim.CMS{RefuseClient: true}},
+		check: "cms", says: "HTTP 403, CMS refused this client", status: probe.StatusWarn,
+		does: "sweeps nothing: every agent is polled one by one (CMS refuses this host: ask the vendor's operations to put its address on the tenant's IP whitelist)"},
 	{name: "CMS with a wrong secret key", cms: simCMS("not-the-key"),
 		check: "cms", says: "CMS refused every signature variant (HTTP 401", status: probe.StatusWarn},
 	{name: "CMS off", check: "cms", says: "CMS not configured", status: probe.StatusSkip},
@@ -131,6 +137,7 @@ func TestProbeNamesEachGapVariantAndItsSuggestionWorks(t *testing.T) {
 			_, report := runProbe(t, tc, probe.Options{GUIDWatch: 400 * time.Millisecond})
 			got := row(t, report, v.check)
 			contains(t, v.check, got.Answered, v.says)
+			contains(t, v.check, got.Bridge, v.does)
 			if got.Status != v.status {
 				t.Errorf("%s: status %s, want %s (%+v)", v.check, got.Status, v.status, got)
 			}
@@ -149,9 +156,14 @@ func TestProbeNamesEachGapVariantAndItsSuggestionWorks(t *testing.T) {
 				return
 			}
 
-			tc, err := probe.Apply(tc, report.Suggest)
+			applied, err := probe.Apply(tc, report.Suggest)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The bridge runs with the YAML the table printed, pasted in.
+			tc = pasteSuggestedConfig(t, tc, report)
+			if !reflect.DeepEqual(tc, applied) {
+				t.Fatalf("the printed YAML pasted gives\n%+v\nthe suggestions applied\n%+v", tc, applied)
 			}
 			nc := srv.Connect(t)
 			ev := collect(t, nc, tenant)

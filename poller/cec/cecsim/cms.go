@@ -43,6 +43,13 @@ func writeCMSCode(w http.ResponseWriter, code string) {
 	writeJSON(w, http.StatusOK, cmsResp{ResultCode: code, ResultDesc: cmsMessages[code]})
 }
 
+// writeClientRefused answers as CMS does a caller outside the tenant's IP
+// whitelist: HTTP 403. Public sources give the status only, no body, so
+// the body is a plain one with no CMS envelope and no resultCode.
+func writeClientRefused(w http.ResponseWriter) {
+	writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden", "reason": "client not allowed"})
+}
+
 func writeCMSResult(w http.ResponseWriter, list any) {
 	writeJSON(w, http.StatusOK, cmsResp{Result: "0", ResultCode: cmsOK, ResultDesc: list, ResultDatas: list})
 }
@@ -219,11 +226,18 @@ type cmsPresenceOut struct {
 	State   any `json:"state"`
 }
 
-// handleCMS registers the CMS interfaces on mux. totalagentstate answers
-// 404 where the CTI version lacks it.
+// handleCMS registers the CMS interfaces on mux. A refused client gets 403
+// from every one before anything else is looked at; totalagentstate
+// answers 404 where the CTI version lacks it.
 func (s *Sim) handleCMS(mux *http.ServeMux) {
 	route := func(path, name string, h http.HandlerFunc) {
-		mux.Handle("POST "+cmsPath+path, s.endpoint(name, famCMS, h))
+		mux.Handle("POST "+cmsPath+path, s.endpoint(name, famCMS, func(w http.ResponseWriter, r *http.Request) {
+			if s.CMSClientRefused() {
+				writeClientRefused(w)
+				return
+			}
+			h(w, r)
+		}))
 	}
 	route("agentgroup/queryagentcalls", epQueryAgentCalls, s.cmsHandler(true, cmsMaxCallsIDs, s.answerQueryAgentCalls))
 	route("agentgroup/agentstatusinfobyagentids", epAgentStates, s.cmsHandler(true, cmsMaxStateIDs, s.answerAgentStates))

@@ -228,6 +228,43 @@ func TestControlAPISwitchesCMSLagAndLicence(t *testing.T) {
 	}
 }
 
+// A CMS refusing the client answers HTTP 403 to every call, a correctly
+// signed one too, before it looks at the signature; the control API
+// switches the refusal while running.
+func TestCMSRefusingTheClientAnswers403ToEveryCall(t *testing.T) {
+	sim := start(t, cecsim.Config{Agents: 5, CMS: cecsim.CMS{RefuseClient: true}})
+	body := map[string]any{"ccId": 1, "vdn": 1, "agentIds": []int{1001}}
+	paths := []string{"agentgroup/queryagentcalls", "agentgroup/agentstatusinfobyagentids", "vdn/totalagentstate"}
+	for _, path := range paths {
+		if r := cms(t, sim, path, body); r.status != 403 {
+			t.Errorf("%s: HTTP %d, want 403: %s", path, r.status, r.body)
+		}
+	}
+	unsigned := do(t, "POST", sim.URL()+"/rest/cmsapp/v1/openapi/vdn/totalagentstate", nil, `{"ccId":1,"vdn":1}`)
+	if unsigned.status != 403 {
+		t.Errorf("unsigned: HTTP %d, want 403 before the signature check", unsigned.status)
+	}
+	base := sim.URL() + "/cecsim/cms"
+	if r := do(t, "GET", base, nil, nil); r.json(t)["client_refused"] != true {
+		t.Fatalf("GET: %s", r.body)
+	}
+	if r := do(t, "POST", base, nil, map[string]any{"client_refused": false}); r.status != 200 || r.json(t)["client_refused"] != false {
+		t.Fatalf("POST: %d %s", r.status, r.body)
+	}
+	if sim.CMSClientRefused() {
+		t.Fatal("still refusing the client")
+	}
+	for _, path := range paths {
+		if got := resultCode(t, cms(t, sim, path, body)); got != "0100000" {
+			t.Errorf("%s once the client is let in: %s", path, got)
+		}
+	}
+	sim.SetCMSClientRefused(true)
+	if r := cms(t, sim, paths[0], body); r.status != 403 {
+		t.Errorf("refused again: HTTP %d", r.status)
+	}
+}
+
 func TestCMSFaultsComeThroughTheControlAPI(t *testing.T) {
 	sim := start(t, cecsim.Config{Agents: 5})
 	body := map[string]any{"ccId": 1, "vdn": 1, "agentIds": []int{1001}}

@@ -143,3 +143,10 @@ func (s *Sim) SetCMSLicensed(ok bool) { s.cmsUnlicensed.Store(!ok) }
 
 // CMSLicensed reports whether CMS calls are served.
 func (s *Sim) CMSLicensed() bool { return !s.cmsUnlicensed.Load() }
+
+// SetCMSClientRefused switches the refusal of the client: refused, every
+// CMS call answers HTTP 403, as for a host outside the IP whitelist.
+func (s *Sim) SetCMSClientRefused(refused bool) { s.cmsNoClient.Store(refused) }
+
+// CMSClientRefused reports whether CMS refuses the client.
+func (s *Sim) CMSClientRefused() bool { return s.cmsNoClient.Load() }

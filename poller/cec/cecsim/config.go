@@ -274,6 +274,10 @@ type CMS struct {
 	// whose AK/SK or clock is wrong: a replayed capture of such a tenant
 	// refuses whatever keys the simulator was given.
 	RefuseSignatures bool
+	// RefuseClient answers every CMS call HTTP 403, as CMS does for a
+	// client outside the tenant's IP whitelist, before looking at the
+	// signature ([Sim.SetCMSClientRefused], POST /cecsim/cms).
+	RefuseClient bool
 }
 
 // The C2 timestamp precisions of CMS.Timestamp.

@@ -198,8 +198,9 @@ func (s *Sim) ctlScript(w http.ResponseWriter, r *http.Request) {
 // CMSSettings is the body and answer of /cecsim/cms: the CMS switches that
 // can change while the simulator runs. A POST changes the fields it names.
 type CMSSettings struct {
-	Lag      *Duration `json:"lag,omitempty"`
-	Licensed *bool     `json:"licensed,omitempty"`
+	Lag           *Duration `json:"lag,omitempty"`
+	Licensed      *bool     `json:"licensed,omitempty"`
+	ClientRefused *bool     `json:"client_refused,omitempty"` // every CMS call answers 403
 }
 
 // Duration is a time.Duration written as a Go duration string ("2s").
@@ -231,7 +232,10 @@ func (s *Sim) ctlCMS(w http.ResponseWriter, r *http.Request) {
 		if set.Licensed != nil {
 			s.SetCMSLicensed(*set.Licensed)
 		}
+		if set.ClientRefused != nil {
+			s.SetCMSClientRefused(*set.ClientRefused)
+		}
 	}
-	lag, licensed := Duration(s.CMSLag()), s.CMSLicensed()
-	writeJSON(w, http.StatusOK, CMSSettings{Lag: &lag, Licensed: &licensed})
+	lag, licensed, refused := Duration(s.CMSLag()), s.CMSLicensed(), s.CMSClientRefused()
+	writeJSON(w, http.StatusOK, CMSSettings{Lag: &lag, Licensed: &licensed, ClientRefused: &refused})
 }

@@ -7,7 +7,7 @@
 // silent NoPollTimeout, string/number looseness, the return-code catalogue,
 // and the documentation's gaps as switches (NoCallMode, EmptyPollMode,
 // ExpiredTokenStatus/Body/NoBody, FlatRegServ, NoLoginEx, the CMS signing
-// variant). [Replay] takes them, and the shape of the world, from a
+// variant, a CMS that refuses the client). [Replay] takes them, and the shape of the world, from a
 // capture of a real tenant.
 //
 // Use it like net/http/httptest:
@@ -84,7 +84,11 @@
 //
 // # CC-CMS
 //
-// CMS calls need a C2 signature (reference/cec-cms.md): "Authorization:
+// A CMS that refuses the client (Config.CMS.RefuseClient, or the control
+// API), as for a host outside the tenant's IP whitelist, answers every
+// CMS call HTTP 403 with a small JSON body and no CMS envelope (sources
+// give the status only), before anything else below is looked at.
+// Otherwise CMS calls need a C2 signature (reference/cec-cms.md): "Authorization:
 // auth-v2/AK/timestamp/signed-headers/signature" with Config.CMS.AK and SK,
 // a timestamp to the second or the millisecond within Config.CMS.ClockSkew
 // of the simulator's clock, and "host" among the signed headers. With
@@ -132,8 +136,8 @@
 //	GET    /cecsim/counters                  requests per endpoint name
 //	GET    /cecsim/agents/{workNo}           AgentInfo (404 if unknown)
 //	GET    /cecsim/phones                    every PhoneInfo in queryPhone order
-//	GET    /cecsim/cms                       CMSSettings: {"lag":"0s","licensed":true}
-//	POST   /cecsim/cms                       change the fields given, e.g. {"lag":"2s"} or {"licensed":false}
+//	GET    /cecsim/cms                       CMSSettings: {"lag":"0s","licensed":true,"client_refused":false}
+//	POST   /cecsim/cms                       change the fields given, e.g. {"lag":"2s"}, {"licensed":false} or {"client_refused":true}
 //
 // Fault kinds in JSON: latency (with "latency":"250ms"), http_status,
 // garbled, truncated, throttle, vendor_code (with "code"). They apply to

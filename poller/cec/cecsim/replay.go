@@ -47,7 +47,10 @@ type ReplayCMS struct {
 	// Refused: CMS refused every signature the client tried (wrong AK/SK
 	// or clock). Otherwise SignedHeaders and Timestamp are the variant it
 	// accepted, and the only one the replay accepts.
-	Refused       bool     `json:"refused,omitempty"`
+	Refused bool `json:"refused,omitempty"`
+	// RefusedClient: CMS refused the client itself (HTTP 403: this
+	// host is not on the tenant's IP whitelist), whatever it signed.
+	RefusedClient bool     `json:"refused_client,omitempty"`
 	SignedHeaders []string `json:"signed_headers,omitempty"`
 	Timestamp     string   `json:"timestamp,omitempty"`
 	NotLicensed   bool     `json:"not_licensed,omitempty"`   // every call answered 0100003
@@ -150,7 +153,7 @@ func (r Replay) Apply(cfg Config) (Config, error) {
 		default:
 			return cfg, bad("cms.timestamp", c.Timestamp)
 		}
-		cfg.CMS.RefuseSignatures = c.Refused
+		cfg.CMS.RefuseSignatures, cfg.CMS.RefuseClient = c.Refused, c.RefusedClient
 		cfg.CMS.SignedHeaders, cfg.CMS.Timestamp = c.SignedHeaders, c.Timestamp
 		cfg.CMS.NotLicensed, cfg.CMS.AnswerUnasked = c.NotLicensed, c.AnswerUnasked
 	}

@@ -41,7 +41,7 @@ func TestReplayAppliesWhatItKnows(t *testing.T) {
 	if err := sim.PlaceCalls(r.Calls); err != nil || len(sim.AgentCalls(2003)) != 2 {
 		t.Fatalf("calls: %v %v", err, sim.AgentCalls(2003))
 	}
-	if cfg.ExpiredTokenNoBody || cfg.CMS.RefuseSignatures || cfg.CMS.NotLicensed || cfg.CMS.SignedHeaders != nil {
+	if cfg.ExpiredTokenNoBody || cfg.CMS.RefuseSignatures || cfg.CMS.RefuseClient || cfg.CMS.NotLicensed || cfg.CMS.SignedHeaders != nil {
 		t.Fatalf("a replay without a cms block or with a token body changed %+v", cfg)
 	}
 
@@ -58,6 +58,10 @@ func TestReplayAppliesWhatItKnows(t *testing.T) {
 	refused := cecsim.Replay{CMS: &cecsim.ReplayCMS{Refused: true}}
 	if cfg, err = refused.Apply(cecsim.Config{}); err != nil || !cfg.CMS.RefuseSignatures {
 		t.Fatalf("refused: %v %+v", err, cfg.CMS)
+	}
+	refusedClient := cecsim.Replay{CMS: &cecsim.ReplayCMS{RefusedClient: true}}
+	if cfg, err = refusedClient.Apply(cecsim.Config{}); err != nil || !cfg.CMS.RefuseClient || cfg.CMS.RefuseSignatures {
+		t.Fatalf("refused client: %v %+v", err, cfg.CMS)
 	}
 	for _, bad := range []cecsim.Replay{{AuthMode: "sometimes"}, {NoCall: "code"}, {EmptyPoll: "[]"}, {LongPollHold: "soon"},
 		{CMS: &cecsim.ReplayCMS{Timestamp: "minutes"}}} {

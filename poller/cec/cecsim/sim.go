@@ -58,6 +58,7 @@ type Sim struct {
 	cms           *cmsView
 	cmsLag        atomic.Int64 // time.Duration
 	cmsUnlicensed atomic.Bool
+	cmsNoClient   atomic.Bool // every CMS call answers 403
 
 	counters map[string]*atomic.Int64
 	handler  http.Handler
@@ -117,6 +118,7 @@ func New(cfg Config) (*Sim, error) {
 	s.cms = s.newCMSViewLocked()
 	s.cmsLag.Store(int64(cfg.CMS.Lag))
 	s.cmsUnlicensed.Store(cfg.CMS.NotLicensed)
+	s.cmsNoClient.Store(cfg.CMS.RefuseClient)
 	s.handler = s.routes()
 	return s, nil
 }
