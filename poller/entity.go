@@ -38,11 +38,13 @@ type agent struct {
 
 	calls      aspect[schemas.AgentCalls] // call IDs sorted
 	lastInCall time.Time                  // last poll that saw at least one call
-	visible    bool
-	monitor    int // index into Config.Monitors (MonitorFor), -1 if none covers it
+	visible    bool                       // written by visibility only, which counts the invisible
+	monitor    int                        // index into Config.Monitors (MonitorFor), -1 if none covers it
 
 	softphone aspect[schemas.AgentSoftphone]
-	inRoster  bool // present in the last complete roster
+	// inRoster: present in the last complete roster. Written through
+	// setInRoster only, which keeps the counts Stats reads.
+	inRoster bool
 	// missing counts the complete rosters in a row that did not list the
 	// agent; it is removed at the second (see pollRoster).
 	missing uint8
@@ -51,7 +53,8 @@ type agent struct {
 	fromFirstRoster bool
 
 	// bySweep: the CMS sweep reports this agent's calls; it is not polled
-	// one by one (see sweep.go). sweep holds the sweep's own facts.
+	// one by one (see sweep.go). Written through setBySweep only. sweep
+	// holds the sweep's own facts.
 	bySweep bool
 	sweep   *sweepFacts
 
@@ -64,6 +67,8 @@ type agent struct {
 
 // phone is the state of one softphone number.
 type phone struct {
+	// state: a change of state.present is booked with phoneChanged, which
+	// keeps the counts Stats reads.
 	state   aspect[schemas.PhoneState]
 	missing uint8 // complete walks in a row without the number
 	// fromFirstWalk marks numbers of the bridge's first complete phone

@@ -32,7 +32,7 @@ func (t *Tenant) firstViewDone(wasDone bool, now time.Time) {
 }
 
 func (t *Tenant) heartbeatLocked(now time.Time) {
-	tracked := t.trackedLocked()
+	tracked := t.counts.inRoster
 	hb := schemas.Heartbeat{
 		Tenant:        t.cfg.Tenant,
 		Instance:      t.cfg.Instance,
@@ -44,7 +44,7 @@ func (t *Tenant) heartbeatLocked(now time.Time) {
 		// must not vouch for a roster or phone list nobody has read yet.
 		RosterVisible:  t.rosterDone && !t.vis.scopeDown(schemas.ScopeSoftphone),
 		PhonesVisible:  t.phonesDone && !t.vis.scopeDown(schemas.ScopePhones),
-		PhonesTracked:  t.phonesLocked(),
+		PhonesTracked:  t.counts.phones,
 		EventsEmitted:  t.emitted.Load(),
 		LastCallsPoll:  t.lastCalls.UTC(),
 		LastRosterPoll: t.lastRoster.UTC(),
@@ -80,16 +80,6 @@ func (t *Tenant) flushVisibility(context.Context) error {
 
 var errVisibilityRefused = errors.New("poller: visibility event refused")
 
-func (t *Tenant) trackedLocked() int {
-	n := 0
-	for _, a := range t.agents {
-		if a.inRoster {
-			n++
-		}
-	}
-	return n
-}
-
 // notVisibleLocked lists the tracked agents whose calls cannot be observed
 // now, as ranges.
 func (t *Tenant) notVisibleLocked() string {
@@ -103,16 +93,6 @@ func (t *Tenant) notVisibleLocked() string {
 		}
 	}
 	return schemas.FormatRanges(nums)
-}
-
-func (t *Tenant) phonesLocked() int {
-	n := 0
-	for _, p := range t.phones {
-		if p.state.present {
-			n++
-		}
-	}
-	return n
 }
 
 func (t *Tenant) rosterRanges() string {

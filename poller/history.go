@@ -236,7 +236,10 @@ func (t *Tenant) forgetLocked(ps schemas.ParsedSubject) {
 			a.sweep.state = aspect[schemas.AgentState]{}
 		}
 	case schemas.KindPhoneState:
-		delete(t.phones, ps.PhoneNum)
+		if ph, ok := t.phones[ps.PhoneNum]; ok {
+			t.phoneChanged(ph.state.present, false)
+			delete(t.phones, ps.PhoneNum)
+		}
 	case schemas.KindBridgeVisibility:
 		t.visSeq = 0
 	case schemas.KindBridgeHeartbeat:
@@ -302,7 +305,9 @@ func (t *Tenant) restoreLocked(subject string, ev schemas.Event) error {
 			ph = &phone{}
 			t.phones[ps.PhoneNum] = ph
 		}
+		had := ph.state.present
 		ph.state.set(ch.Seq, ch.Detected.ByPoll, ch.After)
+		t.phoneChanged(had, ph.state.present)
 	case schemas.KindBridgeVisibility:
 		var v schemas.Visibility
 		if err := decodeData(ev, &v); err != nil {

@@ -167,7 +167,7 @@ func (t *Tenant) toGateway(a *agent, now time.Time, lostReason string) {
 		t.vis.lost(a, now, lostReason)
 	}
 	if a.bySweep {
-		a.bySweep = false
+		t.setBySweep(a, false)
 		a.active = true
 	}
 	t.pollSoon(a, now)
@@ -221,7 +221,7 @@ func (t *Tenant) applySweptCalls(a *agent, ac cec.AgentCalls, obs, now time.Time
 		// it reports on the agent from now on. Agreement is safe to act on
 		// even when the sweep's data is older than the last poll: later
 		// sweeps older than that poll are ignored (below).
-		a.bySweep = true
+		t.setBySweep(a, true)
 		t.sched.remove(a)
 	case a.calls.present && !obs.After(a.calls.seen):
 		return // older than what the bridge already knows
@@ -236,7 +236,7 @@ func (t *Tenant) applySweptCalls(a *agent, ac cec.AgentCalls, obs, now time.Time
 	}
 	if t.cfg.Confirm && a.calls.present {
 		// Ask the gateway before publishing; its answer is what counts.
-		a.bySweep = false
+		t.setBySweep(a, false)
 		t.pollSoon(a, now)
 		return
 	}

@@ -7,8 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/cecbridge/cecbridge/schemas"
 )
 
 // ErrMonitorNotSignedIn is what a call-ID poll fails with when the
@@ -52,6 +50,7 @@ type Tenant struct {
 
 	resync  resyncQueue
 	sweepSt sweepStatus
+	counts  counts
 
 	rebuilt  atomic.Bool // the stream's state is taken over; polling may begin
 	emitted  atomic.Uint64
@@ -172,53 +171,4 @@ func (t *Tenant) track(workNo int, now time.Time) *agent {
 	a.due = now.Add(time.Duration(float64(t.cfg.CallsInterval) * jitterFraction()))
 	t.agents[workNo] = a
 	return a
-}
-
-// Stats is a point-in-time summary of a tenant poller.
-type Stats struct {
-	AgentsTracked  int
-	AgentsVisible  int
-	PhonesTracked  int
-	EventsEmitted  uint64
-	EventsRefused  uint64
-	PollsOK        uint64
-	PollsFailed    uint64
-	RosterVisible  bool
-	PhonesVisible  bool
-	LastCallsPoll  time.Time
-	LastRosterPoll time.Time
-	// Sweep is the CMS sweep's state: "" without CMS, SweepOK,
-	// SweepPartial or SweepUnavailable (with SweepReason).
-	Sweep       string
-	SweepReason string
-	SweptAgents int // agents whose calls the sweep reports (not polled one by one)
-}
-
-// Stats returns the tenant's current figures.
-func (t *Tenant) Stats() Stats {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	tracked := t.trackedLocked()
-	swept := 0
-	for _, a := range t.agents {
-		if a.inRoster && a.bySweep {
-			swept++
-		}
-	}
-	return Stats{
-		Sweep:          t.sweepSt.state,
-		SweepReason:    t.sweepSt.reason,
-		SweptAgents:    swept,
-		AgentsTracked:  tracked,
-		AgentsVisible:  tracked - t.vis.invisibleCount(),
-		PhonesTracked:  t.phonesLocked(),
-		EventsEmitted:  t.emitted.Load(),
-		EventsRefused:  t.refused.Load(),
-		PollsOK:        t.pollsOK.Load(),
-		PollsFailed:    t.pollsBad.Load(),
-		RosterVisible:  !t.vis.scopeDown(schemas.ScopeSoftphone),
-		PhonesVisible:  !t.vis.scopeDown(schemas.ScopePhones),
-		LastCallsPoll:  t.lastCalls,
-		LastRosterPoll: t.lastRoster,
-	}
 }

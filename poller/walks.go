@@ -62,7 +62,7 @@ func (t *Tenant) pollRoster(ctx context.Context) error {
 		a := t.track(ra.WorkNo, now)
 		a.missing = 0
 		if !a.inRoster {
-			a.inRoster = true
+			t.setInRoster(a, true)
 			a.fromFirstRoster = first
 			if a.monitor >= 0 {
 				t.sched.push(a)
@@ -126,8 +126,8 @@ func (t *Tenant) removeAgent(a *agent, now time.Time) {
 		}
 		f.calls = nil
 	}
-	a.bySweep = false
-	a.inRoster = false
+	t.setBySweep(a, false)
+	t.setInRoster(a, false)
 	a.fromFirstRoster = false
 	a.missing = 0
 	t.sched.remove(a)
@@ -185,7 +185,9 @@ func (t *Tenant) pollPhones(ctx context.Context) error {
 
 func (t *Tenant) emitPhone(num string, ph *phone, st *schemas.PhoneState, now time.Time, first bool) {
 	subject := schemas.PhoneStateSubject(t.cfg.Tenant, num)
+	had := ph.state.present
 	if emitChange(t, &ph.state, schemas.Key{Tenant: t.cfg.Tenant, PhoneNum: num}, subject, schemas.TypePhoneState, st, first, now) {
 		ph.missing = 0
+		t.phoneChanged(had, ph.state.present)
 	}
 }
