@@ -94,9 +94,9 @@ type sweepSample struct {
 	refused int    // cecbridge_publish_refused_events_total
 }
 
-// sweepSampler scrapes the bridge's /metrics every so often. A scrape
-// costs the bridge a pass over every agent under the tenant's lock, so
-// the runs that need no fine timing scrape once a second.
+// sweepSampler scrapes the bridge's /metrics every so often: finely in the
+// outage runs, which time the hand-over, once a second in the others, whose
+// figures come from the event log and need no more.
 type sweepSampler struct {
 	url, tenant string
 	every       time.Duration
