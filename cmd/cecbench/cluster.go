@@ -290,8 +290,14 @@ func killServers(ctx context.Context, o Options, ns *natsNodes, js jetstream.Jet
 	var kills []time.Time
 	kill := func(i int, why string) {
 		ns.kill(i)
-		kills = append(kills, time.Now()) // the process is gone
+		killed := time.Now() // the process is gone
+		kills = append(kills, killed)
 		note(fmt.Sprintf("SIGKILL to %s (%s)", ns.name(i), why))
+		// The part of the pause the cluster takes: the bridge can store
+		// nothing before the events stream has a leader.
+		if l, err := streamLeader(ctx, js, cfg.Streams.Events, 30*time.Second); err == nil {
+			note(fmt.Sprintf("%s led by %s %.2f s after the SIGKILL", cfg.Streams.Events, l, time.Since(killed).Seconds()))
+		}
 	}
 	restart := func(i int) {
 		if err := ns.restart(ctx, i); err != nil {
@@ -327,7 +333,11 @@ func killServers(ctx context.Context, o Options, ns *natsNodes, js jetstream.Jet
 		note("the bridge is not connected to a node")
 		return kills
 	}
-	kill(connected, "the bridge's server")
+	why := "the bridge's server"
+	if leaderOf(ctx, js, cfg.Streams.Events) == ns.name(connected) {
+		why += ", leading " + cfg.Streams.Events
+	}
+	kill(connected, why)
 	if !at(0.8) {
 		return kills
 	}
