@@ -28,15 +28,7 @@ func TestNATSClusterProcessesSurviveLeaderSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(ns.shutdown)
-	nc, err := nats.Connect(strings.Join(ns.urls(), ","), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := connectJS(t, ns.urls()...)
 	const stream = "S"
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{"s.>"},
 		Storage: jetstream.FileStorage, Replicas: natstest.ClusterSize}); err != nil {
@@ -126,6 +118,18 @@ func TestNATSClusterProcessesSurviveLeaderSIGKILL(t *testing.T) {
 	if l := leaderOf(ctx, js, stream); l != leader {
 		t.Fatalf("leader moved to %q during the read", l)
 	}
+}
+
+// connectJS connects to urls, reconnecting forever, for the length of the
+// test, with a JetStream context on the connection.
+func connectJS(t *testing.T, urls ...string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc, natstest.JetStream(t, nc)
 }
 
 // The stream info counts as caught up only with a leader and every
