@@ -40,6 +40,11 @@ type ClusterRun struct {
 	// the whole run.
 	KillGaps   []float64 `json:"kill_gaps_seconds,omitempty"`
 	LongestGap float64   `json:"longest_gap_seconds"`
+	// LeaderGaps is, per server killed, the time from its SIGKILL until
+	// the events stream's info named a leader: the part of the pause the
+	// cluster takes (about 0 when the server did not lead the stream, -1
+	// when no leader showed within 30 s).
+	LeaderGaps []float64 `json:"leader_gaps_seconds,omitempty"`
 }
 
 // ClusterResult compares the bridge on one NATS server (R1 streams) with
@@ -168,7 +173,7 @@ func clusterRun(ctx context.Context, o Options, nodes int, progress io.Writer, l
 		}, jetstream.PullExpiry(2*time.Second)) // a dead server's consumer is replaced within seconds
 	}()
 
-	var kills []time.Time
+	var kills []serverKill
 	var faultMu sync.Mutex
 	faultsDone := make(chan struct{})
 	go func() {
@@ -260,9 +265,10 @@ func clusterRun(ctx context.Context, o Options, nodes int, progress io.Writer, l
 		run.LongestGap = max(run.LongestGap, times[i].Sub(times[i-1]).Seconds())
 	}
 	for _, k := range kills {
+		run.LeaderGaps = append(run.LeaderGaps, k.leaderAfter.Seconds())
 		for _, t := range times {
-			if t.After(k) {
-				run.KillGaps = append(run.KillGaps, t.Sub(k).Seconds())
+			if t.After(k.at) {
+				run.KillGaps = append(run.KillGaps, t.Sub(k.at).Seconds())
 				break
 			}
 		}
@@ -270,12 +276,20 @@ func clusterRun(ctx context.Context, o Options, nodes int, progress io.Writer, l
 	return run, nil
 }
 
+// serverKill is one SIGKILL of the cluster run.
+type serverKill struct {
+	at time.Time // the process is gone
+	// leaderAfter is the time from at until the events stream's info named
+	// a leader; negative when none did within 30 s.
+	leaderAfter time.Duration
+}
+
 // killServers kills the events stream's leader with SIGKILL at 30 % of the
 // phase and starts it again at 50 %, then kills the server the bridge is
 // connected to at 60 % and starts it again at 80 %. It reads the leader
-// and the replicas' state from the stream info on js. It returns the
-// instants of the kills.
-func killServers(ctx context.Context, o Options, ns *natsNodes, js jetstream.JetStream, bnc *nats.Conn, cfg configs.Bridge, start time.Time, note func(string)) []time.Time {
+// and the replicas' state from the stream info on js, and returns the
+// kills once each has a leader of the events stream after it.
+func killServers(ctx context.Context, o Options, ns *natsNodes, js jetstream.JetStream, bnc *nats.Conn, cfg configs.Bridge, start time.Time, note func(string)) []serverKill {
 	at := func(frac float64) bool { return atFraction(ctx, start, o.Duration, frac) }
 	// caughtUp waits (bounded) until every replica has caught up, so that
 	// the next kill leaves a quorum that holds everything.
@@ -287,17 +301,25 @@ func killServers(ctx context.Context, o Options, ns *natsNodes, js jetstream.Jet
 			}
 		}
 	}
-	var kills []time.Time
+	var kills []*serverKill
+	var watches sync.WaitGroup
 	kill := func(i int, why string) {
 		ns.kill(i)
-		killed := time.Now() // the process is gone
-		kills = append(kills, killed)
+		k := &serverKill{at: time.Now(), leaderAfter: -1}
+		kills = append(kills, k)
 		note(fmt.Sprintf("SIGKILL to %s (%s)", ns.name(i), why))
-		// The part of the pause the cluster takes: the bridge can store
-		// nothing before the events stream has a leader.
-		if l, err := streamLeader(ctx, js, cfg.Streams.Events, 30*time.Second); err == nil {
-			note(fmt.Sprintf("%s led by %s %.2f s after the SIGKILL", cfg.Streams.Events, l, time.Since(killed).Seconds()))
-		}
+		// The part of the pause the cluster takes (the bridge can store
+		// nothing while the events stream has no leader), timed beside the
+		// schedule, which goes on.
+		watches.Go(func() {
+			l, err := streamLeader(ctx, js, cfg.Streams.Events, 30*time.Second)
+			if err != nil {
+				note(fmt.Sprintf("no leader of %s after the SIGKILL to %s: %v", cfg.Streams.Events, ns.name(i), err))
+				return
+			}
+			k.leaderAfter = time.Since(k.at)
+			note(fmt.Sprintf("%s led by %s %.2f s after the SIGKILL to %s", cfg.Streams.Events, l, k.leaderAfter.Seconds(), ns.name(i)))
+		})
 	}
 	restart := func(i int) {
 		if err := ns.restart(ctx, i); err != nil {
@@ -307,40 +329,47 @@ func killServers(ctx context.Context, o Options, ns *natsNodes, js jetstream.Jet
 		caughtUp()
 		note(fmt.Sprintf("%s back and caught up", ns.name(i)))
 	}
-	if !at(0.3) {
-		return kills
+	func() {
+		if !at(0.3) {
+			return
+		}
+		name, err := streamLeader(ctx, js, cfg.Streams.Events, 10*time.Second)
+		if err != nil {
+			note("no leader of " + cfg.Streams.Events + ": " + err.Error())
+			return
+		}
+		leader := ns.index(name)
+		if leader < 0 {
+			note(cfg.Streams.Events + " is led by an unknown server " + name)
+			return
+		}
+		kill(leader, cfg.Streams.Events+" leader")
+		if !at(0.5) {
+			return
+		}
+		restart(leader)
+		if !at(0.6) {
+			return
+		}
+		connected := ns.index(bnc.ConnectedServerName())
+		if connected < 0 {
+			note("the bridge is not connected to a node")
+			return
+		}
+		why := "the bridge's server"
+		if leaderOf(ctx, js, cfg.Streams.Events) == ns.name(connected) {
+			why += ", leading " + cfg.Streams.Events
+		}
+		kill(connected, why)
+		if !at(0.8) {
+			return
+		}
+		restart(connected)
+	}()
+	watches.Wait()
+	out := make([]serverKill, len(kills))
+	for i, k := range kills {
+		out[i] = *k
 	}
-	name, err := streamLeader(ctx, js, cfg.Streams.Events, 10*time.Second)
-	if err != nil {
-		note("no leader of " + cfg.Streams.Events + ": " + err.Error())
-		return kills
-	}
-	leader := ns.index(name)
-	if leader < 0 {
-		note(cfg.Streams.Events + " is led by an unknown server " + name)
-		return kills
-	}
-	kill(leader, cfg.Streams.Events+" leader")
-	if !at(0.5) {
-		return kills
-	}
-	restart(leader)
-	if !at(0.6) {
-		return kills
-	}
-	connected := ns.index(bnc.ConnectedServerName())
-	if connected < 0 {
-		note("the bridge is not connected to a node")
-		return kills
-	}
-	why := "the bridge's server"
-	if leaderOf(ctx, js, cfg.Streams.Events) == ns.name(connected) {
-		why += ", leading " + cfg.Streams.Events
-	}
-	kill(connected, why)
-	if !at(0.8) {
-		return kills
-	}
-	restart(connected)
-	return kills
+	return out
 }
