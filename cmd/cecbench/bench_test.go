@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -245,8 +246,12 @@ func TestClusterScenario(t *testing.T) {
 	if r.Single.Nodes != 1 || r.Cluster.Nodes != 3 || r.Cluster.Replicas != 3 {
 		t.Fatalf("runs %+v / %+v", r.Single, r.Cluster)
 	}
-	if len(r.Cluster.KillGaps) != 2 || len(r.Cluster.Faults) != 4 {
+	// Per server: the SIGKILL, the events stream led again, the restart.
+	if len(r.Cluster.KillGaps) != 2 || len(r.Cluster.Faults) != 6 {
 		t.Errorf("the cluster run did not kill and restart two servers: %v", r.Cluster.Faults)
+	}
+	if len(r.Cluster.LeaderGaps) != 2 || slices.Min(r.Cluster.LeaderGaps) < 0 {
+		t.Errorf("leader after each kill %v, want one for each", r.Cluster.LeaderGaps)
 	}
 	for _, run := range []ClusterRun{r.Single, r.Cluster} {
 		h := run.History

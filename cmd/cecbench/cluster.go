@@ -35,11 +35,16 @@ type ClusterRun struct {
 	Converged  float64  `json:"converged_seconds"`
 	Score      Score    `json:"detection"`
 	Faults     []string `json:"faults,omitempty"`
-	// KillGaps is, per server killed, the time from its shutdown to the
+	// KillGaps is, per server killed, the time from its SIGKILL to the
 	// next event stored; LongestGap the longest pause between stored events in
 	// the whole run.
 	KillGaps   []float64 `json:"kill_gaps_seconds,omitempty"`
 	LongestGap float64   `json:"longest_gap_seconds"`
+	// LeaderGaps is, per server killed, the time from its SIGKILL until
+	// the events stream's info named a leader: the part of the pause the
+	// cluster takes (about 0 when the server did not lead the stream, -1
+	// when no leader showed within 30 s).
+	LeaderGaps []float64 `json:"leader_gaps_seconds,omitempty"`
 }
 
 // ClusterResult compares the bridge on one NATS server (R1 streams) with
@@ -93,7 +98,7 @@ func runCluster(ctx context.Context, o Options, progress io.Writer, log *slog.Lo
 	res.WallSec = time.Since(res.Started).Seconds()
 	res.Notes = append(res.Notes,
 		"both runs use the same seeded workload; the cluster run kills the CEC_EVENTS leader at 30 % of the phase (back at 50 %), then the server the bridge is connected to at 60 % (back at 80 %)",
-		"servers are stopped in-process (server.Shutdown): connections close at once, as when a process dies, but nothing is lost from the page cache as in a machine crash",
+		"every server is a nats-server process, and a kill is SIGKILL of it: no shutdown and no Raft leadership handover, so the followers of what it led elect a new leader only after their election timeout (4-9 s); what it had written to the kernel stays in the page cache, as it would not in a machine crash",
 		"lost: the workload stops at the end of the phase and the bridge gets up to 30 s to report the world as it is; what still differs then is counted",
 	)
 	return res, nil
@@ -111,36 +116,6 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// natsUnderTest is one server or a cluster, as a run needs it.
-type natsUnderTest struct {
-	urls    []string
-	cluster *natstest.Cluster // nil for one server
-	single  *embedded
-}
-
-func startNATS(dir string, nodes int) (*natsUnderTest, error) {
-	if nodes == 1 {
-		e, err := startEmbedded(dir)
-		if err != nil {
-			return nil, err
-		}
-		return &natsUnderTest{urls: []string{e.url()}, single: e}, nil
-	}
-	c, err := natstest.StartCluster(dir, nodes)
-	if err != nil {
-		return nil, err
-	}
-	return &natsUnderTest{urls: c.URLs(), cluster: c}, nil
-}
-
-func (n *natsUnderTest) shutdown() {
-	if n.cluster != nil {
-		n.cluster.Shutdown()
-	} else {
-		n.single.shutdown()
-	}
-}
-
 // clusterRun runs the bridge for the phase on nodes servers with streams
 // of as many replicas, killing servers mid-run when there are several.
 func clusterRun(ctx context.Context, o Options, nodes int, progress io.Writer, log *slog.Logger) (ClusterRun, error) {
@@ -150,7 +125,7 @@ func clusterRun(ctx context.Context, o Options, nodes int, progress io.Writer, l
 		return run, fmt.Errorf("store dir: %w", err)
 	}
 	defer func() { _ = os.RemoveAll(dir) }() // a temporary store; nothing to do if it stays
-	ns, err := startNATS(dir, nodes)
+	ns, err := startNATSNodes(ctx, dir, nodes)
 	if err != nil {
 		return run, err
 	}
@@ -169,8 +144,8 @@ func clusterRun(ctx context.Context, o Options, nodes int, progress io.Writer, l
 	}
 	truthStart := uint64(len(sim.Truth(0)))
 
-	cfg := bridgeConfig(o, sim.URL(), ns.urls[0])
-	cfg.NATS.URLs = ns.urls
+	cfg := bridgeConfig(o, sim.URL(), ns.nodes[0].url())
+	cfg.NATS.URLs = ns.urls()
 	cfg.Streams.Replicas, cfg.Lease.Replicas = nodes, nodes
 	bnc, onc, ojs, err := connect(cfg.NATS, log)
 	if err != nil {
@@ -198,15 +173,15 @@ func clusterRun(ctx context.Context, o Options, nodes int, progress io.Writer, l
 		}, jetstream.PullExpiry(2*time.Second)) // a dead server's consumer is replaced within seconds
 	}()
 
-	var kills []time.Time
+	var kills []serverKill
 	var faultMu sync.Mutex
 	faultsDone := make(chan struct{})
 	go func() {
 		defer close(faultsDone)
-		if ns.cluster == nil {
+		if nodes == 1 {
 			return
 		}
-		killAt := killServers(bctx, o, ns.cluster, bnc, cfg, start, func(s string) {
+		killAt := killServers(bctx, o, ns, ojs, bnc, cfg, start, func(s string) {
 			faultMu.Lock()
 			run.Faults = append(run.Faults, fmt.Sprintf("%5.1fs %s", time.Since(start).Seconds(), s))
 			faultMu.Unlock()
@@ -290,9 +265,10 @@ func clusterRun(ctx context.Context, o Options, nodes int, progress io.Writer, l
 		run.LongestGap = max(run.LongestGap, times[i].Sub(times[i-1]).Seconds())
 	}
 	for _, k := range kills {
+		run.LeaderGaps = append(run.LeaderGaps, k.leaderAfter.Seconds())
 		for _, t := range times {
-			if t.After(k) {
-				run.KillGaps = append(run.KillGaps, t.Sub(k).Seconds())
+			if t.After(k.at) {
+				run.KillGaps = append(run.KillGaps, t.Sub(k.at).Seconds())
 				break
 			}
 		}
@@ -300,65 +276,100 @@ func clusterRun(ctx context.Context, o Options, nodes int, progress io.Writer, l
 	return run, nil
 }
 
-// killServers kills the events stream's leader at 30 % of the phase and
-// starts it again at 50 %, then kills the server the bridge is connected to
-// at 60 % and starts it again at 80 %. It returns the instants of the kills.
-func killServers(ctx context.Context, o Options, c *natstest.Cluster, bnc *nats.Conn, cfg configs.Bridge, start time.Time, note func(string)) []time.Time {
+// serverKill is one SIGKILL of the cluster run.
+type serverKill struct {
+	at time.Time // the process is gone
+	// leaderAfter is the time from at until the events stream's info named
+	// a leader; negative when none did within 30 s.
+	leaderAfter time.Duration
+}
+
+// killServers kills the events stream's leader with SIGKILL at 30 % of the
+// phase and starts it again at 50 %, then kills the server the bridge is
+// connected to at 60 % and starts it again at 80 %. It reads the leader
+// and the replicas' state from the stream info on js, and returns the
+// kills once each has a leader of the events stream after it.
+func killServers(ctx context.Context, o Options, ns *natsNodes, js jetstream.JetStream, bnc *nats.Conn, cfg configs.Bridge, start time.Time, note func(string)) []serverKill {
 	at := func(frac float64) bool { return atFraction(ctx, start, o.Duration, frac) }
 	// caughtUp waits (bounded) until every replica has caught up, so that
 	// the next kill leaves a quorum that holds everything.
 	caughtUp := func() {
-		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
+		deadline := time.Now().Add(20 * time.Second)
 		for _, s := range []string{cfg.Streams.Events, cfg.Streams.State, "KV_" + cfg.Lease.Bucket} {
-			if err := c.WaitStreamCurrent(wctx, s); err != nil {
+			if err := waitStreamCurrent(ctx, js, s, time.Until(deadline)); err != nil {
 				note(fmt.Sprintf("%s not caught up: %v", s, err))
 			}
 		}
 	}
-	var kills []time.Time
+	var kills []*serverKill
+	var watches sync.WaitGroup
 	kill := func(i int, why string) {
-		c.Kill(i)
-		// From the moment the server is gone: while it shuts down it may
-		// still store what it had received.
-		kills = append(kills, time.Now())
-		note(fmt.Sprintf("killed %s (%s)", c.Name(i), why))
+		ns.kill(i)
+		k := &serverKill{at: time.Now(), leaderAfter: -1}
+		kills = append(kills, k)
+		note(fmt.Sprintf("SIGKILL to %s (%s)", ns.name(i), why))
+		// The part of the pause the cluster takes (the bridge can store
+		// nothing while the events stream has no leader), timed beside the
+		// schedule, which goes on.
+		watches.Go(func() {
+			l, err := streamLeader(ctx, js, cfg.Streams.Events, 30*time.Second)
+			if err != nil {
+				note(fmt.Sprintf("no leader of %s after the SIGKILL to %s: %v", cfg.Streams.Events, ns.name(i), err))
+				return
+			}
+			k.leaderAfter = time.Since(k.at)
+			note(fmt.Sprintf("%s led by %s %.2f s after the SIGKILL to %s", cfg.Streams.Events, l, k.leaderAfter.Seconds(), ns.name(i)))
+		})
 	}
 	restart := func(i int) {
-		if err := c.Restart(i); err != nil {
-			note(fmt.Sprintf("restart of %s failed: %v", c.Name(i), err))
+		if err := ns.restart(ctx, i); err != nil {
+			note(fmt.Sprintf("restart of %s failed: %v", ns.name(i), err))
 			return
 		}
 		caughtUp()
-		note(fmt.Sprintf("%s back and caught up", c.Name(i)))
+		note(fmt.Sprintf("%s back and caught up", ns.name(i)))
 	}
-	if !at(0.3) {
-		return kills
+	func() {
+		if !at(0.3) {
+			return
+		}
+		name, err := streamLeader(ctx, js, cfg.Streams.Events, 10*time.Second)
+		if err != nil {
+			note("no leader of " + cfg.Streams.Events + ": " + err.Error())
+			return
+		}
+		leader := ns.index(name)
+		if leader < 0 {
+			note(cfg.Streams.Events + " is led by an unknown server " + name)
+			return
+		}
+		kill(leader, cfg.Streams.Events+" leader")
+		if !at(0.5) {
+			return
+		}
+		restart(leader)
+		if !at(0.6) {
+			return
+		}
+		connected := ns.index(bnc.ConnectedServerName())
+		if connected < 0 {
+			note("the bridge is not connected to a node")
+			return
+		}
+		why := "the bridge's server"
+		if leaderOf(ctx, js, cfg.Streams.Events) == ns.name(connected) {
+			why += ", leading " + cfg.Streams.Events
+		}
+		kill(connected, why)
+		if !at(0.8) {
+			return
+		}
+		restart(connected)
+	}()
+	watches.Wait()
+	out := make([]serverKill, len(kills))
+	for i, k := range kills {
+		out[i] = *k
 	}
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	leader, err := c.StreamLeader(lctx, cfg.Streams.Events)
-	cancel()
-	if err != nil {
-		note("no leader of " + cfg.Streams.Events + ": " + err.Error())
-		return kills
-	}
-	kill(leader, cfg.Streams.Events+" leader")
-	if !at(0.5) {
-		return kills
-	}
-	restart(leader)
-	if !at(0.6) {
-		return kills
-	}
-	connected := c.Index(bnc.ConnectedServerName())
-	if connected < 0 {
-		note("the bridge is not connected to a node")
-		return kills
-	}
-	kill(connected, "the bridge's server")
-	if !at(0.8) {
-		return kills
-	}
-	restart(connected)
-	return kills
+	return out
 }

@@ -44,10 +44,14 @@ func printCluster(w io.Writer, r *ClusterResult) {
 		parts := make([]string, len(g))
 		for i, v := range g {
 			parts[i] = fmt.Sprintf("%.2f", v)
+			if v < 0 {
+				parts[i] = "none"
+			}
 		}
 		return strings.Join(parts, ", ")
 	}
 	row("from a kill to the next stored event, s", "%s", gaps(s.KillGaps), gaps(c.KillGaps))
+	row("from a kill to a CEC_EVENTS leader, s", "%s", gaps(s.LeaderGaps), gaps(c.LeaderGaps))
 	row("longest pause between stored events, s", "%.2f", s.LongestGap, c.LongestGap)
 	row("final state reached after the workload stopped, s", "%.2f", s.Converged, c.Converged)
 	tw.Flush()

@@ -52,7 +52,9 @@
 // --scenario cluster (cluster.go) runs the bridge twice under the same
 // workload: on one server with R1 streams, then on a three-node cluster
 // with R3 streams whose events-stream leader and then the bridge's own
-// server are killed and restarted. It stops the workload at the end and
+// server are killed with SIGKILL (no Raft leadership handed over) and
+// started again on their stores; every server is a nats-server process
+// (cluster_nats.go). It stops the workload at the end and
 // reports, side by side, what was lost (final state against the
 // simulator's world), duplicated, forked, skipped or unlinked, the
 // detection figures, and how long stores paused after each kill.

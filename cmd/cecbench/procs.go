@@ -44,23 +44,37 @@ func childMain() (code int, ok bool) {
 }
 
 // natsChild serves JetStream on -port with its store in -store until
-// SIGTERM or SIGINT, then shuts down cleanly (the store is flushed).
+// SIGTERM or SIGINT, then shuts down cleanly (the store is flushed). With
+// -cluster it is a node of a JetStream cluster of that name: its routes
+// listen on -cluster-port and dial -routes (every node's route URL, its own
+// included), as natstest.StartCluster configures its in-process nodes.
 func natsChild(args []string) error {
 	fs := flag.NewFlagSet("nats", flag.ContinueOnError)
 	port := fs.Int("port", 0, "client port")
 	store := fs.String("store", "", "JetStream store directory")
+	name := fs.String("name", "cecbench-chaos", "server name")
+	cluster := fs.String("cluster", "", "cluster name (none: a single server)")
+	clusterPort := fs.Int("cluster-port", 0, "route port, with -cluster")
+	routes := fs.String("routes", "", "comma-separated route URLs, with -cluster")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *port == 0 || *store == "" {
 		return errors.New("-port and -store are required")
 	}
+	if (*cluster == "") != (*clusterPort == 0) || (*cluster == "") != (*routes == "") {
+		return errors.New("-cluster, -cluster-port and -routes go together")
+	}
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	e := &embedded{opts: server.Options{
-		ServerName: "cecbench-chaos", Host: "127.0.0.1", Port: *port,
+		ServerName: *name, Host: "127.0.0.1", Port: *port,
 		JetStream: true, StoreDir: *store, NoSigs: true, NoLog: true,
 	}}
+	if *cluster != "" {
+		e.opts.Cluster = server.ClusterOpts{Name: *cluster, Host: "127.0.0.1", Port: *clusterPort}
+		e.opts.Routes = server.RoutesFromStr(*routes)
+	}
 	if err := e.start(); err != nil {
 		return err
 	}
@@ -190,22 +204,47 @@ func freePort() (int, error) {
 }
 
 // natsProc is a nats-server process (this binary as a helper) that can be
-// stopped and started again on the same port and store.
+// stopped, or killed, and started again on the same ports and store.
 type natsProc struct {
 	procs   *procSet
 	exe     string
 	port    int
 	store   string
 	logPath string
-	p       *proc
+	// name is the server name ("" keeps the child's default); cluster,
+	// clusterPort and routes make the server a cluster node.
+	name        string
+	cluster     string
+	clusterPort int
+	routes      []string
+	p           *proc
 }
+
+// errNATSExited: a nats-server process ended before it accepted
+// connections (for one, its port was taken).
+var errNATSExited = errors.New("nats server exited at start")
 
 func (n *natsProc) url() string { return "nats://127.0.0.1:" + strconv.Itoa(n.port) }
 
+func (n *natsProc) args() []string {
+	args := []string{"-port", strconv.Itoa(n.port), "-store", n.store}
+	if n.name != "" {
+		args = append(args, "-name", n.name)
+	}
+	if n.cluster != "" {
+		args = append(args, "-cluster", n.cluster, "-cluster-port", strconv.Itoa(n.clusterPort),
+			"-routes", strings.Join(n.routes, ","))
+	}
+	return args
+}
+
 // start runs the server and returns once it accepts connections.
 func (n *natsProc) start(ctx context.Context) error {
-	p, err := n.procs.start("nats", n.exe, []string{"-port", strconv.Itoa(n.port), "-store", n.store},
-		childEnviron(childEnv+"=nats"), n.logPath)
+	what := "nats"
+	if n.name != "" {
+		what += " " + n.name
+	}
+	p, err := n.procs.start(what, n.exe, n.args(), childEnviron(childEnv+"=nats"), n.logPath)
 	if err != nil {
 		return err
 	}
@@ -218,7 +257,7 @@ func (n *natsProc) start(ctx context.Context) error {
 			return nil
 		}
 		if p.exited() {
-			return fmt.Errorf("nats server exited at start (see %s)", n.logPath)
+			return fmt.Errorf("%w (see %s)", errNATSExited, n.logPath)
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("nats server not accepting connections on port %d: %w", n.port, errors.Join(err, ctx.Err()))
@@ -238,10 +277,11 @@ func (n *natsProc) stop() {
 	}
 }
 
-// crash ends the server with SIGKILL, as a crash would: whatever it acked
-// must be in its store when it starts again.
+// crash kills the server with SIGKILL and waits until it is gone: no
+// shutdown, no Raft leadership handed over, only what it had written to
+// the kernel stays in its store.
 func (n *natsProc) crash() {
-	if n.p != nil {
+	if n.p != nil && !n.p.exited() {
 		n.p.kill()
 	}
 }

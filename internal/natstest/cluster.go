@@ -67,7 +67,7 @@ func StartCluster(dir string, size int, opts ...Option) (*Cluster, error) {
 }
 
 func startCluster(dir string, size int, opts []Option) (*Cluster, error) {
-	ports, err := routePorts(size)
+	ports, err := FixedPorts(size)
 	if err != nil {
 		return nil, err
 	}
@@ -114,10 +114,11 @@ func startCluster(dir string, size int, opts []Option) (*Cluster, error) {
 	return c, nil
 }
 
-// routePorts picks n distinct free ports on 127.0.0.1 below the kernel's
+// FixedPorts picks n distinct free ports on 127.0.0.1 below the kernel's
 // ephemeral range, where no outgoing connection borrows them between the
-// pick and the server's bind.
-func routePorts(n int) ([]int, error) {
+// pick and a server's bind, nor while a stopped server is down: ports for
+// servers that must come back where their peers and clients expect them.
+func FixedPorts(n int) ([]int, error) {
 	lo, hi := 10000, ephemeralLow()-1
 	if hi-lo < 1000 {
 		lo, hi = 1024, 65535

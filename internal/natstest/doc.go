@@ -19,6 +19,7 @@
 //	c.Kill(i)                   // the stream elects another leader
 //	c.Restart(t, i)             // same ports, same store dir
 //
-// StartCluster is the same cluster without a testing.TB, for the bench
-// command.
+// StartCluster is the same cluster without a testing.TB. FixedPorts picks
+// the ports of servers that restart on them (the bench command's server
+// processes).
 package natstest
