@@ -31,9 +31,13 @@ func TestRestartKeepsPortAndStore(t *testing.T) {
 	}
 	// The client reconnects on its own; the stream and its message survive.
 	var st jetstream.Stream
+	// Each attempt has its own deadline: one that outlived a slow
+	// reconnect would fail every later attempt.
 	testwait.Until(t, "the stream back after the restart", func() bool {
+		actx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
 		var err error
-		st, err = js.Stream(ctx, "T")
+		st, err = js.Stream(actx, "T")
 		return err == nil
 	})
 	if st.CachedInfo().State.Msgs != 1 {
