@@ -40,6 +40,8 @@ func (t *Tenant) heartbeatLocked(now time.Time) {
 		AgentsTracked: tracked,
 		AgentsVisible: tracked - t.vis.invisibleCount(),
 		NotVisible:    t.notVisibleLocked(),
+		// Empty, so absent, for a tenant without CMS.
+		StatesNotVisible: t.statesNotVisibleLocked(),
 		// Not visible until observed: a heartbeat at the start of a term
 		// must not vouch for a roster or phone list nobody has read yet.
 		RosterVisible:  t.rosterDone && !t.vis.scopeDown(schemas.ScopeSoftphone),
@@ -83,12 +85,24 @@ var errVisibilityRefused = errors.New("poller: visibility event refused")
 // notVisibleLocked lists the tracked agents whose calls cannot be observed
 // now, as ranges.
 func (t *Tenant) notVisibleLocked() string {
-	if t.vis.invisibleCount() == 0 {
+	return t.agentRanges(t.vis.invisibleCount(), func(a *agent) bool { return !a.visible })
+}
+
+// statesNotVisibleLocked lists the tracked agents whose state the CMS
+// sweep cannot observe now, as ranges.
+func (t *Tenant) statesNotVisibleLocked() string {
+	return t.agentRanges(t.vis.statesInvisibleCount(), func(a *agent) bool { return a.sweep != nil && !a.sweep.stateVisible })
+}
+
+// agentRanges lists the tracked agents for which match holds, as ranges;
+// count is how many there are, so none costs no walk of the roster.
+func (t *Tenant) agentRanges(count int, match func(*agent) bool) string {
+	if count == 0 {
 		return ""
 	}
 	var nums []int
 	for w, a := range t.agents {
-		if a.inRoster && !a.visible {
+		if a.inRoster && match(a) {
 			nums = append(nums, w)
 		}
 	}
