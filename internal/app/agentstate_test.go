@@ -16,11 +16,10 @@ import (
 	"github.com/cecbridge/cecbridge/schemas/schematest"
 )
 
-// With a CMS sweep, agent.state answers every agent's CTI state as the
-// simulator has it, and follows a call ringing and then answered: a
-// lookup with min_seq set to the state event's stream sequence answers
-// that event's state, seq and observation.
-func TestAgentStateLookupFollowsTheSweep(t *testing.T) {
+// startCMSBridge runs a ready bridge over a simulator of n agents, its
+// tenant swept through CMS every 100 ms.
+func startCMSBridge(t *testing.T, n int) *opsEnv {
+	t.Helper()
 	e := newOpsEnv(t, 4)
 	tc := &e.cfg.Tenants[0]
 	tc.Intervals.Sweep = 100 * time.Millisecond
@@ -28,6 +27,15 @@ func TestAgentStateLookupFollowsTheSweep(t *testing.T) {
 	e.cfg = configs.WithDefaults(e.cfg)
 	rb := runBridge(t, e.cfg, e.srv.Connect(t), slog.New(slog.DiscardHandler))
 	waitReadyz(t, rb.httpBase(t), "ready", func(code int, _ readyz) bool { return code == http.StatusOK })
+	return e
+}
+
+// With a CMS sweep, agent.state answers every agent's CTI state as the
+// simulator has it, and follows a call ringing and then answered: a
+// lookup with min_seq set to the state event's stream sequence answers
+// that event's state, seq and observation.
+func TestAgentStateLookupFollowsTheSweep(t *testing.T) {
+	e := startCMSBridge(t, 4)
 	nc := e.srv.Connect(t)
 	js := natstest.JetStream(t, nc)
 
@@ -91,5 +99,55 @@ func TestAgentStateLookupFollowsTheSweep(t *testing.T) {
 			r.Observed == nil || !r.Observed.Equal(c.Detected.ByPoll) || !r.Since.Equal(c.After.Since) || r.Since.After(*r.Observed) {
 			t.Fatalf("agent.state 1002 with min_seq %d: %s %+v, event %+v", seq, code, r, c.After)
 		}
+	}
+}
+
+// CMS taken away: nothing observes agent states any more, so agent.state
+// answers the last state with visible false (409 with require_visible)
+// while agent.calls stays visible through per-agent polling; CMS back,
+// the states are visible again.
+func TestAgentStateNotVisibleWhileCMSIsAway(t *testing.T) {
+	e := startCMSBridge(t, 4)
+	nc := e.srv.Connect(t)
+
+	// lookup asks for agent 1003's state or calls with require_visible
+	// and returns the error code ("" for an answer) and its visible.
+	lookup := func(endpoint string, requireVisible bool) (code string, visible bool) {
+		t.Helper()
+		opts := schemas.ReadOptions{RequireVisible: requireVisible}
+		var req any = schemas.AgentStateRequest{WorkNo: 1003, ReadOptions: opts}
+		if endpoint == schemas.LookupAgentCalls {
+			req = schemas.AgentCallsRequest{WorkNo: 1003, ReadOptions: opts}
+		}
+		body, code := schematest.Lookup(t, nc, "ops", endpoint, req, 5*time.Second)
+		if code != "" {
+			return code, false
+		}
+		var m schemas.Meta
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatal(err)
+		}
+		return "", m.Visible
+	}
+	visibleState := func() bool { code, vis := lookup(schemas.LookupAgentState, false); return code == "" && vis }
+	testwait.For(t, 15*time.Second, "agent 1003's state visible", visibleState)
+
+	e.sim.SetCMSLicensed(false)
+	testwait.For(t, 15*time.Second, "agent 1003's state not visible", func() bool {
+		code, vis := lookup(schemas.LookupAgentState, false)
+		return code == "" && !vis
+	})
+	if code, _ := lookup(schemas.LookupAgentState, true); code != "409" {
+		t.Fatalf("agent.state with require_visible while CMS is away: %q, want 409", code)
+	}
+	testwait.For(t, 15*time.Second, "agent 1003's calls visible through its polls", func() bool {
+		code, vis := lookup(schemas.LookupAgentCalls, true)
+		return code == "" && vis
+	})
+
+	e.sim.SetCMSLicensed(true)
+	testwait.For(t, 15*time.Second, "agent 1003's state visible again", visibleState)
+	if code, _ := lookup(schemas.LookupAgentState, true); code != "" {
+		t.Fatalf("agent.state with require_visible after CMS came back: %q", code)
 	}
 }
