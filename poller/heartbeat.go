@@ -40,8 +40,6 @@ func (t *Tenant) heartbeatLocked(now time.Time) {
 		AgentsTracked: tracked,
 		AgentsVisible: tracked - t.vis.invisibleCount(),
 		NotVisible:    t.notVisibleLocked(),
-		// Empty, so absent, for a tenant without CMS.
-		StatesNotVisible: t.statesNotVisibleLocked(),
 		// Not visible until observed: a heartbeat at the start of a term
 		// must not vouch for a roster or phone list nobody has read yet.
 		RosterVisible:  t.rosterDone && !t.vis.scopeDown(schemas.ScopeSoftphone),
@@ -61,7 +59,7 @@ func (t *Tenant) heartbeatLocked(now time.Time) {
 }
 
 // flushVisibility turns the visibility changes gathered since the last
-// flush into events.
+// flush into events, and the states picture into one if it changed.
 func (t *Tenant) flushVisibility(context.Context) error {
 	now := time.Now()
 	t.mu.Lock()
@@ -77,7 +75,7 @@ func (t *Tenant) flushVisibility(context.Context) error {
 		}
 		t.visSeq = v.Seq
 	}
-	return nil
+	return t.flushStatesVisibility(now)
 }
 
 var errVisibilityRefused = errors.New("poller: visibility event refused")
@@ -85,24 +83,12 @@ var errVisibilityRefused = errors.New("poller: visibility event refused")
 // notVisibleLocked lists the tracked agents whose calls cannot be observed
 // now, as ranges.
 func (t *Tenant) notVisibleLocked() string {
-	return t.agentRanges(t.vis.invisibleCount(), func(a *agent) bool { return !a.visible })
-}
-
-// statesNotVisibleLocked lists the tracked agents whose state the CMS
-// sweep cannot observe now, as ranges.
-func (t *Tenant) statesNotVisibleLocked() string {
-	return t.agentRanges(t.vis.statesInvisibleCount(), func(a *agent) bool { return a.sweep != nil && !a.sweep.stateVisible })
-}
-
-// agentRanges lists the tracked agents for which match holds, as ranges;
-// count is how many there are, so none costs no walk of the roster.
-func (t *Tenant) agentRanges(count int, match func(*agent) bool) string {
-	if count == 0 {
+	if t.vis.invisibleCount() == 0 {
 		return ""
 	}
 	var nums []int
 	for w, a := range t.agents {
-		if a.inRoster && match(a) {
+		if a.inRoster && !a.visible {
 			nums = append(nums, w)
 		}
 	}

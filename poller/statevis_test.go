@@ -19,20 +19,42 @@ import (
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
-// visibilityOf decodes the visibility events recorded for one scope.
-func visibilityOf(t *testing.T, r *recorder, scope string) []schemas.Visibility {
+// statesPictures decodes the bridge.states_visibility events recorded.
+func statesPictures(t *testing.T, r *recorder) []schemas.StatesVisibility {
 	t.Helper()
-	var out []schemas.Visibility
-	for _, ev := range r.on(schemas.BridgeSubject(tenantName, schemas.BridgeVisibility)) {
-		var v schemas.Visibility
-		if err := json.Unmarshal(ev.Data, &v); err != nil {
+	var out []schemas.StatesVisibility
+	for _, ev := range r.on(schemas.BridgeSubject(tenantName, schemas.BridgeStatesVisibility)) {
+		var sv schemas.StatesVisibility
+		if err := json.Unmarshal(ev.Data, &sv); err != nil {
 			t.Fatal(err)
 		}
-		if v.Scope == scope {
-			out = append(out, v)
-		}
+		out = append(out, sv)
 	}
 	return out
+}
+
+// lastPictureIs says whether the last states picture lists exactly agents.
+func lastPictureIs(t *testing.T, r *recorder, agents string) func() bool {
+	return func() bool {
+		evs := statesPictures(t, r)
+		return len(evs) > 0 && evs[len(evs)-1].NotVisible == agents
+	}
+}
+
+// checkPictures checks what every states picture promises: count and
+// reason agree with the list, and each differs from the one before it
+// (only net changes are emitted).
+func checkPictures(t *testing.T, evs []schemas.StatesVisibility) {
+	t.Helper()
+	for i, sv := range evs {
+		nums, err := schemas.ParseRanges(sv.NotVisible)
+		if err != nil || len(nums) != sv.Count || (sv.Count > 0) != (sv.Reason != "") {
+			t.Fatalf("picture %d %+v: count or reason disagrees with not_visible", i, sv)
+		}
+		if i > 0 && sv.NotVisible == evs[i-1].NotVisible {
+			t.Fatalf("pictures %d and %d both list %q: not a change", i-1, i, sv.NotVisible)
+		}
+	}
 }
 
 // lastHeartbeat decodes the last heartbeat recorded, if any.
@@ -49,54 +71,37 @@ func lastHeartbeat(t *testing.T, r *recorder) (schemas.Heartbeat, bool) {
 	return hb, true
 }
 
-// lastStatesEvent says whether the last states-scope event is in the given
-// state and covers exactly agents.
-func lastStatesEvent(t *testing.T, r *recorder, state, agents string) func() bool {
-	return func() bool {
-		evs := visibilityOf(t, r, schemas.ScopeStates)
-		return len(evs) > 0 && evs[len(evs)-1].State == state && evs[len(evs)-1].Agents == agents
-	}
-}
-
 // CMS taken away (not licensed): nothing observes the agents' states any
-// more, so they are reported lost on bridge.visibility (scope states) and
-// in the heartbeat, while per-agent polling keeps their calls visible.
-// CMS back: the states are visible again, in events and heartbeat.
+// more, so one states picture lists them all, while per-agent polling
+// keeps their calls visible (the heartbeat says so).
+// CMS back: the picture is empty again. The term's first picture, once
+// the first sweep ran, is empty.
 func TestCMSAwayReportsAgentStatesNotVisible(t *testing.T) {
 	f := sweepFixture(t, 6, cecsim.Config{}, pollerOpts{idle: 200 * time.Millisecond})
 	testwait.Until(t, "every agent swept", allSwept(f, 6))
-	testwait.Until(t, "a heartbeat with every state visible", func() bool {
-		hb, ok := lastHeartbeat(t, f.sink)
-		return ok && hb.AgentsTracked == 6 && hb.StatesNotVisible == ""
-	})
-	if evs := visibilityOf(t, f.sink, schemas.ScopeStates); len(evs) != 0 {
-		t.Fatalf("states visibility events while CMS answers: %+v", evs)
+	testwait.Until(t, "the term's first states picture", func() bool { return len(statesPictures(t, f.sink)) == 1 })
+	if sv := statesPictures(t, f.sink)[0]; sv.Seq != 1 || sv.Count != 0 || sv.NotVisible != "" || sv.Reason != "" {
+		t.Fatalf("first picture %+v, want every state visible", sv)
 	}
 
 	f.sim.SetCMSLicensed(false)
-	testwait.Until(t, "the states reported lost", lastStatesEvent(t, f.sink, schemas.VisibilityLost, "1001-1006"))
-	lost := visibilityOf(t, f.sink, schemas.ScopeStates)
-	if v := lost[len(lost)-1]; v.Count != 6 || v.Reason == "" {
-		t.Fatalf("states lost event %+v, want 6 agents and a reason", v)
-	}
-	testwait.Until(t, "a heartbeat listing the states not visible", func() bool {
-		hb, ok := lastHeartbeat(t, f.sink)
-		return ok && hb.StatesNotVisible == "1001-1006"
-	})
+	testwait.Until(t, "the states not visible", lastPictureIs(t, f.sink, "1001-1006"))
 	testwait.Until(t, "the sweep unavailable and every agent's calls visible through its polls", func() bool {
 		st := f.tenant.Stats()
 		return st.Sweep == poller.SweepUnavailable && st.SweptAgents == 0 && st.AgentsVisible == st.AgentsTracked
 	})
-	if hb, _ := lastHeartbeat(t, f.sink); hb.NotVisible != "" || hb.AgentsVisible != 6 {
-		t.Fatalf("heartbeat %+v: the calls should stay visible", hb)
+	hbBefore, _ := lastHeartbeat(t, f.sink)
+	testwait.Until(t, "a later heartbeat with every agent's calls visible", func() bool {
+		hb, ok := lastHeartbeat(t, f.sink)
+		return ok && hb.Seq > hbBefore.Seq && hb.NotVisible == "" && hb.AgentsVisible == 6
+	})
+	if sv := statesPictures(t, f.sink); sv[len(sv)-1].NotVisible != "1001-1006" {
+		t.Fatalf("the calls visible again moved the states picture: %+v", sv[len(sv)-1])
 	}
 
 	f.sim.SetCMSLicensed(true)
-	testwait.Until(t, "the states restored", lastStatesEvent(t, f.sink, schemas.VisibilityRestored, "1001-1006"))
-	testwait.Until(t, "a heartbeat with every state visible again", func() bool {
-		hb, ok := lastHeartbeat(t, f.sink)
-		return ok && hb.StatesNotVisible == ""
-	})
+	testwait.Until(t, "the states visible again", lastPictureIs(t, f.sink, ""))
+	checkPictures(t, statesPictures(t, f.sink))
 	validateAll(t, f.sink.records())
 }
 
@@ -129,8 +134,9 @@ func (s *failingStatesFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.sim.ServeHTTP(w, r)
 }
 
-// A states chunk that fails marks only its own agents' states lost; the
-// other chunk's agents, and every agent's calls, stay visible.
+// A states chunk that fails puts only its own agents in the states
+// picture; the other chunk's agents, and every agent's calls, stay
+// visible.
 func TestFailedStatesChunkMarksOnlyItsAgents(t *testing.T) {
 	sim := cecsimtest.Start(t, cecsim.Config{Agents: 10, AgentsPerVDN: 5, LongPollHold: 100 * time.Millisecond})
 	front := &failingStatesFront{sim: sim.Handler(), vdn: 2}
@@ -145,8 +151,12 @@ func TestFailedStatesChunkMarksOnlyItsAgents(t *testing.T) {
 		return st.AgentsVisible == st.AgentsTracked
 	})
 	callsLost := func() (n int) {
-		for _, v := range visibilityOf(t, f.sink, schemas.ScopeCalls) {
-			if v.State == schemas.VisibilityLost {
+		for _, ev := range f.sink.on(schemas.BridgeSubject(tenantName, schemas.BridgeVisibility)) {
+			var v schemas.Visibility
+			if err := json.Unmarshal(ev.Data, &v); err != nil {
+				t.Fatal(err)
+			}
+			if v.Scope == schemas.ScopeCalls && v.State == schemas.VisibilityLost {
 				n++
 			}
 		}
@@ -155,11 +165,7 @@ func TestFailedStatesChunkMarksOnlyItsAgents(t *testing.T) {
 	lostBefore := callsLost()
 
 	front.fail.Store(true)
-	testwait.Until(t, "VDN 2's states reported lost", lastStatesEvent(t, f.sink, schemas.VisibilityLost, "1006-1010"))
-	testwait.Until(t, "a heartbeat listing VDN 2's states", func() bool {
-		hb, ok := lastHeartbeat(t, f.sink)
-		return ok && hb.StatesNotVisible == "1006-1010"
-	})
+	testwait.Until(t, "VDN 2's states not visible", lastPictureIs(t, f.sink, "1006-1010"))
 	if hb, _ := lastHeartbeat(t, f.sink); hb.NotVisible != "" {
 		t.Fatalf("heartbeat %+v: a failed states chunk made calls not visible", hb)
 	}
@@ -168,25 +174,66 @@ func TestFailedStatesChunkMarksOnlyItsAgents(t *testing.T) {
 	}
 
 	front.fail.Store(false)
-	testwait.Until(t, "VDN 2's states restored", lastStatesEvent(t, f.sink, schemas.VisibilityRestored, "1006-1010"))
-	for _, v := range visibilityOf(t, f.sink, schemas.ScopeStates) {
-		if v.Agents != "1006-1010" {
-			t.Fatalf("states visibility %+v names agents outside the failed chunk", v)
+	testwait.Until(t, "VDN 2's states visible again", lastPictureIs(t, f.sink, ""))
+	pics := statesPictures(t, f.sink)
+	for _, sv := range pics {
+		if sv.NotVisible != "" && sv.NotVisible != "1006-1010" {
+			t.Fatalf("states picture %+v names agents outside the failed chunk", sv)
 		}
 	}
+	checkPictures(t, pics)
 	validateAll(t, f.sink.records())
 }
 
 // CMS refusing the calls requests for good leaves the sweep unavailable
 // until its retry: no states answer comes either, so the states answered
-// by the refused sweep itself are reported lost.
+// by the refused sweep itself are in the picture too.
 func TestUnavailableSweepLosesStatesItDidAnswer(t *testing.T) {
 	f := sweepFixture(t, 4, cecsim.Config{}, pollerOpts{idle: 200 * time.Millisecond})
 	testwait.Until(t, "every agent swept", allSwept(f, 4))
 	f.sim.Inject(cecsim.Fault{Endpoint: "queryagentcalls", Kind: cecsim.FaultHTTPStatus, Status: http.StatusUnauthorized})
 	testwait.Until(t, "the sweep unavailable", func() bool { return f.tenant.Stats().Sweep == poller.SweepUnavailable })
-	testwait.Until(t, "the states reported lost", lastStatesEvent(t, f.sink, schemas.VisibilityLost, "1001-1004"))
+	testwait.Until(t, "the states not visible", lastPictureIs(t, f.sink, "1001-1004"))
 	f.sim.ClearFaults()
-	testwait.Until(t, "the states restored once the sweep retries", lastStatesEvent(t, f.sink, schemas.VisibilityRestored, "1001-1004"))
+	testwait.Until(t, "the states visible once the sweep retries", lastPictureIs(t, f.sink, ""))
+	checkPictures(t, statesPictures(t, f.sink))
 	validateAll(t, f.sink.records())
+}
+
+// Each term emits its picture once its first sweep ran, continuing the
+// subject's seq: a term that starts with CMS back corrects the previous
+// term's "not visible" at once; a term that starts with CMS still away
+// says so at once, without first saying every state visible.
+func TestNewTermEmitsItsStatesPicture(t *testing.T) {
+	f := sweepFixture(t, 4, cecsim.Config{}, pollerOpts{idle: 200 * time.Millisecond})
+	testwait.Until(t, "every agent swept", allSwept(f, 4))
+	f.sim.SetCMSLicensed(false)
+	testwait.Until(t, "the states not visible", lastPictureIs(t, f.sink, "1001-1004"))
+	f.stop()
+	first := statesPictures(t, f.sink)
+
+	// CMS still away: the second term's first picture is the same loss.
+	second := startPollerWith(t, f.sim, f.sink.records(), pollerOpts{sweep: true, idle: 200 * time.Millisecond})
+	testwait.Until(t, "the second term's picture", func() bool { return len(statesPictures(t, second.sink)) > 0 })
+	pics := statesPictures(t, second.sink)
+	last := first[len(first)-1]
+	subj := schemas.BridgeSubject(tenantName, schemas.BridgeStatesVisibility)
+	if sv := pics[0]; sv.Seq != last.Seq+1 || sv.PrevID != schemas.EventID(subj, last.Seq) || sv.NotVisible != "1001-1004" || sv.Reason == "" {
+		t.Fatalf("second term's first picture %+v after %+v, want the loss again, linked", sv, last)
+	}
+	second.stop()
+
+	// CMS back: the third term's first picture clears the loss although
+	// nothing changes in it.
+	f.sim.SetCMSLicensed(true)
+	restore := append(f.sink.records(), second.sink.records()...)
+	third := startPollerWith(t, f.sim, restore, pollerOpts{sweep: true, idle: 200 * time.Millisecond})
+	testwait.Until(t, "the third term's picture", func() bool { return len(statesPictures(t, third.sink)) > 0 })
+	prev := statesPictures(t, second.sink)
+	if sv := statesPictures(t, third.sink)[0]; sv.Seq != prev[len(prev)-1].Seq+1 || sv.NotVisible != "" || sv.Count != 0 {
+		t.Fatalf("third term's first picture %+v, want every state visible", sv)
+	}
+	for _, r := range [][]schemas.Record{f.sink.records(), second.sink.records(), third.sink.records()} {
+		validateAll(t, r)
+	}
 }

@@ -28,10 +28,10 @@ import (
 // not yet begun) that is not.
 //
 // Agent states have no other source. A states chunk that fails, or an
-// agent a states answer leaves out, reports those agents' states lost
-// (scope states, apart from their calls) until a states answer covers them
-// again; while the whole sweep is unavailable every swept agent's state is
-// lost.
+// agent a states answer leaves out, puts those agents' states in the
+// picture of bridge.states_visibility (apart from their calls) until a
+// states answer covers them again; while the whole sweep is unavailable
+// every swept agent's state is in it.
 //
 // A sweep's observation describes the moment it was answered minus the
 // configured CMSLag. With Confirm, a change the sweep found is published
@@ -45,7 +45,8 @@ type sweepFacts struct {
 	state   aspect[schemas.AgentState]
 	calls   []cec.Call // the calls as the last sweep described them
 	// stateVisible: a states answer covered the agent since its last
-	// failed or silent one. Written by visibility only (scope states).
+	// failed or silent one. Written by the states picture only
+	// (statesvis.go).
 	stateVisible bool
 }
 
@@ -144,6 +145,7 @@ func (t *Tenant) sweep(ctx context.Context) error {
 		t.applyStatesAnswer(r.Answer, now)
 	}
 	err := t.sweepOutcome(len(callChunks), failed, refused, now)
+	t.vis.states.swept = true
 	if t.sweepSt.state == SweepUnavailable {
 		// No sweep until the retry, so no states answer: even a states
 		// chunk that just succeeded is not observed from now on.
@@ -308,7 +310,7 @@ func (t *Tenant) emitCallsV2(a *agent, source string, at time.Time) {
 // one did (the agent left the state and came back between two looks, see
 // reentered); neither the second of rounding in the time in state nor a
 // slow answer is a change. An agent the answer leaves out is not observed:
-// its state is reported lost. Callers hold t.mu.
+// its state is not observed. Callers hold t.mu.
 func (t *Tenant) applyStatesAnswer(ans *cec.StatesAnswer, now time.Time) {
 	obs := ans.Received.Add(-t.cfg.CMSLag)
 	sent := ans.Sent.Add(-t.cfg.CMSLag)
@@ -317,7 +319,7 @@ func (t *Tenant) applyStatesAnswer(ans *cec.StatesAnswer, now time.Time) {
 		if a == nil || !a.inRoster {
 			continue
 		}
-		t.vis.stateRestored(a)
+		t.vis.stateRestored(a, now)
 		st := schemas.AgentState{
 			State:     as.State.String(),
 			StateCode: int(as.State),

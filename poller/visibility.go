@@ -10,28 +10,19 @@ import (
 	"github.com/cecbridge/cecbridge/schemas"
 )
 
-// visibility gathers which agents (calls and states scopes) and which
-// tenant-wide observations (softphone and phones scopes) the bridge lost or
-// regained since the last flush. Only net transitions are reported: an
-// agent that was lost and regained between two flushes produces nothing,
-// because nothing was reported wrongly in between. Guarded by the tenant's
-// mutex.
+// visibility gathers which agents (calls scope) and which tenant-wide
+// observations (softphone and phones scopes) the bridge lost or regained
+// since the last flush. Only net transitions are reported: an agent that was
+// lost and regained between two flushes produces nothing, because nothing
+// was reported wrongly in between. Guarded by the tenant's mutex.
 type visibility struct {
-	calls    agentScope // agent.visible
-	states   agentScope // agent.sweep.stateVisible (tenants with CMS)
-	scopes   map[string]*scopeState
-	requeued []schemas.Visibility
-}
-
-// agentScope is one scope observed agent by agent: the agents lost and
-// regained since the last flush (work number to when), and how many are
-// lost now. Each agent's own flag says whether it is visible in the scope.
-type agentScope struct {
-	scope         string
 	lostSince     map[int]time.Time
 	lostReason    string
 	restoredSince map[int]time.Time
 	invisible     int
+	scopes        map[string]*scopeState
+	requeued      []schemas.Visibility
+	states        statesPicture // its own event type, see statesvis.go
 }
 
 type scopeState struct {
@@ -44,8 +35,9 @@ type scopeState struct {
 
 func newVisibility() visibility {
 	return visibility{
-		calls:  newAgentScope(schemas.ScopeCalls),
-		states: newAgentScope(schemas.ScopeStates),
+		lostSince:     make(map[int]time.Time),
+		restoredSince: make(map[int]time.Time),
+		states:        newStatesPicture(),
 		scopes: map[string]*scopeState{
 			schemas.ScopeSoftphone: {},
 			schemas.ScopePhones:    {},
@@ -53,85 +45,44 @@ func newVisibility() visibility {
 	}
 }
 
-func newAgentScope(scope string) agentScope {
-	return agentScope{scope: scope, lostSince: make(map[int]time.Time), restoredSince: make(map[int]time.Time)}
-}
-
-// lost and restored report the agent's calls lost or observed again.
 func (v *visibility) lost(a *agent, now time.Time, reason string) {
-	v.calls.lost(a.workNo, &a.visible, now, reason)
+	if !a.visible {
+		return
+	}
+	a.visible = false
+	v.invisible++
+	if _, ok := v.restoredSince[a.workNo]; ok {
+		delete(v.restoredSince, a.workNo)
+		return
+	}
+	v.lostSince[a.workNo] = now
+	if v.lostReason == "" {
+		v.lostReason = reason
+	}
 }
 
-func (v *visibility) restored(a *agent) { v.calls.restored(a.workNo, &a.visible) }
-
-// stateLost and stateRestored report the agent's state (from the CMS
-// sweep) lost or observed again.
-func (v *visibility) stateLost(a *agent, now time.Time, reason string) {
-	v.states.lost(a.workNo, &a.sweepFacts().stateVisible, now, reason)
-}
-
-func (v *visibility) stateRestored(a *agent) {
-	v.states.restored(a.workNo, &a.sweepFacts().stateVisible)
+func (v *visibility) restored(a *agent) {
+	if a.visible {
+		return
+	}
+	a.visible = true
+	v.invisible--
+	if _, ok := v.lostSince[a.workNo]; ok {
+		delete(v.lostSince, a.workNo)
+		return
+	}
+	v.restoredSince[a.workNo] = time.Now()
 }
 
 // forget drops an agent that left the roster from the books.
 func (v *visibility) forget(a *agent) {
-	v.calls.forget(a.workNo, &a.visible)
-	if a.sweep != nil {
-		v.states.forget(a.workNo, &a.sweep.stateVisible)
+	if !a.visible {
+		a.visible = true
+		v.invisible--
 	}
-}
-
-func (s *agentScope) lost(workNo int, visible *bool, now time.Time, reason string) {
-	if !*visible {
-		return
-	}
-	*visible = false
-	s.invisible++
-	if _, ok := s.restoredSince[workNo]; ok {
-		delete(s.restoredSince, workNo)
-		return
-	}
-	s.lostSince[workNo] = now
-	if s.lostReason == "" {
-		s.lostReason = reason
-	}
-}
-
-func (s *agentScope) restored(workNo int, visible *bool) {
-	if *visible {
-		return
-	}
-	*visible = true
-	s.invisible--
-	if _, ok := s.lostSince[workNo]; ok {
-		delete(s.lostSince, workNo)
-		return
-	}
-	s.restoredSince[workNo] = time.Now()
-}
-
-func (s *agentScope) forget(workNo int, visible *bool) {
-	if !*visible {
-		*visible = true
-		s.invisible--
-	}
-	delete(s.lostSince, workNo)
-	delete(s.restoredSince, workNo)
-}
-
-// drain appends the scope's pending transitions to out and clears them.
-func (s *agentScope) drain(out []schemas.Visibility, tenant string, now time.Time) []schemas.Visibility {
-	if len(s.lostSince) > 0 {
-		out = append(out, agentsTransition(tenant, s.scope, schemas.VisibilityLost, s.lostReason, s.lostSince, now))
-		clear(s.lostSince)
-		s.lostReason = ""
-	}
-	if len(s.restoredSince) > 0 {
-		out = append(out, agentsTransition(tenant, s.scope, schemas.VisibilityRestored, "", s.restoredSince, now))
-		clear(s.restoredSince)
-	}
-	return out
+	delete(v.lostSince, a.workNo)
+	delete(v.restoredSince, a.workNo)
+	v.forgetState(a, time.Now())
 }
 
 // scopeLost and scopeRestored take the affected agents as a function: the
@@ -171,19 +122,22 @@ func ranges(f func() string) string {
 
 func (v *visibility) scopeDown(scope string) bool { return v.scopes[scope].down }
 
-// invisibleCount is how many agents' calls are not visible.
-func (v *visibility) invisibleCount() int { return v.calls.invisible }
-
-// statesInvisibleCount is how many agents' states are not visible.
-func (v *visibility) statesInvisibleCount() int { return v.states.invisible }
+func (v *visibility) invisibleCount() int { return v.invisible }
 
 // drain returns the pending transitions as events (without seq) and
 // clears them.
 func (v *visibility) drain(tenant string, now time.Time) []schemas.Visibility {
 	out := v.requeued
 	v.requeued = nil
-	out = v.calls.drain(out, tenant, now)
-	out = v.states.drain(out, tenant, now)
+	if len(v.lostSince) > 0 {
+		out = append(out, callsTransition(tenant, schemas.VisibilityLost, v.lostReason, v.lostSince, now))
+		clear(v.lostSince)
+		v.lostReason = ""
+	}
+	if len(v.restoredSince) > 0 {
+		out = append(out, callsTransition(tenant, schemas.VisibilityRestored, "", v.restoredSince, now))
+		clear(v.restoredSince)
+	}
 	for _, scope := range []string{schemas.ScopeSoftphone, schemas.ScopePhones} {
 		s := v.scopes[scope]
 		if s.pending == "" {
@@ -204,9 +158,9 @@ func (v *visibility) drain(tenant string, now time.Time) []schemas.Visibility {
 	return out
 }
 
-// agentsTransition is one event of a per-agent scope for the agents in
-// since (work number to when each changed), dated at the earliest of them.
-func agentsTransition(tenant, scope, state, reason string, since map[int]time.Time, now time.Time) schemas.Visibility {
+// callsTransition is one calls-scope event for the agents in since (work
+// number to when each changed), dated at the earliest of them.
+func callsTransition(tenant, state, reason string, since map[int]time.Time, now time.Time) schemas.Visibility {
 	first := now
 	for _, t := range since {
 		if t.Before(first) {
@@ -215,7 +169,7 @@ func agentsTransition(tenant, scope, state, reason string, since map[int]time.Ti
 	}
 	nums := slices.Collect(maps.Keys(since))
 	return schemas.Visibility{
-		Tenant: tenant, State: state, Scope: scope,
+		Tenant: tenant, State: state, Scope: schemas.ScopeCalls,
 		Agents: schemas.FormatRanges(nums), Count: len(nums), Since: first.UTC(), Reason: reason,
 	}
 }

@@ -21,7 +21,8 @@ const ContentType = "application/json"
 const EnvelopeContentType = "application/cloudevents+json; charset=utf-8"
 
 // Event types, one per entity aspect plus the bridge's own events (the
-// types of the CMS facts are in aspects.go).
+// types of the CMS facts are in aspects.go, the states picture's in
+// statesvis.go).
 const (
 	TypeAgentCalls       = "io.cecbridge.agent.calls.v1"
 	TypeAgentSoftphone   = "io.cecbridge.agent.softphone.v1"
@@ -31,7 +32,7 @@ const (
 )
 
 // EventTypes lists every event type.
-var EventTypes = []string{TypeAgentCalls, TypeAgentCallsV2, TypeAgentSoftphone, TypeAgentState, TypePhoneState, TypeBridgeVisibility, TypeBridgeHeartbeat}
+var EventTypes = []string{TypeAgentCalls, TypeAgentCallsV2, TypeAgentSoftphone, TypeAgentState, TypePhoneState, TypeBridgeVisibility, TypeBridgeHeartbeat, TypeBridgeStatesVisibility}
 
 // Op says what kind of change an entity event records.
 type Op string
@@ -144,14 +145,10 @@ const (
 )
 
 // Visibility scopes: which observation the bridge lost or regained.
-// ScopeStates is the agent states of the CMS sweep (tenants with CMS only):
-// nothing else observes them, so they are lost while the sweep cannot ask
-// for them even when per-agent polling keeps the agents' calls visible.
 const (
 	ScopeCalls     = "calls"
 	ScopeSoftphone = "softphone"
 	ScopePhones    = "phones"
-	ScopeStates    = "states"
 )
 
 // Visibility is the payload of a bridge visibility event: the bridge could
@@ -182,18 +179,14 @@ type Heartbeat struct {
 	// bridge cannot observe right now; with RosterVisible and PhonesVisible
 	// it is the whole visibility picture, so a reader that starts late
 	// (the stream keeps only the last visibility event) can rebuild it.
-	NotVisible string `json:"not_visible,omitempty"`
-	// StatesNotVisible lists the agents whose state (ScopeStates) the CMS
-	// sweep cannot observe right now. Empty, and so absent, when every
-	// state is observed and for a tenant without CMS.
-	StatesNotVisible string    `json:"states_not_visible,omitempty"`
-	RosterVisible    bool      `json:"roster_visible"`
-	PhonesVisible    bool      `json:"phones_visible"`
-	PhonesTracked    int       `json:"phones_tracked"`
-	EventsEmitted    uint64    `json:"events_emitted"`
-	LastCallsPoll    time.Time `json:"last_calls_poll,omitzero"`
-	LastRosterPoll   time.Time `json:"last_roster_poll,omitzero"`
-	LastPhonesPoll   time.Time `json:"last_phones_poll,omitzero"`
+	NotVisible     string    `json:"not_visible,omitempty"`
+	RosterVisible  bool      `json:"roster_visible"`
+	PhonesVisible  bool      `json:"phones_visible"`
+	PhonesTracked  int       `json:"phones_tracked"`
+	EventsEmitted  uint64    `json:"events_emitted"`
+	LastCallsPoll  time.Time `json:"last_calls_poll,omitzero"`
+	LastRosterPoll time.Time `json:"last_roster_poll,omitzero"`
+	LastPhonesPoll time.Time `json:"last_phones_poll,omitzero"`
 }
 
 // Record is an encoded event ready to publish: the NATS subject, the event

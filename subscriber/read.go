@@ -58,9 +58,8 @@ func (v *View) agentSoftphone(tenant string, workNo int) (r schemas.AgentSoftpho
 }
 
 // agentCTIState returns the agent's state as its last agent.state event
-// left it. Visible is the agent's states visibility (scope states): only
-// the CMS sweep observes a state, so per-agent polling that keeps the
-// calls visible does not make the state so.
+// left it. Visible is the agent's calls visibility: the bridge publishes
+// none for the state itself, which the same sweep observes.
 func (v *View) agentCTIState(tenant string, workNo int) (r schemas.AgentStateResponse, found bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
@@ -72,7 +71,7 @@ func (v *View) agentCTIState(tenant string, workNo int) (r schemas.AgentStateRes
 	}
 	r.AgentState = a.cti.state
 	r.Seq, r.Observed = a.cti.seq, nanosTime(a.cti.obs)
-	r.Visible = a.visible(ts, lostStates)
+	r.Visible = a.visible(ts, lostCalls)
 	return r, true
 }
 

@@ -18,7 +18,6 @@ const (
 	lostCalls uint8 = 1 << iota
 	lostSoftphone
 	lostPhones
-	lostStates
 )
 
 type tenantState struct {
@@ -233,8 +232,6 @@ func (v *View) applyVisibility(vis *schemas.Visibility) error {
 		bit = lostSoftphone
 	case schemas.ScopePhones:
 		bit = lostPhones
-	case schemas.ScopeStates:
-		bit = lostStates
 	default:
 		return fmt.Errorf("subscriber: unknown visibility scope %q", vis.Scope)
 	}
@@ -281,17 +278,20 @@ func (v *View) applyHeartbeat(hb *schemas.Heartbeat) error {
 	if err := v.wanted(hb.Tenant); err != nil {
 		return err
 	}
-	notVisible, err := schemas.ParseRanges(hb.NotVisible)
+	nums, err := schemas.ParseRanges(hb.NotVisible)
 	if err != nil {
 		return fmt.Errorf("subscriber: heartbeat not_visible: %w", err)
 	}
-	statesNotVisible, err := schemas.ParseRanges(hb.StatesNotVisible)
-	if err != nil {
-		return fmt.Errorf("subscriber: heartbeat states_not_visible: %w", err)
-	}
 	ts := v.tenantLocked(hb.Tenant)
-	ts.setLostAgents(lostCalls, notVisible)
-	ts.setLostAgents(lostStates, statesNotVisible)
+	for _, a := range ts.agents {
+		a.lost &^= lostCalls
+	}
+	for _, n := range nums {
+		if schemas.ValidWorkNo(n) == nil {
+			ts.agent(n).lost |= lostCalls
+		}
+	}
+	ts.lost &^= lostCalls
 	setBit := func(bit uint8, visible bool) {
 		if visible {
 			ts.lost &^= bit
@@ -305,18 +305,4 @@ func (v *View) applyHeartbeat(hb *schemas.Heartbeat) error {
 	setBit(lostSoftphone, hb.RosterVisible)
 	setBit(lostPhones, hb.PhonesVisible)
 	return nil
-}
-
-// setLostAgents makes exactly the agents in nums lost for the scope bit,
-// as a heartbeat lists them, and the scope visible tenant-wide.
-func (ts *tenantState) setLostAgents(bit uint8, nums []int) {
-	for _, a := range ts.agents {
-		a.lost &^= bit
-	}
-	for _, n := range nums {
-		if schemas.ValidWorkNo(n) == nil {
-			ts.agent(n).lost |= bit
-		}
-	}
-	ts.lost &^= bit
 }
