@@ -46,7 +46,8 @@ func askError(t *testing.T, nc *nats.Conn, endpoint string, req any) (code, desc
 // agent.state answers the after of the agent's last state event, with its
 // seq and observation; an agent without one is 404 with a description
 // that says agent state needs a CMS sweep; a deleted state is 404 too;
-// visible and require_visible follow the states scope, not the calls'.
+// visible and require_visible follow bridge.states_visibility, not the
+// calls' visibility.
 func TestAgentStateAnswersTheLastStateEvent(t *testing.T) {
 	e := newEnv(t, nil, Config{})
 	t0 := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
@@ -82,16 +83,16 @@ func TestAgentStateAnswersTheLastStateEvent(t *testing.T) {
 		}
 	}
 
-	// The state has its own visibility (scope states): the calls' does
-	// not move it, and a state not observed is not visible while the
-	// calls are.
+	// The state has its own visibility (bridge.states_visibility): the
+	// calls' does not move it, and a state not observed is not visible
+	// while the calls are.
 	e.settle(t, e.br.visibility(schemas.VisibilityLost, schemas.ScopeCalls, "1001"))
 	askOK(t, e.nc, schemas.LookupAgentState, schemas.AgentStateRequest{WorkNo: 1001, ReadOptions: schemas.ReadOptions{RequireVisible: true}}, &st)
 	if !st.Visible {
 		t.Fatalf("agent.state with only the calls not visible = %+v", st)
 	}
 	e.br.visibility(schemas.VisibilityRestored, schemas.ScopeCalls, "1001")
-	e.settle(t, e.br.visibility(schemas.VisibilityLost, schemas.ScopeStates, "1001"))
+	e.settle(t, e.br.statesVisibility("1001,1005"))
 	askOK(t, e.nc, schemas.LookupAgentState, schemas.AgentStateRequest{WorkNo: 1001}, &st)
 	if st.Visible || st.State != "talking" {
 		t.Fatalf("agent.state with the state not visible = %+v", st)
@@ -105,18 +106,13 @@ func TestAgentStateAnswersTheLastStateEvent(t *testing.T) {
 	if !calls.Visible {
 		t.Fatalf("agent.calls with only the state not visible = %+v", calls)
 	}
-	e.settle(t, e.br.visibility(schemas.VisibilityRestored, schemas.ScopeStates, "1001"))
+	// Each picture replaces the last whole: 1001 left it.
+	e.settle(t, e.br.statesVisibility("1005"))
 	askOK(t, e.nc, schemas.LookupAgentState, schemas.AgentStateRequest{WorkNo: 1001, ReadOptions: schemas.ReadOptions{RequireVisible: true}}, &st)
 	if !st.Visible {
-		t.Fatalf("agent.state after the state was restored = %+v", st)
+		t.Fatalf("agent.state after a picture without it = %+v", st)
 	}
-	// Without ranges the scope is lost for the whole tenant.
-	e.settle(t, e.br.visibility(schemas.VisibilityLost, schemas.ScopeStates, ""))
-	askOK(t, e.nc, schemas.LookupAgentState, schemas.AgentStateRequest{WorkNo: 1001}, &st)
-	if st.Visible {
-		t.Fatalf("agent.state with the states lost tenant-wide = %+v", st)
-	}
-	e.settle(t, e.br.visibility(schemas.VisibilityRestored, schemas.ScopeStates, ""))
+	e.settle(t, e.br.statesVisibility(""))
 
 	// The agent left the roster: its state is deleted.
 	e.settle(t, e.br.state(1001, nil, t1.Add(time.Second)))
@@ -232,8 +228,9 @@ func TestCallsV2EventsLeaveTheViewAlone(t *testing.T) {
 }
 
 // As of a past instant, agent.state answers the state of then, names its
-// event, is visible as the states scope was then (the calls' aside), and
-// is 404 (saying why) before the agent's first state event.
+// event, is visible as the states picture of then says (the calls'
+// visibility aside), and is 404 (saying why) before the agent's first
+// state event.
 func TestAgentStateAsOf(t *testing.T) {
 	e := newHistoryEnv(t, -1)
 	now := time.Now().UTC().Truncate(time.Second)
@@ -244,9 +241,12 @@ func TestAgentStateAsOf(t *testing.T) {
 	e.br.state(1001, talking(now), now.Add(time.Second))
 	e.br.visibility(schemas.VisibilityLost, schemas.ScopeCalls, "1001")
 	t1b := instant()
-	e.br.visibility(schemas.VisibilityLost, schemas.ScopeStates, "1001")
+	e.br.statesVisibility("1001")
 	t2 := instant()
-	e.settle(t, e.br.state(1001, idle(now.Add(2*time.Second)), now.Add(2*time.Second)))
+	e.br.state(1001, idle(now.Add(2*time.Second)), now.Add(2*time.Second))
+	e.br.statesVisibility("1002")
+	t3 := instant()
+	e.settle(t, e.br.visibility(schemas.VisibilityRestored, schemas.ScopeCalls, "1001"))
 
 	stateAt := func(at string, requireVisible bool) schemas.AgentStateResponse {
 		t.Helper()
@@ -270,6 +270,9 @@ func TestAgentStateAsOf(t *testing.T) {
 	if code, desc := askError(t, e.nc, schemas.LookupAgentState, schemas.AgentStateRequest{WorkNo: 1001,
 		ReadOptions: schemas.ReadOptions{AsOf: t2, RequireVisible: true}}); code != "409" || !strings.Contains(desc, "at as_of") {
 		t.Fatalf("require_visible at t2: %s %q", code, desc)
+	}
+	if st = stateAt(t3, true); st.State != "idle" || !st.Visible {
+		t.Fatalf("state at t3, a later picture without 1001: %+v", st)
 	}
 	if code, desc := askError(t, e.nc, schemas.LookupAgentState, schemas.AgentStateRequest{WorkNo: 1001,
 		ReadOptions: schemas.ReadOptions{AsOf: t0}}); code != "404" || !strings.Contains(desc, "at as_of") || !strings.Contains(desc, "CMS sweep") {
