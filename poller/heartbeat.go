@@ -59,7 +59,7 @@ func (t *Tenant) heartbeatLocked(now time.Time) {
 }
 
 // flushVisibility turns the visibility changes gathered since the last
-// flush into events.
+// flush into events, and the states picture into one if it changed.
 func (t *Tenant) flushVisibility(context.Context) error {
 	now := time.Now()
 	t.mu.Lock()
@@ -75,7 +75,7 @@ func (t *Tenant) flushVisibility(context.Context) error {
 		}
 		t.visSeq = v.Seq
 	}
-	return nil
+	return t.flushStatesVisibility(now)
 }
 
 var errVisibilityRefused = errors.New("poller: visibility event refused")

@@ -193,6 +193,7 @@ type pollerOpts struct {
 	sweep   bool
 	cmsSK   string
 	lag     time.Duration // poller.Config.CMSLag
+	vdns    []cec.VDN     // the CMS VDNs (default: every agent in VDN 1)
 	confirm bool
 	idle    time.Duration // per-agent idle interval (default 200 ms)
 	// requestTimeout is the client's and the poller's (default 2 s).
@@ -240,7 +241,11 @@ func startPollerWith(t *testing.T, sim *cecsim.Sim, restore []schemas.Record, o 
 	}
 	if o.sweep {
 		sk := cmp.Or(o.cmsSK, "cms-sk")
-		cms, err := client.NewCMS(cec.CMSConfig{URL: o.url, AK: "cms-ak", SK: cec.Secret(sk), CCID: 1, VDNs: []cec.VDN{{ID: 1}}})
+		vdns := o.vdns
+		if vdns == nil {
+			vdns = []cec.VDN{{ID: 1}}
+		}
+		cms, err := client.NewCMS(cec.CMSConfig{URL: o.url, AK: "cms-ak", SK: cec.Secret(sk), CCID: 1, VDNs: vdns})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -244,6 +244,8 @@ func (t *Tenant) forgetLocked(ps schemas.ParsedSubject) {
 		t.visSeq = 0
 	case schemas.KindBridgeHeartbeat:
 		t.hbSeq = 0
+	case schemas.KindBridgeStatesVisibility:
+		t.statesVisSeq = 0
 	}
 }
 
@@ -320,6 +322,12 @@ func (t *Tenant) restoreLocked(subject string, ev schemas.Event) error {
 			return err
 		}
 		t.hbSeq = hb.Seq
+	case schemas.KindBridgeStatesVisibility:
+		var sv schemas.StatesVisibility
+		if err := decodeData(ev, &sv); err != nil {
+			return err
+		}
+		t.statesVisSeq = sv.Seq
 	default:
 		return fmt.Errorf("%w: %q", schemas.ErrBadSubject, subject)
 	}

@@ -27,6 +27,12 @@ import (
 // lagging sweep's word over a fresher poll would report a call ended (or
 // not yet begun) that is not.
 //
+// Agent states have no other source. A states chunk that fails, or an
+// agent a states answer leaves out, puts those agents' states in the
+// picture of bridge.states_visibility (apart from their calls) until a
+// states answer covers them again; while the whole sweep is unavailable
+// every swept agent's state is in it.
+//
 // A sweep's observation describes the moment it was answered minus the
 // configured CMSLag. With Confirm, a change the sweep found is published
 // only after an allcallinfoEx of the agent confirms it (the gateway's
@@ -38,6 +44,10 @@ type sweepFacts struct {
 	callsV2 aspect[schemas.AgentCallsV2]
 	state   aspect[schemas.AgentState]
 	calls   []cec.Call // the calls as the last sweep described them
+	// stateVisible: a states answer covered the agent since its last
+	// failed or silent one. Written by the states picture only
+	// (statesvis.go).
+	stateVisible bool
 }
 
 // unavailableBackoff is how long the sweep waits after CMS refused a whole
@@ -122,11 +132,32 @@ func (t *Tenant) sweep(ctx context.Context) error {
 		t.applyCallsAnswer(r.Answer, now)
 	}
 	for _, r := range states {
-		if r.Err == nil {
-			t.applyStatesAnswer(r.Answer)
+		if r.Err != nil {
+			// Nothing else observes agent states: they are lost until a
+			// states answer covers the agents again.
+			for _, w := range r.Chunk.Agents {
+				if a := t.agents[w]; a != nil && a.inRoster {
+					t.vis.stateLost(a, now, reason(r.Err))
+				}
+			}
+			continue
+		}
+		t.applyStatesAnswer(r.Answer, now)
+	}
+	err := t.sweepOutcome(len(callChunks), failed, refused, now)
+	t.vis.states.swept = true
+	if t.sweepSt.state == SweepUnavailable {
+		// No sweep until the retry, so no states answer: even a states
+		// chunk that just succeeded is not observed from now on.
+		for _, ch := range stateChunks {
+			for _, w := range ch.Agents {
+				if a := t.agents[w]; a != nil && a.inRoster {
+					t.vis.stateLost(a, now, t.sweepSt.reason)
+				}
+			}
 		}
 	}
-	return t.sweepOutcome(len(callChunks), failed, refused, now)
+	return err
 }
 
 // refusedForGood tells the errors no retry in the next second can fix.
@@ -278,8 +309,9 @@ func (t *Tenant) emitCallsV2(a *agent, source string, at time.Time) {
 // when its code changes, or when it provably began after the published
 // one did (the agent left the state and came back between two looks, see
 // reentered); neither the second of rounding in the time in state nor a
-// slow answer is a change. Callers hold t.mu.
-func (t *Tenant) applyStatesAnswer(ans *cec.StatesAnswer) {
+// slow answer is a change. An agent the answer leaves out is not observed:
+// its state is not observed. Callers hold t.mu.
+func (t *Tenant) applyStatesAnswer(ans *cec.StatesAnswer, now time.Time) {
 	obs := ans.Received.Add(-t.cfg.CMSLag)
 	sent := ans.Sent.Add(-t.cfg.CMSLag)
 	for _, as := range ans.Agents {
@@ -287,6 +319,7 @@ func (t *Tenant) applyStatesAnswer(ans *cec.StatesAnswer) {
 		if a == nil || !a.inRoster {
 			continue
 		}
+		t.vis.stateRestored(a, now)
 		st := schemas.AgentState{
 			State:     as.State.String(),
 			StateCode: int(as.State),
@@ -309,7 +342,16 @@ func (t *Tenant) applyStatesAnswer(ans *cec.StatesAnswer) {
 		key := schemas.Key{Tenant: t.cfg.Tenant, WorkNo: a.workNo}
 		emitChangeFrom(t, &f.state, key, subject, schemas.TypeAgentState, &st, a.fromFirstRoster, obs, schemas.SourceCMS)
 	}
+	for _, w := range ans.NotObserved {
+		if a := t.agents[w]; a != nil && a.inRoster {
+			t.vis.stateLost(a, now, reasonNotObserved)
+		}
+	}
 }
+
+// reasonNotObserved is the visibility reason of an agent a CMS answer
+// left out.
+const reasonNotObserved = "not_observed"
 
 // reentered tells whether a state CMS reports again (in state for inState,
 // asked at sent) began after the published one, which started at
@@ -326,7 +368,7 @@ func reentered(published, sent time.Time, inState time.Duration) bool {
 // sweepFacts returns the agent's sweep facts, creating them.
 func (a *agent) sweepFacts() *sweepFacts {
 	if a.sweep == nil {
-		a.sweep = &sweepFacts{}
+		a.sweep = &sweepFacts{stateVisible: true}
 	}
 	return a.sweep
 }

@@ -31,9 +31,11 @@ type Tenant struct {
 	vis        visibility
 	visSeq     uint64
 	hbSeq      uint64
-	lastCalls  time.Time
-	lastRoster time.Time
-	lastPhones time.Time
+	// statesVisSeq is the seq of the last bridge.states_visibility event.
+	statesVisSeq uint64
+	lastCalls    time.Time
+	lastRoster   time.Time
+	lastPhones   time.Time
 
 	// term is Run's context: a walk whose own deadline passed is a failed
 	// walk, a walk cut short by the term's end says nothing.

@@ -22,6 +22,7 @@ type visibility struct {
 	invisible     int
 	scopes        map[string]*scopeState
 	requeued      []schemas.Visibility
+	states        statesPicture // its own event type, see statesvis.go
 }
 
 type scopeState struct {
@@ -36,6 +37,7 @@ func newVisibility() visibility {
 	return visibility{
 		lostSince:     make(map[int]time.Time),
 		restoredSince: make(map[int]time.Time),
+		states:        newStatesPicture(),
 		scopes: map[string]*scopeState{
 			schemas.ScopeSoftphone: {},
 			schemas.ScopePhones:    {},
@@ -80,6 +82,7 @@ func (v *visibility) forget(a *agent) {
 	}
 	delete(v.lostSince, a.workNo)
 	delete(v.restoredSince, a.workNo)
+	v.forgetState(a, time.Now())
 }
 
 // scopeLost and scopeRestored take the affected agents as a function: the

@@ -21,7 +21,8 @@ const ContentType = "application/json"
 const EnvelopeContentType = "application/cloudevents+json; charset=utf-8"
 
 // Event types, one per entity aspect plus the bridge's own events (the
-// types of the CMS facts are in aspects.go).
+// types of the CMS facts are in aspects.go, the states picture's in
+// statesvis.go).
 const (
 	TypeAgentCalls       = "io.cecbridge.agent.calls.v1"
 	TypeAgentSoftphone   = "io.cecbridge.agent.softphone.v1"
@@ -31,7 +32,7 @@ const (
 )
 
 // EventTypes lists every event type.
-var EventTypes = []string{TypeAgentCalls, TypeAgentCallsV2, TypeAgentSoftphone, TypeAgentState, TypePhoneState, TypeBridgeVisibility, TypeBridgeHeartbeat}
+var EventTypes = []string{TypeAgentCalls, TypeAgentCallsV2, TypeAgentSoftphone, TypeAgentState, TypePhoneState, TypeBridgeVisibility, TypeBridgeHeartbeat, TypeBridgeStatesVisibility}
 
 // Op says what kind of change an entity event records.
 type Op string

@@ -15,16 +15,18 @@ const (
 	KindPhoneState
 	KindBridgeVisibility
 	KindBridgeHeartbeat
+	KindBridgeStatesVisibility
 )
 
 var kindTypes = map[Kind]string{
-	KindAgentCalls:       TypeAgentCalls,
-	KindAgentCallsV2:     TypeAgentCallsV2,
-	KindAgentSoftphone:   TypeAgentSoftphone,
-	KindAgentState:       TypeAgentState,
-	KindPhoneState:       TypePhoneState,
-	KindBridgeVisibility: TypeBridgeVisibility,
-	KindBridgeHeartbeat:  TypeBridgeHeartbeat,
+	KindAgentCalls:             TypeAgentCalls,
+	KindAgentCallsV2:           TypeAgentCallsV2,
+	KindAgentSoftphone:         TypeAgentSoftphone,
+	KindAgentState:             TypeAgentState,
+	KindPhoneState:             TypePhoneState,
+	KindBridgeVisibility:       TypeBridgeVisibility,
+	KindBridgeHeartbeat:        TypeBridgeHeartbeat,
+	KindBridgeStatesVisibility: TypeBridgeStatesVisibility,
 }
 
 // EventType is the CloudEvent type of the kind's events ("" if unknown).
@@ -59,6 +61,8 @@ func kindOf(entity, aspect string) Kind {
 		return KindBridgeVisibility
 	case entity == "bridge" && aspect == BridgeHeartbeat:
 		return KindBridgeHeartbeat
+	case entity == "bridge" && aspect == BridgeStatesVisibility:
+		return KindBridgeStatesVisibility
 	}
 	return KindUnknown
 }

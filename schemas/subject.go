@@ -16,8 +16,9 @@ const (
 
 // Bridge event kinds (the last token of a bridge subject).
 const (
-	BridgeVisibility = "visibility"
-	BridgeHeartbeat  = "heartbeat"
+	BridgeVisibility       = "visibility"
+	BridgeHeartbeat        = "heartbeat"
+	BridgeStatesVisibility = "states_visibility"
 )
 
 // ErrBadToken is returned for a tenant or other name that cannot be a NATS

@@ -46,7 +46,8 @@ func askError(t *testing.T, nc *nats.Conn, endpoint string, req any) (code, desc
 // agent.state answers the after of the agent's last state event, with its
 // seq and observation; an agent without one is 404 with a description
 // that says agent state needs a CMS sweep; a deleted state is 404 too;
-// require_visible follows the agent's calls visibility.
+// visible and require_visible follow bridge.states_visibility, not the
+// calls' visibility.
 func TestAgentStateAnswersTheLastStateEvent(t *testing.T) {
 	e := newEnv(t, nil, Config{})
 	t0 := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
@@ -82,20 +83,36 @@ func TestAgentStateAnswersTheLastStateEvent(t *testing.T) {
 		}
 	}
 
+	// The state has its own visibility (bridge.states_visibility): the
+	// calls' does not move it, and a state not observed is not visible
+	// while the calls are.
 	e.settle(t, e.br.visibility(schemas.VisibilityLost, schemas.ScopeCalls, "1001"))
+	askOK(t, e.nc, schemas.LookupAgentState, schemas.AgentStateRequest{WorkNo: 1001, ReadOptions: schemas.ReadOptions{RequireVisible: true}}, &st)
+	if !st.Visible {
+		t.Fatalf("agent.state with only the calls not visible = %+v", st)
+	}
+	e.br.visibility(schemas.VisibilityRestored, schemas.ScopeCalls, "1001")
+	e.settle(t, e.br.statesVisibility("1001,1005"))
 	askOK(t, e.nc, schemas.LookupAgentState, schemas.AgentStateRequest{WorkNo: 1001}, &st)
 	if st.Visible || st.State != "talking" {
-		t.Fatalf("agent.state with the calls not visible = %+v", st)
+		t.Fatalf("agent.state with the state not visible = %+v", st)
 	}
 	if code, desc := askError(t, e.nc, schemas.LookupAgentState, schemas.AgentStateRequest{WorkNo: 1001,
 		ReadOptions: schemas.ReadOptions{RequireVisible: true}}); code != "409" || desc != "agent state not visible" {
 		t.Fatalf("require_visible while not visible: %s %q", code, desc)
 	}
-	e.settle(t, e.br.visibility(schemas.VisibilityRestored, schemas.ScopeCalls, "1001"))
+	var calls schemas.AgentCallsResponse
+	askOK(t, e.nc, schemas.LookupAgentCalls, schemas.AgentCallsRequest{WorkNo: 1001, ReadOptions: schemas.ReadOptions{RequireVisible: true}}, &calls)
+	if !calls.Visible {
+		t.Fatalf("agent.calls with only the state not visible = %+v", calls)
+	}
+	// Each picture replaces the last whole: 1001 left it.
+	e.settle(t, e.br.statesVisibility("1005"))
 	askOK(t, e.nc, schemas.LookupAgentState, schemas.AgentStateRequest{WorkNo: 1001, ReadOptions: schemas.ReadOptions{RequireVisible: true}}, &st)
 	if !st.Visible {
-		t.Fatalf("agent.state after the calls were restored = %+v", st)
+		t.Fatalf("agent.state after a picture without it = %+v", st)
 	}
+	e.settle(t, e.br.statesVisibility(""))
 
 	// The agent left the roster: its state is deleted.
 	e.settle(t, e.br.state(1001, nil, t1.Add(time.Second)))
@@ -211,7 +228,9 @@ func TestCallsV2EventsLeaveTheViewAlone(t *testing.T) {
 }
 
 // As of a past instant, agent.state answers the state of then, names its
-// event, and is 404 (saying why) before the agent's first state event.
+// event, is visible as the states picture of then says (the calls'
+// visibility aside), and is 404 (saying why) before the agent's first
+// state event.
 func TestAgentStateAsOf(t *testing.T) {
 	e := newHistoryEnv(t, -1)
 	now := time.Now().UTC().Truncate(time.Second)
@@ -221,8 +240,13 @@ func TestAgentStateAsOf(t *testing.T) {
 	t1 := instant()
 	e.br.state(1001, talking(now), now.Add(time.Second))
 	e.br.visibility(schemas.VisibilityLost, schemas.ScopeCalls, "1001")
+	t1b := instant()
+	e.br.statesVisibility("1001")
 	t2 := instant()
-	e.settle(t, e.br.state(1001, idle(now.Add(2*time.Second)), now.Add(2*time.Second)))
+	e.br.state(1001, idle(now.Add(2*time.Second)), now.Add(2*time.Second))
+	e.br.statesVisibility("1002")
+	t3 := instant()
+	e.settle(t, e.br.visibility(schemas.VisibilityRestored, schemas.ScopeCalls, "1001"))
 
 	stateAt := func(at string, requireVisible bool) schemas.AgentStateResponse {
 		t.Helper()
@@ -236,13 +260,19 @@ func TestAgentStateAsOf(t *testing.T) {
 		st.AsOf.EventID != schemas.EventID(schemas.AgentStateSubject("dev", 1001), 1) || st.AsOf.EventStreamSeq != first || st.StreamSeq != first {
 		t.Fatalf("state at t1: %+v %+v", st, st.AsOf)
 	}
+	if st = stateAt(t1b, true); st.State != "talking" || !st.Visible {
+		t.Fatalf("state at t1b, only the calls not visible: %+v", st)
+	}
 	st = stateAt(t2, false)
 	if st.State != "talking" || st.Seq != 2 || st.Visible || !st.Since.Equal(now) {
-		t.Fatalf("state at t2, calls not visible: %+v", st)
+		t.Fatalf("state at t2, state not visible: %+v", st)
 	}
 	if code, desc := askError(t, e.nc, schemas.LookupAgentState, schemas.AgentStateRequest{WorkNo: 1001,
 		ReadOptions: schemas.ReadOptions{AsOf: t2, RequireVisible: true}}); code != "409" || !strings.Contains(desc, "at as_of") {
 		t.Fatalf("require_visible at t2: %s %q", code, desc)
+	}
+	if st = stateAt(t3, true); st.State != "idle" || !st.Visible {
+		t.Fatalf("state at t3, a later picture without 1001: %+v", st)
 	}
 	if code, desc := askError(t, e.nc, schemas.LookupAgentState, schemas.AgentStateRequest{WorkNo: 1001,
 		ReadOptions: schemas.ReadOptions{AsOf: t0}}); code != "404" || !strings.Contains(desc, "at as_of") || !strings.Contains(desc, "CMS sweep") {

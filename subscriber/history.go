@@ -289,18 +289,22 @@ func eventID(body []byte) string {
 }
 
 // visibility applies to pv the tenant's visibility at p: its last
-// heartbeat at or before p (the whole picture), then the visibility events
-// stored after that heartbeat up to p.
+// heartbeat and its last states picture at or before p (each a whole
+// picture), then the visibility events stored after that heartbeat up to
+// p.
 func (h *history) visibility(ctx context.Context, pv *View, p point, tenant string) error {
 	hbSubj, visSubj := schemas.BridgeSubject(tenant, schemas.BridgeHeartbeat), schemas.BridgeSubject(tenant, schemas.BridgeVisibility)
-	lasts, err := h.get(ctx, h.events, directGet{MultiLast: []string{hbSubj}, UpToSeq: p.upTo})
+	statesSubj := schemas.BridgeSubject(tenant, schemas.BridgeStatesVisibility)
+	lasts, err := h.get(ctx, h.events, directGet{MultiLast: []string{hbSubj, statesSubj}, UpToSeq: p.upTo})
 	if err != nil {
 		return err
 	}
 	from := uint64(1)
-	if len(lasts) == 1 {
-		pv.apply(lasts[0].seq, hbSubj, lasts[0].data)
-		from = lasts[0].seq + 1
+	for _, last := range lasts {
+		pv.apply(last.seq, last.subject, last.data)
+		if last.subject == hbSubj {
+			from = last.seq + 1
+		}
 	}
 	for from <= p.upTo {
 		next, err := h.get(ctx, h.events, directGet{Seq: from, NextFor: visSubj})

@@ -58,8 +58,9 @@ func (v *View) agentSoftphone(tenant string, workNo int) (r schemas.AgentSoftpho
 }
 
 // agentCTIState returns the agent's state as its last agent.state event
-// left it. Visible is the agent's calls visibility: the bridge publishes
-// none for the state itself, which the same sweep observes.
+// left it. Visible follows bridge.states_visibility, not the calls':
+// only the CMS sweep observes a state, so per-agent polling that keeps the
+// calls visible does not make the state so.
 func (v *View) agentCTIState(tenant string, workNo int) (r schemas.AgentStateResponse, found bool) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
@@ -71,7 +72,7 @@ func (v *View) agentCTIState(tenant string, workNo int) (r schemas.AgentStateRes
 	}
 	r.AgentState = a.cti.state
 	r.Seq, r.Observed = a.cti.seq, nanosTime(a.cti.obs)
-	r.Visible = a.visible(ts, lostCalls)
+	r.Visible = ts.stateVisible(workNo)
 	return r, true
 }
 

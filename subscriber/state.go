@@ -26,6 +26,10 @@ type tenantState struct {
 	phones     map[string]*record[schemas.PhoneState]
 	phoneOrder []string // sorted phone numbers ever seen
 	lost       uint8    // tenant-wide lost scopes (visibility events without ranges)
+	// statesNotVisible is the sorted work numbers of the agents whose state
+	// the last bridge.states_visibility event lists; nil (all visible) for
+	// a tenant that never had one.
+	statesNotVisible []int
 }
 
 // agentState keeps the aspects of an agent in one small record. Slices and
@@ -136,6 +140,8 @@ func (v *View) apply(streamSeq uint64, subject string, data []byte) {
 		err = decodeInto(ev.Data, v.applyVisibility)
 	case schemas.KindBridgeHeartbeat:
 		err = decodeInto(ev.Data, v.applyHeartbeat)
+	case schemas.KindBridgeStatesVisibility:
+		err = decodeInto(ev.Data, v.applyStatesVisibility)
 	}
 	if err != nil {
 		v.skipped++
@@ -305,4 +311,27 @@ func (v *View) applyHeartbeat(hb *schemas.Heartbeat) error {
 	setBit(lostSoftphone, hb.RosterVisible)
 	setBit(lostPhones, hb.PhonesVisible)
 	return nil
+}
+
+// applyStatesVisibility takes the whole picture of the agents whose state
+// is not observed, replacing the last one: each event lists them all, so
+// the last one alone, as the state stream keeps it, is the picture.
+func (v *View) applyStatesVisibility(sv *schemas.StatesVisibility) error {
+	if err := v.wanted(sv.Tenant); err != nil {
+		return err
+	}
+	nums, err := schemas.ParseRanges(sv.NotVisible)
+	if err != nil {
+		return fmt.Errorf("subscriber: states_visibility not_visible: %w", err)
+	}
+	slices.Sort(nums)
+	v.tenantLocked(sv.Tenant).statesNotVisible = slices.Compact(nums)
+	return nil
+}
+
+// stateVisible says whether the agent's state is observed, as the last
+// states picture has it.
+func (ts *tenantState) stateVisible(workNo int) bool {
+	_, lost := slices.BinarySearch(ts.statesNotVisible, workNo)
+	return !lost
 }

@@ -215,20 +215,23 @@ func TestTailCommand(t *testing.T) {
 	f.calls(t, 1001, []string{"c1"}, []string{"c1", "c2"})
 	f.publish(t, schemas.BridgeSubject("dev", schemas.BridgeVisibility), schemas.TypeBridgeVisibility,
 		schemas.Visibility{Seq: 1, Tenant: "dev", State: schemas.VisibilityLost, Scope: schemas.ScopeCalls, Agents: "101-180", Count: 80})
+	f.publish(t, schemas.BridgeSubject("dev", schemas.BridgeStatesVisibility), schemas.TypeBridgeStatesVisibility,
+		schemas.StatesVisibility{Seq: 1, Tenant: "dev", NotVisible: "1001-1004", Count: 4, Reason: "timeout"})
 	f.calls(t, 1001, []string{"c1", "c2"}, nil)
 
-	out, _, err := runCLI(t, tailCLI, "--server", f.url, "--seq", "1", "--count", "4")
+	out, _, err := runCLI(t, tailCLI, "--server", f.url, "--seq", "1", "--count", "5")
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 4 {
-		t.Fatalf("want 4 lines:\n%s", out)
+	if len(lines) != 5 {
+		t.Fatalf("want 5 lines:\n%s", out)
 	}
 	for i, want := range []string{
 		"#1      agent.calls      dev.agent.1001.calls  snapshot ∅ -> [c1]",
 		"[c1] -> [c1,c2]",
 		"bridge.visibility dev.bridge.visibility  lost calls 80 agents 101-180",
+		"bridge.states_visibility dev.bridge.states_visibility  4 agents' state not visible 1001-1004 (timeout)",
 		"delete   [c1,c2] -> ∅",
 	} {
 		if !strings.Contains(lines[i], want) || !strings.HasPrefix(lines[i], "2026-05-01T09:30:00.000Z") {

@@ -139,6 +139,15 @@ func formatEvent(streamSeq uint64, subject string, data []byte) string {
 		if v.Reason != "" {
 			rest += " (" + short(v.Reason) + ")"
 		}
+	case schemas.TypeBridgeStatesVisibility:
+		var sv schemas.StatesVisibility
+		if json.Unmarshal(ev.Data, &sv) != nil {
+			return head + "  (bad data)"
+		}
+		rest = "every agent's state visible"
+		if sv.Count > 0 {
+			rest = fmt.Sprintf("%d agents' state not visible %s (%s)", sv.Count, short(sv.NotVisible), short(sv.Reason))
+		}
 	case schemas.TypeBridgeHeartbeat:
 		var h schemas.Heartbeat
 		if json.Unmarshal(ev.Data, &h) != nil {

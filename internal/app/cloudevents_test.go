@@ -46,6 +46,8 @@ func TestCloudEventsSDKDecodesEveryStoredEvent(t *testing.T) {
 	e.sim.ClearFaults()
 	for _, subject := range []string{
 		schemas.BridgeSubject(tenant, schemas.BridgeHeartbeat),
+		// The term's first states picture, once its first sweep ran.
+		schemas.BridgeSubject(tenant, schemas.BridgeStatesVisibility),
 		schemas.AgentCallsV2Subject(tenant, 1002),
 		schemas.AgentStateSubject(tenant, 1002),
 	} {

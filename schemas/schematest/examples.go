@@ -120,6 +120,12 @@ func Examples() map[string][]byte {
 		Agents: schemas.FormatRanges([]int{101, 102, 103, 200}), Count: 4, Since: exampleTime, Reason: "session lost",
 	}).Body
 
+	subj = schemas.BridgeSubject("acme", schemas.BridgeStatesVisibility)
+	out[schemas.TypeBridgeStatesVisibility] = NewEvent(schemas.TypeBridgeStatesVisibility, subj, 3, schemas.StatesVisibility{
+		Seq: 3, PrevID: prevID(subj, 3), Tenant: "acme",
+		NotVisible: schemas.FormatRanges([]int{1522, 1523, 1524, 1600}), Count: 4, Since: exampleTime, Reason: "timeout",
+	}).Body
+
 	subj = schemas.BridgeSubject("acme", schemas.BridgeHeartbeat)
 	out[schemas.TypeBridgeHeartbeat] = NewEvent(schemas.TypeBridgeHeartbeat, subj, 1, schemas.Heartbeat{
 		Seq: 1, Tenant: "acme", Instance: "bridge-a", Started: exampleTime.Add(-time.Hour),

@@ -18,7 +18,8 @@ var update = flag.Bool("update", false, "rewrite schemas/testdata/*.golden.json"
 func TestExamplesAreValid(t *testing.T) {
 	ex := schematest.Examples()
 	for _, typ := range []string{schemas.TypeAgentCalls, schemas.TypeAgentSoftphone, schemas.TypePhoneState,
-		schemas.TypeBridgeVisibility, schemas.TypeBridgeHeartbeat, schemas.TypeAgentCallsV2, schemas.TypeAgentState} {
+		schemas.TypeBridgeVisibility, schemas.TypeBridgeHeartbeat, schemas.TypeAgentCallsV2, schemas.TypeAgentState,
+		schemas.TypeBridgeStatesVisibility} {
 		body, ok := ex[typ]
 		if !ok {
 			t.Fatalf("no example for %s", typ)
@@ -76,6 +77,7 @@ func TestInvalidEventsFail(t *testing.T) {
 	ex := schematest.Examples()
 	calls, phone, vis, hb := ex[schemas.TypeAgentCalls], ex[schemas.TypePhoneState], ex[schemas.TypeBridgeVisibility], ex[schemas.TypeBridgeHeartbeat]
 	v2, state := ex[schemas.TypeAgentCallsV2], ex[schemas.TypeAgentState]
+	states := ex[schemas.TypeBridgeStatesVisibility]
 	firstCall := func(e map[string]any) map[string]any {
 		return data(e)["after"].(map[string]any)["calls"].([]any)[0].(map[string]any)
 	}
@@ -113,6 +115,16 @@ func TestInvalidEventsFail(t *testing.T) {
 		}), "password"},
 		{"visibility bad state", mutate(t, vis, func(e map[string]any) { data(e)["state"] = "gone" }), "state"},
 		{"visibility bad ranges", mutate(t, vis, func(e map[string]any) { data(e)["agents"] = "101-" }), "agents"},
+		{"states picture bad ranges", mutate(t, states, func(e map[string]any) { data(e)["not_visible"] = "1522-" }), "not_visible"},
+		{"states picture lost without agents", mutate(t, states, func(e map[string]any) { delete(data(e), "not_visible") }), "not_visible"},
+		{"states picture empty with agents", mutate(t, states, func(e map[string]any) { data(e)["count"] = 0 }), "/data"},
+		{"states picture empty with a reason", mutate(t, states, func(e map[string]any) {
+			data(e)["count"] = 0
+			delete(data(e), "not_visible")
+		}), "/data"},
+		{"states picture as a visibility scope", mutate(t, states, func(e map[string]any) { data(e)["scope"] = "states" }), "scope"},
+		{"states scope in bridge.visibility.v1", mutate(t, vis, func(e map[string]any) { data(e)["scope"] = "states" }), "scope"},
+		{"states_not_visible in bridge.heartbeat.v1", mutate(t, hb, func(e map[string]any) { data(e)["states_not_visible"] = "1522" }), "states_not_visible"},
 		{"heartbeat negative count", mutate(t, hb, func(e map[string]any) { data(e)["agents_tracked"] = -1 }), "agents_tracked"},
 		{"heartbeat missing instance", mutate(t, hb, func(e map[string]any) { delete(data(e), "instance") }), "instance"},
 		// v1 is closed: the source (or call statuses) cannot be added to it.
