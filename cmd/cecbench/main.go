@@ -76,6 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.Roster, "roster", 10*time.Second, "roster (softphone) poll interval")
 	fs.DurationVar(&o.Phones, "phones", 10*time.Second, "phone list poll interval")
 	fs.Float64Var(&o.Budget, "budget", 0, "upstream query budget, requests/s (0 = unlimited)")
+	fs.IntVar(&o.BridgeBuffer, "bridge-buffer-events", 0, "the bridge's publisher.buffer_events (0 = its default); chaos has its own --buffer-events")
 	fs.IntVar(&o.Concurrency, "concurrency", 64, "bridge call-poll workers; the bare poller uses as many")
 	fs.BoolVar(&o.Faults, "faults", false, "inject faults: 5xx, garbled bodies, kick-out, token revocation, NATS restart")
 	fs.StringVar(&o.NATS, "nats", "", "external NATS URL (default: embedded server with a temporary store)")

@@ -27,6 +27,7 @@ type Options struct {
 	LookupDur         time.Duration `json:"lookup_duration"`
 	LookupConc        int           `json:"lookup_concurrency"`
 	PubRecords        int           `json:"publish_records"`
+	BridgeBuffer      int           `json:"bridge_buffer_events,omitempty"`
 	CPUProfile        string        `json:"cpu_profile,omitempty"`
 	ProgressEvery     time.Duration `json:"-"`
 }

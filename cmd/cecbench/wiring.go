@@ -52,6 +52,7 @@ func bridgeConfig(o Options, simURL, natsURL string) configs.Bridge {
 			},
 		}},
 	}
+	cfg.Publisher.BufferEvents = o.BridgeBuffer // 0: the bridge's default
 	return configs.WithDefaults(cfg)
 }
 
