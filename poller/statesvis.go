@@ -16,8 +16,7 @@ import (
 // reader needs only the last one: there are no per-agent transitions to
 // drain, only a set, and a flag that says whether it may differ from the
 // picture last emitted, so that a flush with nothing changed costs
-// nothing. Each agent's sweepFacts.stateVisible mirrors its membership.
-// Guarded by the tenant's mutex.
+// nothing. Guarded by the tenant's mutex.
 type statesPicture struct {
 	notVisible map[int]struct{}
 	reason     string    // why the latest loss; "" once the set is empty
@@ -38,33 +37,25 @@ func newStatesPicture() statesPicture {
 
 // stateLost reports the agent's state not observed from now, for reason.
 func (v *visibility) stateLost(a *agent, now time.Time, reason string) {
-	f := a.sweepFacts()
-	if !f.stateVisible {
+	p := &v.states
+	if _, lost := p.notVisible[a.workNo]; lost {
 		return
 	}
-	f.stateVisible = false
-	p := &v.states
 	p.notVisible[a.workNo] = struct{}{}
 	p.reason, p.since, p.dirty = reason, now, true
 }
 
-// stateRestored reports the agent's state observed again.
-func (v *visibility) stateRestored(a *agent, now time.Time) {
-	if f := a.sweepFacts(); !f.stateVisible {
-		f.stateVisible = true
-		v.states.remove(a.workNo, now)
-	}
-}
+// stateRestored reports the agent's state observed again; forgetState
+// drops an agent that left the roster from the picture. Both are the same
+// removal.
+func (v *visibility) stateRestored(a *agent, now time.Time) { v.states.remove(a.workNo, now) }
 
-// forgetState drops an agent that left the roster from the picture.
-func (v *visibility) forgetState(a *agent, now time.Time) {
-	if f := a.sweep; f != nil && !f.stateVisible {
-		f.stateVisible = true
-		v.states.remove(a.workNo, now)
-	}
-}
+func (v *visibility) forgetState(a *agent, now time.Time) { v.states.remove(a.workNo, now) }
 
 func (p *statesPicture) remove(workNo int, now time.Time) {
+	if _, lost := p.notVisible[workNo]; !lost {
+		return
+	}
 	delete(p.notVisible, workNo)
 	p.since, p.dirty = now, true
 	if len(p.notVisible) == 0 {

@@ -44,10 +44,6 @@ type sweepFacts struct {
 	callsV2 aspect[schemas.AgentCallsV2]
 	state   aspect[schemas.AgentState]
 	calls   []cec.Call // the calls as the last sweep described them
-	// stateVisible: a states answer covered the agent since its last
-	// failed or silent one. Written by the states picture only
-	// (statesvis.go).
-	stateVisible bool
 }
 
 // unavailableBackoff is how long the sweep waits after CMS refused a whole
@@ -368,7 +364,7 @@ func reentered(published, sent time.Time, inState time.Duration) bool {
 // sweepFacts returns the agent's sweep facts, creating them.
 func (a *agent) sweepFacts() *sweepFacts {
 	if a.sweep == nil {
-		a.sweep = &sweepFacts{stateVisible: true}
+		a.sweep = &sweepFacts{}
 	}
 	return a.sweep
 }
